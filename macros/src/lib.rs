@@ -1,0 +1,26 @@
+//! Procedural macros of [multiproc](https://docs.rs/multiproc): use them
+//! through that crate, which re-exports them and documents them with
+//! examples.
+
+mod attr;
+mod diag;
+mod process;
+mod task;
+
+use proc_macro::TokenStream;
+
+/// Registers a free function as a task that can run in another process.
+///
+/// See `multiproc::process_task` for the full documentation.
+#[proc_macro_attribute]
+pub fn process_task(args: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(args.into(), item.into()).into()
+}
+
+/// Registers a type as a process type (Python's `Process` subclass).
+///
+/// See `multiproc::Process` for the full documentation.
+#[proc_macro_derive(Process, attributes(multiproc))]
+pub fn derive_process(item: TokenStream) -> TokenStream {
+    process::expand(item.into()).into()
+}

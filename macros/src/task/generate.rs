@@ -1,0 +1,123 @@
+//! The code `#[process_task]` emits.
+//!
+//! For `fn work(name: String, n: u64) -> u64` it emits:
+//! - a unit value `work` (with the function's docs) that derefs to the
+//!   function, so `work(a, b)` still calls it;
+//! - the function itself, unchanged but for its name, as `work::__call`;
+//! - `WorkArgs { name, n }`, the named-arguments form (Python's `kwargs`);
+//! - `impl Task for work`, whose hidden `__entry` holds the dispatch-table
+//!   entry: the task's id and a trampoline (decode, call, encode);
+//! - compile-time checks, each spanned on the type it checks.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::model::Task;
+
+pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
+    let name = &t.func.sig.ident;
+    let vis = &t.func.vis;
+    let cfgs = &t.cfgs;
+    let docs = &t.docs;
+    let output = &t.output;
+    let hash = &t.signature_hash;
+    let tys: Vec<_> = t.args.iter().map(|a| &a.ty).collect();
+    let names: Vec<_> = t.args.iter().map(|a| &a.name).collect();
+
+    let mut inner = t.func.clone();
+    inner.sig.ident = format_ident!("__call");
+    inner.vis = syn::parse_quote!(pub(crate));
+
+    let checks = tys
+        .iter()
+        .map(|ty| quote_spanned! {ty.span()=> #krate::__private::assert_argument::<#ty>(); })
+        .chain(std::iter::once(
+            quote_spanned! {output.span()=> #krate::__private::assert_output::<#output>(); },
+        ));
+    let finish = if t.fallible {
+        quote!(#krate::__private::finish_fallible(&out))
+    } else {
+        quote!(#krate::__private::finish(&out))
+    };
+
+    let kwargs = (!t.args.is_empty()).then(|| {
+        let args_struct = &t.args_struct;
+        quote! {
+            #(#cfgs)*
+            #[doc = concat!("Named arguments of [`", stringify!(#name), "`], the equivalent of Python's `kwargs`: pass it wherever the argument tuple goes.")]
+            #[allow(missing_docs)]
+            #vis struct #args_struct {
+                #( pub #names: #tys, )*
+            }
+
+            #(#cfgs)*
+            impl ::core::convert::From<#args_struct> for ( #(#tys,)* ) {
+                fn from(a: #args_struct) -> Self {
+                    ( #(a.#names,)* )
+                }
+            }
+        }
+    });
+
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #name;
+
+        #(#cfgs)*
+        impl #name {
+            #[doc(hidden)]
+            #inner
+        }
+
+        #(#cfgs)*
+        impl ::core::ops::Deref for #name {
+            type Target = fn( #(#tys),* ) -> #output;
+            fn deref(&self) -> &Self::Target {
+                const F: fn( #(#tys),* ) -> #output = #name::__call;
+                &F
+            }
+        }
+
+        #kwargs
+
+        #(#cfgs)*
+        const _: () = { #(#checks)* };
+
+        #(#cfgs)*
+        impl #krate::Task for #name {
+            type Args = ( #(#tys,)* );
+            type Output = #output;
+
+            fn call(self, args: Self::Args) -> #output {
+                let ( #(#names,)* ) = args;
+                #name::__call( #(#names),* )
+            }
+
+            fn __entry(self) -> &'static #krate::__private::TaskEntry {
+                fn invoke(payload: &[u8]) -> #krate::__private::Invoked {
+                    let args = match #krate::__private::decode_args(payload) {
+                        ::core::result::Result::Ok(args) => args,
+                        ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),
+                    };
+                    let out = <#name as #krate::Task>::call(#name, args);
+                    #finish
+                }
+
+                #[#krate::__private::linkme::distributed_slice(#krate::__private::TASKS)]
+                #[linkme(crate = #krate::__private::linkme)]
+                static ENTRY: #krate::__private::TaskEntry = #krate::__private::TaskEntry {
+                    id: concat!(module_path!(), "::", stringify!(#name), "#", #hash),
+                    path: concat!(module_path!(), "::", stringify!(#name)),
+                    file: file!(),
+                    line: line!(),
+                    invoke,
+                };
+                &ENTRY
+            }
+        }
+    }
+}

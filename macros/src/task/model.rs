@@ -1,0 +1,98 @@
+//! What the generator needs to know about a validated task function.
+
+use proc_macro2::{Ident, Span};
+use quote::{ToTokens, format_ident};
+use syn::{Attribute, FnArg, ItemFn, Pat, ReturnType, Type};
+
+pub(crate) struct Arg {
+    /// A name for the argument: its own if it is a plain binding, else `argN`.
+    pub(crate) name: Ident,
+    pub(crate) ty: Type,
+}
+
+pub(crate) struct Task {
+    /// The function itself, kept intact (renamed when generated).
+    pub(crate) func: ItemFn,
+    pub(crate) args: Vec<Arg>,
+    /// The return type (`()` when none is written).
+    pub(crate) output: Type,
+    /// Whether the return type is spelled `Result<..>`: an `Err` makes the
+    /// child's exit code 1.
+    pub(crate) fallible: bool,
+    /// `#[cfg]`/`#[cfg_attr]` attributes, repeated on every generated item.
+    pub(crate) cfgs: Vec<Attribute>,
+    /// Doc comments, moved to the generated value.
+    pub(crate) docs: Vec<Attribute>,
+    /// The named-arguments struct: `WorkArgs` for `fn work`.
+    pub(crate) args_struct: Ident,
+    /// A hash of the signature, part of the task's id.
+    pub(crate) signature_hash: String,
+}
+
+impl Task {
+    pub(crate) fn new(mut func: ItemFn) -> Self {
+        let args: Vec<Arg> = func
+            .sig
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match a {
+                FnArg::Typed(pt) => Arg {
+                    name: match &*pt.pat {
+                        Pat::Ident(p) if p.subpat.is_none() && p.ident != "_" => {
+                            Ident::new(&p.ident.to_string(), Span::call_site())
+                        }
+                        _ => format_ident!("arg{}", i),
+                    },
+                    ty: (*pt.ty).clone(),
+                },
+                FnArg::Receiver(_) => unreachable!("rejected by validation"),
+            })
+            .collect();
+        let output: Type = match &func.sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        let fallible = matches!(&output, Type::Path(p)
+            if p.qself.is_none()
+                && p.path.segments.last().is_some_and(|s| s.ident == "Result"
+                    && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))));
+
+        let attrs = std::mem::take(&mut func.attrs);
+        let (cfgs, rest): (Vec<_>, Vec<_>) =
+            attrs.into_iter().partition(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
+        let (docs, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|a| a.path().is_ident("doc"));
+        func.attrs = rest;
+
+        let signature: String = args
+            .iter()
+            .map(|a| a.ty.to_token_stream().to_string())
+            .chain([output.to_token_stream().to_string()])
+            .collect::<Vec<_>>()
+            .join(",");
+        let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+
+        Task {
+            args_struct: format_ident!("{}Args", camel_case(&func.sig.ident.to_string())),
+            func,
+            args,
+            output,
+            fallible,
+            cfgs,
+            docs,
+            signature_hash: format!("{hash:016x}"),
+        }
+    }
+}
+
+/// `long_time_task` → `LongTimeTask`.
+fn camel_case(name: &str) -> String {
+    name.trim_start_matches("r#")
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
+}

@@ -1,0 +1,194 @@
+//! The child side: recognise a re-executed child before `main`, read its
+//! bootstrap frame, dispatch to the registered target, report, exit.
+//!
+//! This runs from a constructor (an `.init_array` entry on ELF, a CRT
+//! initialiser on Windows), so a child never reaches the user's `main`, in
+//! any kind of binary: programs, `cargo test` harnesses, doc tests.
+//! Code here therefore cannot rely on what Rust's start-up normally does:
+//! it ignores SIGPIPE itself, and flushes stdout before exiting.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
+
+use crate::authkey::AuthKey;
+use crate::error::{BootstrapFailure, PanicInfo};
+use crate::process::{self, ParentProcess, table};
+use crate::registry::{self, Invoked};
+use crate::sys::{self, imp::Channel};
+use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome};
+
+#[ctor::ctor(unsafe)]
+fn multiproc_dispatch() {
+    let Some(spec) = std::env::var_os(sys::BOOTSTRAP_ENV) else {
+        return;
+    };
+    // SAFETY: constructors run before `main`, while this process has a
+    // single thread, so nothing can read the environment concurrently.
+    unsafe { std::env::remove_var(sys::BOOTSTRAP_ENV) };
+    run_child(spec)
+}
+
+struct ChannelReader<'a>(&'a Channel);
+
+impl Read for ChannelReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Prints the one-line reason, reports it to the parent if possible, and
+/// exits with the failure's code.
+fn refuse(chan: Option<&Channel>, kind: BootstrapFailure, message: String) -> ! {
+    let _ = writeln!(io::stderr(), "multiproc: child process could not start: {kind}: {message}");
+    if let Some(chan) = chan {
+        let report = Outcome::Refused { code: kind.exit_code(), message };
+        if let Ok(frame) = wire::frame(FrameKind::Outcome, &report) {
+            let _ = chan.write_all(&frame);
+        }
+    }
+    sys::imp::exit_now(kind.exit_code())
+}
+
+fn read_bootstrap(chan: &Channel) -> Bootstrap {
+    let (kind, body) = match wire::read_frame(&mut ChannelReader(chan)) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let kind = match e {
+                FrameError::Truncated { .. } | FrameError::Io(_) => BootstrapFailure::Truncated,
+                FrameError::TooLarge(_) => BootstrapFailure::TooLarge,
+                FrameError::BadMagic(_) | FrameError::BadVersion(_) | FrameError::BadKind(_) => {
+                    BootstrapFailure::Malformed
+                }
+            };
+            refuse(Some(chan), kind, e.to_string())
+        }
+    };
+    if kind != FrameKind::Bootstrap {
+        refuse(Some(chan), BootstrapFailure::Malformed, format!("expected a bootstrap frame, got {kind:?}"));
+    }
+    wire::decode(&body).unwrap_or_else(|e| refuse(Some(chan), BootstrapFailure::Malformed, e.to_string()))
+}
+
+fn run_child(spec: OsString) -> ! {
+    let chan = Channel::inherited(&spec).unwrap_or_else(|e| {
+        refuse(None, BootstrapFailure::BadEnvironment, format!("{}={spec:?}: {e}", sys::BOOTSTRAP_ENV))
+    });
+    let boot = read_bootstrap(&chan);
+    if boot.build_id != sys::imp::exe_identity() {
+        refuse(
+            Some(&chan),
+            BootstrapFailure::BinaryMismatch,
+            "the parent runs a different executable than this one (was it rebuilt?)".into(),
+        );
+    }
+    let entry = registry::lookup(&boot.task_id)
+        .unwrap_or_else(|message| refuse(Some(&chan), BootstrapFailure::UnknownTask, message));
+
+    let chan = Arc::new(chan);
+    let parent = ParentProcess::new(boot.parent_pid, boot.parent_name, Arc::clone(&chan));
+    process::become_child(boot.name.clone(), boot.identity, boot.daemon, AuthKey::new(boot.authkey), parent);
+    if boot.daemon {
+        watch_parent(&chan, boot.parent_pid, boot.from_main_thread);
+    }
+    sys::imp::ignore_sigpipe();
+    install_panic_hook(boot.name.clone(), Arc::clone(&chan));
+
+    let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&boot.payload)));
+    let (report, code) = match result {
+        Ok(Invoked::Returned { bytes, failure }) => {
+            if let Some(err) = &failure {
+                let _ = writeln!(io::stderr(), "Process {}:\nError: {err}", boot.name);
+            }
+            (Outcome::Returned(bytes), if failure.is_some() { 1 } else { 0 })
+        }
+        Ok(Invoked::BadArguments(message)) => refuse(Some(&chan), BootstrapFailure::BadArguments, message),
+        Ok(Invoked::BadResult(message)) => {
+            let _ = writeln!(io::stderr(), "Process {}:\nthe return value could not be encoded: {message}", boot.name);
+            (Outcome::Refused { code: 1, message: format!("the return value could not be encoded: {message}") }, 1)
+        }
+        Err(payload) => (panic_report(payload), 1),
+    };
+    finish(&chan, &report, code)
+}
+
+/// Sends the report, does what a normal exit does (terminate daemonic
+/// children, join the others, flush), and exits.
+fn finish(chan: &Channel, report: &Outcome, code: i32) -> ! {
+    if let Ok(frame) = wire::frame(FrameKind::Outcome, report) {
+        let _ = chan.write_all(&frame);
+    }
+    table::cleanup();
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    std::process::exit(code)
+}
+
+/// A daemonic child dies with its parent: by a parent-death signal where
+/// the platform has one, and by a thread that watches the channel for the
+/// parent's end to close (covering every other case).
+fn watch_parent(chan: &Arc<Channel>, parent: u32, from_main_thread: bool) {
+    if !sys::imp::tie_to_parent(parent, from_main_thread) {
+        sys::imp::exit_now(1);
+    }
+    let chan = Arc::clone(chan);
+    let spawned = thread::Builder::new().name("multiproc-lifeline".into()).stack_size(64 * 1024).spawn(move || {
+        loop {
+            if chan.peer_gone(None) {
+                sys::imp::exit_now(1);
+            }
+        }
+    });
+    if spawned.is_err() {
+        let _ = writeln!(io::stderr(), "multiproc: could not start the parent watcher of a daemonic process");
+    }
+}
+
+/// What the panic hook learned about the last panic on the task's thread.
+static LAST_PANIC: Mutex<Option<PanicInfo>> = Mutex::new(None);
+
+fn install_panic_hook(name: String, chan: Arc<Channel>) {
+    let task_thread: ThreadId = thread::current().id();
+    panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("<non-string panic payload>").to_owned();
+        let location = info.location().map(|l| l.to_string());
+        let bt = std::backtrace::Backtrace::capture();
+        let backtrace =
+            (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
+        let thread = thread::current();
+        let thread_name = thread.name().unwrap_or(if thread.id() == task_thread { "main" } else { "<unnamed>" });
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "Process {name}:");
+        let _ = writeln!(err, "thread '{thread_name}' panicked at {}:\n{message}", location.as_deref().unwrap_or("<unknown>"));
+        if let Some(bt) = &backtrace {
+            let _ = writeln!(err, "stack backtrace:\n{bt}");
+        }
+        drop(err);
+        if thread.id() != task_thread {
+            return;
+        }
+        let panic = PanicInfo { message, location, backtrace };
+        if cfg!(panic = "abort") {
+            // No unwinding will bring us back to `run_child`: report now.
+            let PanicInfo { message, location, backtrace } = panic;
+            finish(&chan, &Outcome::Panicked { message, location, backtrace }, 1);
+        }
+        *LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner) = Some(panic);
+    }));
+}
+
+fn panic_report(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+    let recorded = LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let PanicInfo { message, location, backtrace } = recorded.unwrap_or_else(|| PanicInfo {
+        message: payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "<non-string panic payload>".into()),
+        location: None,
+        backtrace: None,
+    });
+    Outcome::Panicked { message, location, backtrace }
+}

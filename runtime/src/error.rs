@@ -1,0 +1,180 @@
+//! Errors.
+
+use std::fmt;
+use std::io;
+
+use crate::exit::ExitStatus;
+
+/// Everything that can go wrong starting, waiting for or talking to a
+/// process.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The child panicked. Its message, where, and (with `RUST_BACKTRACE`
+    /// set) a backtrace.
+    #[error("process {name} panicked{}: {}", .panic.location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default(), .panic.message)]
+    Panicked {
+        /// The child's name.
+        name: String,
+        /// What the panic said.
+        panic: PanicInfo,
+    },
+    /// The child ended without reporting a result: it called
+    /// `std::process::exit`, was killed, or crashed.
+    #[error("process {name} ended with {status} before returning a result")]
+    NoResult {
+        /// The child's name.
+        name: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The child could not start its target (bad bootstrap frame, unknown
+    /// task, a different binary…). It exited with
+    /// [`BootstrapFailure::exit_code`].
+    #[error("process {name} failed to start: {kind}: {message}")]
+    Bootstrap {
+        /// The child's name.
+        name: String,
+        /// What went wrong.
+        kind: BootstrapFailure,
+        /// The child's one-line explanation.
+        message: String,
+    },
+    /// The child's result arrived but could not be decoded, or its frame
+    /// was malformed.
+    #[error("process {name} sent a result that could not be decoded: {message}")]
+    BadResult {
+        /// The child's name.
+        name: String,
+        /// Why decoding failed.
+        message: String,
+    },
+    /// The arguments or process value could not be serialized at `start`.
+    #[error("could not encode the arguments of {task}: {message}")]
+    Encode {
+        /// The task's path.
+        task: &'static str,
+        /// Why encoding failed.
+        message: String,
+    },
+    /// The task is not in this binary's dispatch table (or is there twice).
+    #[error("{0}")]
+    Registry(String),
+    /// A daemonic process tried to start a child (Python: "daemonic
+    /// processes are not allowed to have children").
+    #[error("daemonic processes are not allowed to have children")]
+    DaemonCannotHaveChildren,
+    /// `start` was called by a re-executed child that has not been
+    /// dispatched: the bootstrap hook did not run before user code. This is
+    /// the guard that turns a would-be fork bomb into an error.
+    #[error(
+        "an attempt was made to start a new process before the current process finished its bootstrapping phase; \
+         the multiproc dispatcher did not run in this binary"
+    )]
+    NotBootstrapped,
+    /// The child is still running (from [`Child::close`](crate::Child::close)).
+    #[error("cannot close a process while it is still running; join() or terminate() it first")]
+    StillRunning,
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { context, source }
+    }
+}
+
+/// A panic that happened in a child, as reported by the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicInfo {
+    /// The panic message (`"<non-string panic payload>"` if it was not a
+    /// string).
+    pub message: String,
+    /// `file:line:column` of the panic, if known.
+    pub location: Option<String>,
+    /// The child's backtrace, captured when `RUST_BACKTRACE` is set.
+    pub backtrace: Option<String>,
+}
+
+/// Why a re-executed child refused to run its target. Each has a distinct
+/// exit code, so the failure is recognisable even from outside (for
+/// example in a shell) and when the result channel is gone.
+///
+/// ```
+/// use multiproc::BootstrapFailure;
+/// assert_eq!(BootstrapFailure::UnknownTask.exit_code(), 114);
+/// assert_eq!(BootstrapFailure::from_exit_code(114), Some(BootstrapFailure::UnknownTask));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BootstrapFailure {
+    /// The bootstrap channel closed before a whole frame arrived (111).
+    Truncated,
+    /// The frame is not a multiproc frame, has another protocol version, or
+    /// its body does not decode (112).
+    Malformed,
+    /// The frame's length prefix exceeds the limit (113).
+    TooLarge,
+    /// The task id is not in this binary's dispatch table, or is there
+    /// twice (114).
+    UnknownTask,
+    /// The parent runs a different executable than the child (115).
+    BinaryMismatch,
+    /// The payload does not decode as the task's arguments (116).
+    BadArguments,
+    /// The bootstrap environment variable does not name a usable channel
+    /// (117).
+    BadEnvironment,
+}
+
+impl BootstrapFailure {
+    const ALL: [BootstrapFailure; 7] = [
+        Self::Truncated,
+        Self::Malformed,
+        Self::TooLarge,
+        Self::UnknownTask,
+        Self::BinaryMismatch,
+        Self::BadArguments,
+        Self::BadEnvironment,
+    ];
+
+    /// The child's exit code for this failure.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Truncated => 111,
+            Self::Malformed => 112,
+            Self::TooLarge => 113,
+            Self::UnknownTask => 114,
+            Self::BinaryMismatch => 115,
+            Self::BadArguments => 116,
+            Self::BadEnvironment => 117,
+        }
+    }
+
+    /// The failure a child's exit code stands for, if any.
+    pub fn from_exit_code(code: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.exit_code() == code)
+    }
+}
+
+impl fmt::Display for BootstrapFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Truncated => "truncated bootstrap frame",
+            Self::Malformed => "malformed bootstrap frame",
+            Self::TooLarge => "oversized bootstrap frame",
+            Self::UnknownTask => "unknown task",
+            Self::BinaryMismatch => "binary mismatch",
+            Self::BadArguments => "arguments do not decode",
+            Self::BadEnvironment => "bad bootstrap environment",
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! Python's `multiprocessing`, for Rust.
+//!
+//! Mark ordinary functions with [`#[process_task]`](process_task) (or derive
+//! [`Process`](macro@Process) for a type with a `run` method) and start them
+//! in other processes. Children are started by **re-executing the current
+//! binary**; a constructor that runs before `main` recognises the child,
+//! reads what to run from a private channel, and dispatches through a
+//! table the macros fill at link time. No `fork`, so it is safe with
+//! threads; no closures on the wire, so a wrong argument type is a compile
+//! error rather than a run-time pickling failure.
+//!
+//! ```
+//! use multiproc::{Builder, process_task};
+//!
+//! #[process_task]
+//! fn greet(name: String) -> String {
+//!     format!("hello, {name}, from process {}", std::process::id())
+//! }
+//!
+//! # fn main() -> Result<(), multiproc::Error> {
+//! let child = Builder::new(greet, ("world".to_string(),)).start()?;
+//! let pid = child.pid();
+//! assert_eq!(child.join()?, format!("hello, world, from process {pid}"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See the crate's `README.md` for the map from Python's API to this one.
+
+mod authkey;
+mod bootstrap;
+mod error;
+mod exit;
+mod process;
+mod registry;
+mod sys;
+mod task;
+mod util;
+mod wire;
+
+pub use authkey::AuthKey;
+pub use error::{BootstrapFailure, Error, PanicInfo};
+pub use exit::ExitStatus;
+pub use multiproc_macros::{Process, process_task};
+pub use process::{
+    ActiveChild, Builder, Child, CloseError, CurrentProcess, ParentProcess, active_children, cpu_count,
+    current_process, parent_process, spawn, usable_cpu_count,
+};
+pub use task::{Process, Task};
+
+/// What the macros' generated code uses. Not a public API: no stability
+/// promise is made for anything in here.
+#[doc(hidden)]
+pub mod __private {
+    use std::fmt::Debug;
+
+    pub use linkme;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    pub use crate::registry::{Invoked, TASKS, TaskEntry};
+    use crate::wire;
+
+    /// Implemented by `#[derive(Process)]`: the type's dispatch entry.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a registered process type",
+        label = "not registered",
+        note = "add `#[derive(multiproc::Process)]` to the definition of `{Self}`"
+    )]
+    pub trait Registered {
+        /// The type's entry in the dispatch table.
+        fn __entry() -> &'static TaskEntry;
+    }
+
+    /// Compile-time check, spanned on an argument's type.
+    pub const fn assert_argument<T: Serialize + DeserializeOwned + Send + 'static>() {}
+
+    /// Compile-time check, spanned on the return type.
+    pub const fn assert_output<T: Serialize + DeserializeOwned + Send + 'static>() {}
+
+    /// Decodes a task's argument tuple.
+    pub fn decode_args<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+        wire::decode(payload).map_err(|e| e.0)
+    }
+
+    /// Encodes a task's return value.
+    pub fn finish<R: Serialize>(value: &R) -> Invoked {
+        match wire::encode(value) {
+            Ok(bytes) => Invoked::Returned { bytes, failure: None },
+            Err(e) => Invoked::BadResult(e.0),
+        }
+    }
+
+    /// Encodes a task's `Result`; an `Err` also makes the exit code 1.
+    pub fn finish_fallible<T: Serialize, E: Serialize + Debug>(value: &Result<T, E>) -> Invoked {
+        match (finish(value), value) {
+            (Invoked::Returned { bytes, .. }, Err(e)) => Invoked::Returned { bytes, failure: Some(format!("{e:?}")) },
+            (other, _) => other,
+        }
+    }
+
+    /// The body of a process type's entry: decode the value, run it.
+    pub fn invoke_process<P: crate::Process>(payload: &[u8]) -> Invoked {
+        match wire::decode::<P>(payload) {
+            Ok(mut p) => {
+                p.run();
+                finish(&())
+            }
+            Err(e) => Invoked::BadArguments(e.0),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The handle to a started child.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::table::{self, ChildState, Wait};
+use crate::authkey::AuthKey;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::wire;
+
+/// A started child process whose target returns `R`.
+///
+/// Returned by [`Builder::start`](crate::Builder::start). Python's
+/// `Process` methods map as follows: `join()` is [`wait`](Child::wait)
+/// (any number of times) or [`join`](Child::join) (once, returning the
+/// target's value), `join(timeout)` is [`join_timeout`](Child::join_timeout).
+///
+/// Dropping a handle does not stop the child. A finished child is reaped
+/// the next time any handle is asked about it, when another child starts,
+/// or by [`active_children`](crate::active_children); at normal exit the
+/// process waits for its non-daemonic children, as Python does.
+pub struct Child<R> {
+    state: Arc<ChildState>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Child<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state.status() {
+            None => "started".to_string(),
+            Some(ExitStatus::Signal(s)) => format!("stopped[signal {s}]"),
+            Some(ExitStatus::Code(c)) => format!("stopped[{c}]"),
+        };
+        f.debug_struct("Child")
+            .field("name", &self.state.name)
+            .field("pid", &self.state.pid)
+            .field("state", &state)
+            .field("daemon", &self.state.daemon)
+            .finish()
+    }
+}
+
+impl<R> Child<R> {
+    pub(crate) fn new(state: Arc<ChildState>) -> Self {
+        Child { state, _result: PhantomData }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.state.pid
+    }
+
+    /// The child's name (`Process-1`, `Process-1:2`, or the one you chose).
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Whether the child is daemonic.
+    pub fn daemon(&self) -> bool {
+        self.state.daemon
+    }
+
+    /// The child's authentication key.
+    pub fn authkey(&self) -> &AuthKey {
+        &self.state.authkey
+    }
+
+    /// True until the child ends. A finished child is reaped here.
+    pub fn is_alive(&self) -> bool {
+        self.state.status().is_none()
+    }
+
+    /// How the child ended, or `None` while it runs.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.state.status()
+    }
+
+    /// Python's `exitcode`: `None` while running, the exit code, or `-N`
+    /// if signal `N` killed it.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.status().map(ExitStatus::exitcode)
+    }
+
+    /// Waits for the child to end (Python's `join()`); may be called any
+    /// number of times.
+    pub fn wait(&self) -> Result<ExitStatus, Error> {
+        Ok(self.state.wait(Wait::Forever)?.expect("an unbounded wait ends with a status"))
+    }
+
+    /// Waits at most `timeout` (Python's `join(timeout)`): `Ok(None)` if the
+    /// child is still running then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        self.state.wait(Wait::timeout(timeout))
+    }
+
+    /// Asks the child to stop: SIGTERM on Unix. Its exit code becomes
+    /// `-15`. Signalling a child that already ended does nothing.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.state.terminate(false)
+    }
+
+    /// Kills the child: SIGKILL on Unix, exit code `-9`.
+    pub fn kill(&self) -> Result<(), Error> {
+        self.state.terminate(true)
+    }
+
+    /// Releases the handle of a finished child. A running child is handed
+    /// back in the error (Python: "Cannot close a process while it is
+    /// still running").
+    pub fn close(self) -> Result<(), CloseError<R>> {
+        if self.is_alive() {
+            return Err(CloseError { child: self });
+        }
+        Ok(())
+    }
+}
+
+impl<R: DeserializeOwned> Child<R> {
+    /// Waits for the child and returns what its target returned.
+    ///
+    /// A panic in the child is [`Error::Panicked`]; ending without a
+    /// result (`exit(n)`, a signal) is [`Error::NoResult`]. A target that
+    /// returns `Result<T, E>` gives `Ok(Err(e))` here for its `Err`, and its
+    /// exit code is 1.
+    pub fn join(self) -> Result<R, Error> {
+        self.wait()?;
+        let bytes = self.state.outcome()?;
+        wire::decode(&bytes).map_err(|e| Error::BadResult { name: self.state.name.clone(), message: e.to_string() })
+    }
+}
+
+impl<R> Drop for Child<R> {
+    fn drop(&mut self) {
+        // Reap now if it is over; otherwise the table keeps it.
+        if self.state.status().is_some() {
+            table::reap();
+        }
+    }
+}
+
+/// The error of [`Child::close`] on a running child, which it gives back.
+pub struct CloseError<R> {
+    child: Child<R>,
+}
+
+impl<R> CloseError<R> {
+    /// The child, still running.
+    pub fn into_child(self) -> Child<R> {
+        self.child
+    }
+}
+
+impl<R> fmt::Debug for CloseError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseError").field("child", &self.child).finish()
+    }
+}
+
+impl<R> fmt::Display for CloseError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Error::StillRunning, f)
+    }
+}
+
+impl<R> std::error::Error for CloseError<R> {}

@@ -1,0 +1,188 @@
+//! Starting processes: the [`Builder`], the [`Child`] handle, and what a
+//! process knows about itself.
+
+mod child;
+mod current;
+pub(crate) mod table;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+pub use child::{Child, CloseError};
+pub(crate) use current::become_child;
+pub use current::{
+    ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process, parent_process, usable_cpu_count,
+};
+use table::ChildState;
+
+use crate::authkey::AuthKey;
+use crate::error::Error;
+use crate::registry::TaskEntry;
+use crate::sys::imp::{self as sys, Channel};
+use crate::task::{Process, Task};
+use crate::wire::{self, Bootstrap, FrameKind};
+
+/// A process that has not started yet: Python's `Process(...)` before
+/// `start()`.
+///
+/// Creating a builder assigns the default name (`Process-N`, numbered in
+/// creation order as in Python). Settings can only be changed before
+/// [`start`](Builder::start), which consumes the builder, so starting twice
+/// or changing `daemon` afterwards does not compile.
+///
+/// ```
+/// use multiproc::{Builder, process_task};
+///
+/// #[process_task]
+/// fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// let child = Builder::new(add, (2, 3)).name("adder").start()?;
+/// assert_eq!(child.name(), "adder");
+/// assert_eq!(child.join()?, 5);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a builder does nothing until it is started"]
+pub struct Builder<R> {
+    entry: &'static TaskEntry,
+    payload: Result<Vec<u8>, Error>,
+    name: String,
+    identity: Vec<u32>,
+    daemon: bool,
+    authkey: Option<AuthKey>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for Builder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("target", &self.entry.path)
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: DeserializeOwned> Builder<R> {
+    /// A process that will call `task` with `args`.
+    ///
+    /// `args` is the tuple of the function's arguments, or its generated
+    /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
+    /// equivalent of Python's `kwargs`.
+    pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
+        let entry = task.__entry();
+        let payload = wire::encode(&args.into()).map_err(|e| Error::Encode { task: entry.path, message: e.0 });
+        Self::with_payload(entry, payload)
+    }
+
+    fn with_payload(entry: &'static TaskEntry, payload: Result<Vec<u8>, Error>) -> Self {
+        let me = current_process();
+        let identity = me.next_identity();
+        let digits: Vec<String> = identity.iter().map(u32::to_string).collect();
+        Builder {
+            entry,
+            payload,
+            name: format!("Process-{}", digits.join(":")),
+            identity,
+            daemon: me.daemon(),
+            authkey: None,
+            _result: PhantomData,
+        }
+    }
+
+    /// Sets the name (default `Process-N`). Names need not be unique.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Makes the child daemonic (default: the creating process's flag). A
+    /// daemonic child is terminated when its parent exits normally, dies
+    /// with its parent if that is killed, and may not start children.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Sets the child's authentication key (default: this process's).
+    pub fn authkey(mut self, key: AuthKey) -> Self {
+        self.authkey = Some(key);
+        self
+    }
+
+    /// Starts the child: re-executes this binary, which runs the target
+    /// before any of your code.
+    pub fn start(self) -> Result<Child<R>, Error> {
+        if std::env::var_os(crate::sys::BOOTSTRAP_ENV).is_some() {
+            return Err(Error::NotBootstrapped);
+        }
+        let me = current_process();
+        if me.daemon() {
+            return Err(Error::DaemonCannotHaveChildren);
+        }
+        // Fails here, in the parent, for a task this binary cannot dispatch.
+        crate::registry::lookup(self.entry.id).map_err(Error::Registry)?;
+        let payload = self.payload?;
+        table::reap();
+
+        let authkey = self.authkey.unwrap_or_else(|| me.authkey().clone());
+        let boot = Bootstrap {
+            build_id: sys::exe_identity(),
+            task_id: self.entry.id.to_owned(),
+            payload,
+            name: self.name,
+            identity: self.identity,
+            authkey: authkey.as_bytes().to_vec(),
+            parent_pid: sys::pid(),
+            parent_name: me.name().to_owned(),
+            daemon: self.daemon,
+            from_main_thread: sys::is_main_thread(),
+        };
+        let frame = wire::frame(FrameKind::Bootstrap, &boot)
+            .map_err(|e| Error::Encode { task: self.entry.path, message: e.0 })?;
+
+        let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
+        let raw = sys::spawn_self(&end).map_err(Error::io("spawning a child"))?;
+        drop(end);
+        let chan = Arc::new(chan);
+        // A child that dies before reading makes this fail with EPIPE; its
+        // exit status then tells the story through `join`.
+        let _ = chan.write_all(&frame);
+
+        let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey));
+        table::register(Arc::clone(&state));
+        Ok(Child::new(state))
+    }
+}
+
+impl Builder<()> {
+    /// A process that will run `process`'s [`Process::run`].
+    pub fn process<P: Process>(process: P) -> Self {
+        let entry = <P as crate::__private::Registered>::__entry();
+        let payload = wire::encode(&process).map_err(|e| Error::Encode { task: entry.path, message: e.0 });
+        Self::with_payload(entry, payload)
+    }
+}
+
+/// Starts `task(args)` in a new process with default settings: the short
+/// form of [`Builder::new`]`(task, args).start()`.
+///
+/// ```
+/// #[multiproc::process_task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// assert_eq!(multiproc::spawn(square, (7,))?.join()?, 49);
+/// # Ok(())
+/// # }
+/// ```
+pub fn spawn<T: Task>(task: T, args: impl Into<T::Args>) -> Result<Child<T::Output>, Error> {
+    Builder::new(task, args).start()
+}

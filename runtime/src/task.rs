@@ -1,0 +1,76 @@
+//! The two kinds of target: registered functions ([`Task`]) and process
+//! types ([`Process`]).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::process::{Builder, Child};
+use crate::registry::TaskEntry;
+
+/// A function registered with [`#[process_task]`](crate::process_task).
+///
+/// The attribute implements this trait for a unit value with the function's
+/// name, which also derefs to the function, so it stays callable as before.
+/// Start it in a child with [`Builder::new`] or [`spawn`](crate::spawn).
+pub trait Task: Copy + Send + Sync + 'static {
+    /// The arguments, as a tuple (`(String, u64)` for `fn f(a: String, b: u64)`).
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// The return type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Calls the function in this process.
+    fn call(self, args: Self::Args) -> Self::Output;
+
+    #[doc(hidden)]
+    fn __entry(self) -> &'static TaskEntry;
+}
+
+/// A process type: Python's subclass of `multiprocessing.Process` with an
+/// overridden `run`.
+///
+/// Derive [`Process`](macro@crate::Process) (which registers the type) and
+/// serde's traits, then implement `run`. The value is serialized at
+/// [`start`](Process::start) and `run` is called on the copy in the child.
+///
+/// ```
+/// use multiproc::Process;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Process, Serialize, Deserialize)]
+/// struct Greeter {
+///     who: String,
+/// }
+///
+/// impl Process for Greeter {
+///     fn run(&mut self) {
+///         println!("hello from {}", self.who);
+///     }
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// let child = Greeter { who: "the child".into() }.start()?;
+/// child.join()?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Process: Serialize + DeserializeOwned + Send + 'static + crate::__private::Registered {
+    /// The body of the process, run in the child.
+    fn run(&mut self);
+
+    /// A [`Builder`] for this value, to set a name, daemon flag or authkey.
+    fn builder(self) -> Builder<()>
+    where
+        Self: Sized,
+    {
+        Builder::process(self)
+    }
+
+    /// Starts this value in a new process with default settings.
+    fn start(self) -> Result<Child<()>, Error>
+    where
+        Self: Sized,
+    {
+        Builder::process(self).start()
+    }
+}
