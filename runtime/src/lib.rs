@@ -109,4 +109,37 @@ pub mod __private {
             Err(e) => Invoked::BadArguments(e.0),
         }
     }
+
+    /// Frames for tests that play a misbehaving parent.
+    pub mod testing {
+        use crate::wire::{self, Bootstrap, FrameKind};
+
+        /// A bootstrap frame for `task_id` with an encoded `payload`; the
+        /// build id is this executable's unless one is given.
+        pub fn bootstrap_frame(task_id: &str, payload: Vec<u8>, build_id: Option<u64>) -> Vec<u8> {
+            let boot = Bootstrap {
+                build_id: build_id.unwrap_or_else(crate::sys::imp::exe_identity),
+                task_id: task_id.to_owned(),
+                payload,
+                name: "Process-test".into(),
+                identity: vec![1],
+                authkey: vec![0; 32],
+                parent_pid: std::process::id(),
+                parent_name: "MainProcess".into(),
+                daemon: false,
+                from_main_thread: false,
+            };
+            wire::frame(FrameKind::Bootstrap, &boot).expect("a bootstrap frame encodes")
+        }
+
+        /// Encodes a value as a payload.
+        pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+            wire::encode(value).expect("the value encodes")
+        }
+
+        /// The id of a registered task.
+        pub fn task_id<T: crate::Task>(task: T) -> &'static str {
+            task.__entry().id
+        }
+    }
 }
