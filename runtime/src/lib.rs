@@ -41,7 +41,47 @@ mod wire;
 pub use authkey::AuthKey;
 pub use error::{BootstrapFailure, Error, PanicInfo};
 pub use exit::ExitStatus;
-pub use multiproc_macros::{Process, process_task};
+/// Registers a free function as a task that can run in another process.
+///
+/// The function keeps its body and stays callable (`work(a, b)` still
+/// works: the name becomes a unit value that derefs to the function). The
+/// attribute adds the function to the dispatch table under a stable id
+/// (module path, name, and a hash of its signature), implements
+/// [`Task`] for it, and generates `WorkArgs { .. }` for `fn work`, the named
+/// form of its arguments (Python's `kwargs`).
+///
+/// Arguments and the return value must be `Serialize + DeserializeOwned +
+/// Send + 'static`. Generic, `async`, `unsafe` and `extern` functions,
+/// methods, and borrowed, `impl Trait`, `dyn` or function-pointer types are
+/// compile errors. A return type spelled `Result<T, E>` makes the child's
+/// exit code 1 when it returns `Err` (the `Err` still comes back typed).
+///
+/// `#[process_task(crate = path)]` names the runtime when it is not
+/// reachable as `::multiproc`.
+///
+/// ```
+/// use multiproc::{Builder, process_task};
+///
+/// #[process_task]
+/// fn describe(name: String, age: u32) -> Result<String, String> {
+///     if age > 150 { Err(format!("{name}: implausible age")) } else { Ok(format!("{name} is {age}")) }
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// assert_eq!(describe("Ann".into(), 30), Ok("Ann is 30".to_string())); // still a function
+/// let child = Builder::new(describe, DescribeArgs { name: "Bob".into(), age: 200 }).start()?;
+/// assert_eq!(child.wait()?.exitcode(), 1);
+/// assert_eq!(child.join()?, Err("Bob: implausible age".to_string()));
+/// # Ok(())
+/// # }
+/// ```
+pub use multiproc_macros::process_task;
+
+/// Registers a type as a process type: see the [`Process`](trait@Process)
+/// trait for an example. The type must not be generic.
+/// `#[multiproc(crate = path)]` names the runtime when it is not reachable
+/// as `::multiproc`.
+pub use multiproc_macros::Process;
 pub use process::{
     ActiveChild, Builder, Child, CloseError, CurrentProcess, ParentProcess, active_children, cpu_count,
     current_process, parent_process, spawn, usable_cpu_count,
@@ -143,3 +183,8 @@ pub mod __private {
         }
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

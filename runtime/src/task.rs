@@ -13,6 +13,17 @@ use crate::registry::TaskEntry;
 /// The attribute implements this trait for a unit value with the function's
 /// name, which also derefs to the function, so it stays callable as before.
 /// Start it in a child with [`Builder::new`] or [`spawn`](crate::spawn).
+///
+/// ```
+/// use multiproc::Task;
+///
+/// #[multiproc::process_task]
+/// fn double(x: i64) -> i64 {
+///     2 * x
+/// }
+///
+/// assert_eq!(double.call((21,)), 42); // in this process
+/// ```
 pub trait Task: Copy + Send + Sync + 'static {
     /// The arguments, as a tuple (`(String, u64)` for `fn f(a: String, b: u64)`).
     type Args: Serialize + DeserializeOwned + Send + 'static;

@@ -19,7 +19,10 @@ fn frame(kind: &str) -> Vec<u8> {
     assert!(out.status.success());
     let hex = String::from_utf8(out.stdout).unwrap();
     let hex = hex.trim();
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Runs a child whose bootstrap channel is its stdin, fed `input`.
@@ -46,7 +49,10 @@ fn feed(env_value: &str, input: &[u8]) -> (Option<i32>, String) {
         panic!("the child hung on {input:?}");
     }
     let out = child.wait_with_output().unwrap();
-    (status.unwrap().code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        status.unwrap().code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn assert_refused(env_value: &str, input: &[u8], want: BootstrapFailure) {
@@ -54,7 +60,10 @@ fn assert_refused(env_value: &str, input: &[u8], want: BootstrapFailure) {
     assert_eq!(code, Some(want.exit_code()), "stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line, got: {stderr}");
-    assert!(lines[0].starts_with("multiproc: child process could not start: "), "{stderr}");
+    assert!(
+        lines[0].starts_with("multiproc: child process could not start: "),
+        "{stderr}"
+    );
     assert!(lines[0].contains(&want.to_string()), "{stderr}");
 }
 
@@ -85,7 +94,11 @@ fn truncated_body_is_truncated() {
 
 #[test]
 fn garbage_is_malformed() {
-    assert_refused("0", b"GET / HTTP/1.1\r\nHost: example\r\n\r\n", BootstrapFailure::Malformed);
+    assert_refused(
+        "0",
+        b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+        BootstrapFailure::Malformed,
+    );
     assert_refused("0", &header(b"MP", 99, 1, 0), BootstrapFailure::Malformed);
     assert_refused("0", &header(b"MP", 1, 77, 0), BootstrapFailure::Malformed);
     let mut body_garbage = header(b"MP", 1, 1, 16);
@@ -95,7 +108,11 @@ fn garbage_is_malformed() {
 
 #[test]
 fn oversized_length_is_refused_before_reading() {
-    assert_refused("0", &header(b"MP", 1, 1, 1 << 60), BootstrapFailure::TooLarge);
+    assert_refused(
+        "0",
+        &header(b"MP", 1, 1, 1 << 60),
+        BootstrapFailure::TooLarge,
+    );
 }
 
 #[test]
@@ -142,9 +159,16 @@ fn takes_poison(_p: Poison) {}
 #[test]
 fn parent_sees_a_typed_bootstrap_error() {
     let c = multiproc::spawn(takes_poison, (Poison,)).unwrap();
-    assert_eq!(c.wait().unwrap().exitcode(), BootstrapFailure::BadArguments.exit_code());
+    assert_eq!(
+        c.wait().unwrap().exitcode(),
+        BootstrapFailure::BadArguments.exit_code()
+    );
     match c.join() {
-        Err(Error::Bootstrap { kind: BootstrapFailure::BadArguments, message, .. }) => {
+        Err(Error::Bootstrap {
+            kind: BootstrapFailure::BadArguments,
+            message,
+            ..
+        }) => {
             assert!(message.contains("poison refuses"), "{message}")
         }
         other => panic!("expected a bootstrap error, got {other:?}"),

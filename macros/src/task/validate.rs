@@ -8,7 +8,10 @@ use crate::diag::Errors;
 pub(crate) fn check(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
-        errors.push_spanned(t, "a process task cannot be `async`: it runs to completion in its own process");
+        errors.push_spanned(
+            t,
+            "a process task cannot be `async`: it runs to completion in its own process",
+        );
     }
     if let syn::Safety::Unsafe(t) = &sig.safety {
         errors.push_spanned(t, "a process task cannot be `unsafe fn`: nothing could uphold its contract across a process boundary");
@@ -64,7 +67,10 @@ fn check_type(ty: &Type, what: &'static str, errors: &mut Errors) {
             if l.ident != "static" {
                 self.errors.push_spanned(
                     l,
-                    format!("a process task's {} cannot hold a borrow: use an owned, `'static` type", self.what),
+                    format!(
+                        "a process task's {} cannot hold a borrow: use an owned, `'static` type",
+                        self.what
+                    ),
                 );
             }
         }

@@ -82,8 +82,8 @@ impl Channel {
     /// Writes all of `buf`. A vanished peer is `BrokenPipe`, never SIGPIPE.
     pub(crate) fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            // SAFETY: `buf` is valid for `buf.len()` bytes.
             let n = retry(|| {
+                // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
                 let r = unsafe {
                     libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
                 };
