@@ -24,6 +24,12 @@ use crate::registry::TaskEntry;
 ///
 /// assert_eq!(double.call((21,)), 42); // in this process
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a process task",
+    label = "not a `#[process_task]` function",
+    note = "only free functions marked `#[multiproc::process_task]` can run in another process; closures and unmarked functions cannot",
+    note = "a `#[derive(Process)]` type is started with `value.start()` or `Builder::process(value)`"
+)]
 pub trait Task: Copy + Send + Sync + 'static {
     /// The arguments, as a tuple (`(String, u64)` for `fn f(a: String, b: u64)`).
     type Args: Serialize + DeserializeOwned + Send + 'static;
@@ -65,6 +71,11 @@ pub trait Task: Copy + Send + Sync + 'static {
 /// # Ok(())
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a process type",
+    label = "missing `impl multiproc::Process for {Self}`",
+    note = "implement it: `impl multiproc::Process for {Self} {{ fn run(&mut self) {{ .. }} }}`"
+)]
 pub trait Process: Serialize + DeserializeOwned + Send + 'static + crate::__private::Registered {
     /// The body of the process, run in the child.
     fn run(&mut self);

@@ -399,3 +399,52 @@ fn main_process_facts() {
     assert_eq!(me.authkey().as_bytes().len(), 32);
     assert!(multiproc::parent_process().is_none());
 }
+
+/// A process type (Python's subclass with an overridden `run`): its state
+/// travels to the child; `run` exits with 2 if the state did not arrive.
+#[derive(multiproc::Process, Serialize, Deserialize)]
+struct Greeter {
+    greeting: String,
+    times: u32,
+}
+
+impl multiproc::Process for Greeter {
+    fn run(&mut self) {
+        let ok = self.greeting == "hello" && self.times == 3 && multiproc::current_process().name() == "greeter";
+        if !ok {
+            std::process::exit(2);
+        }
+        self.times += 1;
+    }
+}
+
+#[test]
+fn process_type_runs_with_its_state() {
+    use multiproc::Process as _;
+    let c = Greeter { greeting: "hello".into(), times: 3 }.builder().name("greeter").start().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Code(0));
+    c.join().unwrap();
+    let c = Greeter { greeting: "bye".into(), times: 3 }.builder().name("greeter").start().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Code(2));
+}
+
+#[process_task]
+fn environment() -> (std::path::PathBuf, Option<String>, Vec<String>, Option<String>) {
+    (
+        std::env::current_dir().unwrap(),
+        std::env::var("LIFECYCLE_MARKER").ok(),
+        std::env::args().collect(),
+        std::env::var("MULTIPROC_BOOTSTRAP").ok(),
+    )
+}
+
+#[test]
+fn child_sees_cwd_env_and_argv_but_not_the_bootstrap_variable() {
+    // SAFETY: the variable is only read by children of this test.
+    unsafe { std::env::set_var("LIFECYCLE_MARKER", "present") };
+    let (cwd, marker, args, boot) = multiproc::spawn(environment, ()).unwrap().join().unwrap();
+    assert_eq!(cwd, std::env::current_dir().unwrap());
+    assert_eq!(marker.as_deref(), Some("present"));
+    assert_eq!(args, std::env::args().collect::<Vec<_>>());
+    assert_eq!(boot, None, "the bootstrap variable is removed before user code");
+}

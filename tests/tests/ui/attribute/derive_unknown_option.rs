@@ -1,0 +1,16 @@
+use multiproc::Process;
+use serde::{Deserialize, Serialize};
+
+#[derive(Process, Serialize, Deserialize)]
+#[multiproc(name = "worker")]
+struct Worker {
+    jobs: u32,
+}
+
+impl Process for Worker {
+    fn run(&mut self) {
+        self.jobs += 1;
+    }
+}
+
+fn main() {}

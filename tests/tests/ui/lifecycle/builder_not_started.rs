@@ -1,0 +1,12 @@
+#![deny(unused_must_use)]
+
+use multiproc::{Builder, process_task};
+
+#[process_task]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn main() {
+    Builder::new(add, (2, 3)).name("adder");
+}

@@ -1,0 +1,13 @@
+use multiproc::{Builder, Error, process_task};
+
+#[process_task]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn main() -> Result<(), Error> {
+    let child = Builder::new(add, (2, 3)).start()?;
+    let other = child.clone();
+    other.join()?;
+    Ok(())
+}

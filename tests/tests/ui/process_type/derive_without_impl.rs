@@ -1,0 +1,11 @@
+use multiproc::Process;
+use serde::{Deserialize, Serialize};
+
+#[derive(Process, Serialize, Deserialize)]
+struct Worker {
+    jobs: u32,
+}
+
+fn main() {
+    let _ = Worker { jobs: 1 }.jobs;
+}

@@ -1,0 +1,15 @@
+use multiproc::Process;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Worker {
+    jobs: u32,
+}
+
+impl Process for Worker {
+    fn run(&mut self) {
+        self.jobs += 1;
+    }
+}
+
+fn main() {}

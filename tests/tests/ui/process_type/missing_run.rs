@@ -1,0 +1,13 @@
+use multiproc::Process;
+use serde::{Deserialize, Serialize};
+
+#[derive(Process, Serialize, Deserialize)]
+struct Worker {
+    jobs: u32,
+}
+
+impl Process for Worker {}
+
+fn main() {
+    let _ = Worker { jobs: 1 }.jobs;
+}
