@@ -44,7 +44,7 @@ pub use exit::ExitStatus;
 /// Registers a free function as a task that can run in another process.
 ///
 /// The function keeps its body and stays callable (`work(a, b)` still
-/// works: the name becomes a unit value that derefs to the function). The
+/// works: the name becomes a constant that derefs to the function). The
 /// attribute adds the function to the dispatch table under a stable id
 /// (module path, name, and a hash of its signature), implements
 /// [`Task`] for it, and generates `WorkArgs { .. }` for `fn work`, the named

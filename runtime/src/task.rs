@@ -10,7 +10,7 @@ use crate::registry::TaskEntry;
 
 /// A function registered with [`#[process_task]`](crate::process_task).
 ///
-/// The attribute implements this trait for a unit value with the function's
+/// The attribute implements this trait for the type of a constant with the function's
 /// name, which also derefs to the function, so it stays callable as before.
 /// Start it in a child with [`Builder::new`] or [`spawn`](crate::spawn).
 ///

@@ -1,9 +1,12 @@
 //! The code `#[process_task]` emits.
 //!
 //! For `fn work(name: String, n: u64) -> u64` it emits:
-//! - a unit value `work` (with the function's docs) that derefs to the
-//!   function, so `work(a, b)` still calls it;
-//! - the function itself, unchanged but for its name, as `work::__call`;
+//! - a constant `work` (with the function's docs) of a hidden unit type
+//!   that derefs to the function, so `work(a, b)` still calls it (a constant
+//!   rather than a unit struct, so that lints do not mistake the call for a
+//!   side-effect-free struct constructor);
+//! - the function itself, unchanged but for its name, as an associated
+//!   function `__call` of that type;
 //! - `WorkArgs { name, n }`, the named-arguments form (Python's `kwargs`);
 //! - `impl Task for work`, whose hidden `__entry` holds the dispatch-table
 //!   entry: the task's id and a trampoline (decode, call, encode);
@@ -17,6 +20,7 @@ use super::model::Task;
 
 pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let name = &t.func.sig.ident;
+    let ty = format_ident!("__task_{}", name, span = name.span());
     let vis = &t.func.vis;
     let cfgs = &t.cfgs;
     let docs = &t.docs;
@@ -62,22 +66,27 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
 
     quote! {
         #(#cfgs)*
-        #(#docs)*
+        #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug)]
-        #vis struct #name;
+        #vis struct #ty;
 
         #(#cfgs)*
-        impl #name {
+        #(#docs)*
+        #[allow(non_upper_case_globals)]
+        #vis const #name: #ty = #ty;
+
+        #(#cfgs)*
+        impl #ty {
             #[doc(hidden)]
             #inner
         }
 
         #(#cfgs)*
-        impl ::core::ops::Deref for #name {
+        impl ::core::ops::Deref for #ty {
             type Target = fn( #(#tys),* ) -> #output;
             fn deref(&self) -> &Self::Target {
-                const F: fn( #(#tys),* ) -> #output = #name::__call;
+                const F: fn( #(#tys),* ) -> #output = #ty::__call;
                 &F
             }
         }
@@ -88,13 +97,13 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
         const _: () = { #(#checks)* };
 
         #(#cfgs)*
-        impl #krate::Task for #name {
+        impl #krate::Task for #ty {
             type Args = ( #(#tys,)* );
             type Output = #output;
 
             fn call(self, args: Self::Args) -> #output {
                 let ( #(#names,)* ) = args;
-                #name::__call( #(#names),* )
+                #ty::__call( #(#names),* )
             }
 
             fn __entry(self) -> &'static #krate::__private::TaskEntry {
@@ -103,7 +112,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
                         ::core::result::Result::Ok(args) => args,
                         ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),
                     };
-                    let out = <#name as #krate::Task>::call(#name, args);
+                    let out = <#ty as #krate::Task>::call(#name, args);
                     #finish
                 }
 
