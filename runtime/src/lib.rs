@@ -31,6 +31,9 @@ mod authkey;
 mod bootstrap;
 mod error;
 mod exit;
+mod handle;
+#[cfg(unix)]
+mod pipe;
 mod process;
 mod registry;
 mod sys;
@@ -41,6 +44,9 @@ mod wire;
 pub use authkey::AuthKey;
 pub use error::{BootstrapFailure, Error, PanicInfo};
 pub use exit::ExitStatus;
+pub use handle::{Handle, Shareable};
+#[cfg(unix)]
+pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
 /// Registers a free function as a task that can run in another process.
 ///
 /// The function keeps its body and stays callable (`work(a, b)` still
@@ -120,7 +126,7 @@ pub mod __private {
 
     /// Decodes a task's argument tuple.
     pub fn decode_args<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
-        wire::decode(payload).map_err(|e| e.0)
+        wire::handles::decode_payload(payload).map_err(|e| e.0)
     }
 
     /// Encodes a task's return value.
@@ -141,7 +147,7 @@ pub mod __private {
 
     /// The body of a process type's entry: decode the value, run it.
     pub fn invoke_process<P: crate::Process>(payload: &[u8]) -> Invoked {
-        match wire::decode::<P>(payload) {
+        match wire::handles::decode_payload::<P>(payload) {
             Ok(mut p) => {
                 p.run();
                 finish(&())
@@ -168,6 +174,7 @@ pub mod __private {
                 parent_name: "MainProcess".into(),
                 daemon: false,
                 from_main_thread: false,
+                handles: 0,
             };
             wire::frame(FrameKind::Bootstrap, &boot).expect("a bootstrap frame encodes")
         }

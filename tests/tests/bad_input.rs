@@ -4,6 +4,9 @@
 //! These tests play the parent by hand: they run the `probe` binary with
 //! the bootstrap variable pointing at its stdin, and write the frame there.
 
+// The bootstrap variable names a descriptor here (stdin); Windows passes a handle.
+#![cfg(unix)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;

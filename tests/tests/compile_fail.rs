@@ -7,6 +7,9 @@
 //! `TRYBUILD=overwrite cargo test -p multiproc-tests --test compile_fail`
 //! and read every changed `.stderr` before committing it.
 
+// trybuild runs cargo, which the Windows build cannot do under Wine.
+#![cfg(unix)]
+
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();

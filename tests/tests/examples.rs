@@ -16,6 +16,10 @@
 //! example `ci/wine/runner.sh`; it is split on whitespace). Checks that
 //! depend on Unix signals are skipped then.
 
+// Builds and runs the examples natively (or for a target given in the
+// environment): cargo itself cannot run inside a Windows test binary.
+#![cfg(unix)]
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 /// Every program in `examples/src/bin`, each checked by a test below.
 const EXAMPLES: &[&str] = &[
     "args_kwargs",
+    "chat_client",
+    "chat_server",
     "daemon",
     "join",
     "join_serial",
@@ -710,4 +716,54 @@ fn tour() {
     r.expect_last(
         "== Done. main returns: the two nappers are joined and the-daemon is terminated.",
     );
+}
+
+/// The chat server with several clients at once: each client's lines come
+/// back upper-cased, each connection served by its own process.
+#[test]
+fn chat_server_with_several_clients() {
+    if !native_unix() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const CLIENTS: usize = 3;
+    let mut server = Command::new(exe_path("chat_server"))
+        .args(["127.0.0.1:0", &CLIENTS.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start chat_server");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first.trim().strip_prefix("listening on ").expect("address line").to_owned();
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let mut c = Command::new(exe_path("chat_client"))
+                .arg(&addr)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start chat_client");
+            let mut stdin = c.stdin.take().unwrap();
+            std::io::Write::write_all(&mut stdin, format!("hello from client {i}\n\nsecond line {i}\n").as_bytes())
+                .unwrap();
+            drop(stdin);
+            c
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("HELLO FROM CLIENT {i}")), "{text}");
+        assert!(text.contains(&format!("SECOND LINE {i}")), "{text}");
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(multiproc_tests::eventually(DEADLINE, || server.try_wait().unwrap().is_some()), "server hung");
+    assert!(server.wait().unwrap().success());
+    assert_eq!(rest.matches(" left (served by process ").count(), CLIENTS, "{rest}");
+    assert!(rest.contains("server done"), "{rest}");
 }

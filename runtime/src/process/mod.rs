@@ -51,6 +51,8 @@ use crate::wire::{self, Bootstrap, FrameKind};
 pub struct Builder<R> {
     entry: &'static TaskEntry,
     payload: Result<Vec<u8>, Error>,
+    /// The OS handles the arguments carry, in the order of their indices.
+    handles: Vec<crate::sys::OsHandle>,
     name: String,
     identity: Vec<u32>,
     daemon: bool,
@@ -76,17 +78,24 @@ impl<R: DeserializeOwned> Builder<R> {
     /// equivalent of Python's `kwargs`.
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
         let entry = task.__entry();
-        let payload = wire::encode(&args.into()).map_err(|e| Error::Encode { task: entry.path, message: e.0 });
-        Self::with_payload(entry, payload)
+        let args = args.into();
+        let (payload, handles) = wire::handles::collecting(|| wire::encode(&args));
+        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
+        Self::with_payload(entry, payload, handles)
     }
 
-    fn with_payload(entry: &'static TaskEntry, payload: Result<Vec<u8>, Error>) -> Self {
+    fn with_payload(
+        entry: &'static TaskEntry,
+        payload: Result<Vec<u8>, Error>,
+        handles: Vec<crate::sys::OsHandle>,
+    ) -> Self {
         let me = current_process();
         let identity = me.next_identity();
         let digits: Vec<String> = identity.iter().map(u32::to_string).collect();
         Builder {
             entry,
             payload,
+            handles,
             name: format!("Process-{}", digits.join(":")),
             identity,
             daemon: me.daemon(),
@@ -142,13 +151,17 @@ impl<R: DeserializeOwned> Builder<R> {
             parent_name: me.name().to_owned(),
             daemon: self.daemon,
             from_main_thread: sys::is_main_thread(),
+            handles: u32::try_from(self.handles.len())
+                .map_err(|_| Error::Encode { task: self.entry.path, message: "too many handles".into() })?,
         };
         let frame = wire::frame(FrameKind::Bootstrap, &boot)
             .map_err(|e| Error::Encode { task: self.entry.path, message: e.0 })?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
-        let raw = sys::spawn_self(&end).map_err(Error::io("spawning a child"))?;
+        let raw = crate::sys::spawn_child(&end, boot.daemon, &self.handles).map_err(Error::io("spawning a child"))?;
         drop(end);
+        // The child has its own copies now.
+        drop(self.handles);
         let chan = Arc::new(chan);
         // A child that dies before reading makes this fail with EPIPE; its
         // exit status then tells the story through `join`.
@@ -164,8 +177,9 @@ impl Builder<()> {
     /// A process that will run `process`'s [`Process::run`].
     pub fn process<P: Process>(process: P) -> Self {
         let entry = <P as crate::__private::Registered>::__entry();
-        let payload = wire::encode(&process).map_err(|e| Error::Encode { task: entry.path, message: e.0 });
-        Self::with_payload(entry, payload)
+        let (payload, handles) = wire::handles::collecting(|| wire::encode(&process));
+        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
+        Self::with_payload(entry, payload, handles)
     }
 }
 

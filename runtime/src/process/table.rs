@@ -64,6 +64,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ChildState {
     pub(crate) fn new(raw: RawChild, chan: Arc<Channel>, name: String, daemon: bool, authkey: AuthKey) -> Self {
+        chan.watch_exit(&raw);
         ChildState {
             pid: raw.pid(),
             name,
@@ -89,7 +90,10 @@ impl ChildState {
     ///
     /// The child's end of the channel closes when it exits, so EOF on the
     /// channel is the exit signal; the reap that follows does not block for
-    /// longer than the child takes to finish dying.
+    /// longer than the child takes to finish dying. Where the OS can wait on
+    /// the process itself (Windows), the channel also watches it
+    /// (`watch_exit`) and reports EOF once the child has exited and its
+    /// report is read, so a leaked copy of the child's end cannot hang this.
     pub(crate) fn wait(&self, how: Wait) -> Result<Option<ExitStatus>, Error> {
         loop {
             let chan = {

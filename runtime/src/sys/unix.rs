@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -12,8 +12,13 @@ use std::time::{Duration, Instant};
 
 use crate::exit::ExitStatus;
 
+
 /// The descriptor number at which a child finds its bootstrap channel.
 const CHILD_FD: RawFd = 3;
+
+/// The descriptor number at which a child finds the first handle passed as
+/// a task argument; the others follow it (see `crate::wire::handles`).
+const HANDLE_FD: RawFd = 4;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
@@ -42,18 +47,7 @@ pub(crate) struct ChildEnd(OwnedFd);
 impl Channel {
     /// A connected pair; both ends are close-on-exec.
     pub(crate) fn pair() -> io::Result<(Channel, ChildEnd)> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: `fds` is a valid out-array of two descriptors.
-        cvt(unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        })?;
-        // SAFETY: socketpair succeeded, so both descriptors are open and ours.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = socketpair()?;
         // The child's end must not sit on 0..=3: the spawn maps it onto
         // CHILD_FD, and a source equal to the target would keep its
         // close-on-exec flag.
@@ -123,27 +117,12 @@ impl Channel {
     /// Waits until a read would not block (data or EOF). `None` waits
     /// forever; returns false on timeout.
     pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    // Round up so a short timeout does not become a busy loop.
-                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-                }
-            };
-            let mut p = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: `p` is one valid pollfd.
-            match cvt(unsafe { libc::poll(&mut p, 1, ms) }) {
-                Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
-                Ok(0) => {}
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        wait_readable(self.fd.as_fd(), timeout)
     }
+
+    /// Nothing to do here: the child's end closes exactly when it exits
+    /// (it is close-on-exec everywhere), so EOF already is the exit signal.
+    pub(crate) fn watch_exit(&self, _child: &RawChild) {}
 
     /// True once the other end is closed everywhere (its process died).
     /// Only meaningful on a channel the peer no longer writes to.
@@ -161,10 +140,135 @@ impl Channel {
 }
 
 fn dup_high(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    dup_at_least(fd, 10)
+}
+
+/// A close-on-exec duplicate of `fd` numbered `min` or above.
+fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor we then own.
-    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
+    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
     // SAFETY: `n` was just created by fcntl.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Waits until a read from `fd` would not block (data or EOF), retrying on
+/// `EINTR`. `None` waits forever; returns false on timeout.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a short timeout does not become a busy loop.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `p` is one valid pollfd.
+        match cvt(unsafe { libc::poll(&mut p, 1, ms) }) {
+            Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A connected pair of Unix stream sockets, both close-on-exec: the two
+/// ends of a `Pipe`.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    // Apple platforms have no SOCK_CLOEXEC: the flag is set right after.
+    #[cfg(not(target_vendor = "apple"))]
+    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let ty = libc::SOCK_STREAM;
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid out-array of two descriptors.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: socketpair succeeded, so both descriptors are open and ours.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    #[cfg(target_vendor = "apple")]
+    for fd in [&pair.0, &pair.1] {
+        // SAFETY: `fd` is open; F_SETFD only changes its flags.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    }
+    Ok(pair)
+}
+
+/// Writes all of `buf` to a socket, retrying on `EINTR`. A vanished peer is
+/// `BrokenPipe`, never SIGPIPE.
+pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = retry(|| {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            let r = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+        })?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Reads what is available from a socket (blocking if nothing is),
+/// retrying on `EINTR`; 0 means EOF. A peer that died with data unread on
+/// its side (`ECONNRESET`) also reads as EOF.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let r = retry(|| {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+    });
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(0),
+        other => other,
+    }
+}
+
+/// Takes ownership of the `count` descriptors a parent passed as task
+/// arguments (at `HANDLE_FD`, `HANDLE_FD + 1`, …) and makes them
+/// close-on-exec again, so they go no further than this process.
+pub(crate) fn adopt_handles(count: u32) -> io::Result<Vec<OwnedFd>> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        let fd = RawFd::try_from(i).ok().and_then(|i| i.checked_add(HANDLE_FD)).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{count} handles is more than a process can hold"))
+        })?;
+        // SAFETY: F_SETFD on a descriptor number only touches the table;
+        // it fails with EBADF if the descriptor is not open.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map_err(|e| {
+            io::Error::new(e.kind(), format!("handle {i} (descriptor {fd}) was not passed: {e}"))
+        })?;
+        // SAFETY: the parent put this descriptor here for us alone, and
+        // nothing else in this process has claimed it.
+        out.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(out)
+}
+
+/// The descriptors the child side of a spawn maps onto `CHILD_FD` and
+/// `HANDLE_FD..`: every source is first moved above the highest target, so
+/// that no `dup2` overwrites a source that a later one still reads, and no
+/// source equals its target (which would keep its close-on-exec flag). The
+/// returned duplicates must stay open until the spawn is done.
+fn spawn_sources(end: &ChildEnd, handles: &[OwnedFd]) -> io::Result<(Vec<RawFd>, Vec<OwnedFd>, RawFd)> {
+    let first_free = RawFd::try_from(handles.len())
+        .ok()
+        .and_then(|n| n.checked_add(HANDLE_FD))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "too many handles for one child"))?;
+    let mut moved = Vec::new();
+    let mut sources = Vec::with_capacity(handles.len() + 1);
+    for fd in std::iter::once(&end.0).chain(handles) {
+        if fd.as_raw_fd() < first_free {
+            let high = dup_at_least(fd, first_free)?;
+            sources.push(high.as_raw_fd());
+            moved.push(high);
+        } else {
+            sources.push(fd.as_raw_fd());
+        }
+    }
+    Ok((sources, moved, first_free))
 }
 
 /// A started child process.
@@ -289,11 +393,12 @@ fn nul_terminated(v: &[CString]) -> Vec<*mut libc::c_char> {
 }
 
 /// Re-executes this binary. The child gets `/dev/null` as stdin, the
-/// parent's stdout and stderr, the channel at descriptor 3, and no other
-/// descriptor.
+/// parent's stdout and stderr, the channel at descriptor 3, `handles` at
+/// descriptors 4, 5, …, and no other descriptor.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn spawn_self(end: &ChildEnd) -> io::Result<RawChild> {
+pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> io::Result<RawChild> {
     use std::mem::MaybeUninit;
+    let (sources, _moved, first_free) = spawn_sources(end, handles)?;
     let args = argv();
     let env = envp(super::BOOTSTRAP_ENV);
     let (argv_p, envp_p) = (nul_terminated(args), nul_terminated(&env));
@@ -314,8 +419,10 @@ pub(crate) fn spawn_self(end: &ChildEnd) -> io::Result<RawChild> {
         let attr = &mut *attr.as_mut_ptr();
         let result = (|| {
             check(libc::posix_spawn_file_actions_addopen(actions, 0, c"/dev/null".as_ptr(), libc::O_RDONLY, 0))?;
-            check(libc::posix_spawn_file_actions_adddup2(actions, end.0.as_raw_fd(), CHILD_FD))?;
-            check(libc::posix_spawn_file_actions_addclosefrom_np(actions, CHILD_FD + 1))?;
+            for (target, &src) in (CHILD_FD..).zip(&sources) {
+                check(libc::posix_spawn_file_actions_adddup2(actions, src, target))?;
+            }
+            check(libc::posix_spawn_file_actions_addclosefrom_np(actions, first_free))?;
             let mut set = MaybeUninit::<libc::sigset_t>::uninit();
             libc::sigemptyset(set.as_mut_ptr());
             check(libc::posix_spawnattr_setsigmask(attr, set.as_ptr()))?;
@@ -336,7 +443,7 @@ pub(crate) fn spawn_self(end: &ChildEnd) -> io::Result<RawChild> {
 /// Re-executes this binary (portable `fork`/`exec` path for Unixes without
 /// `posix_spawn_file_actions_addclosefrom_np`).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn spawn_self(end: &ChildEnd) -> io::Result<RawChild> {
+pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> io::Result<RawChild> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let exe = OsStr::from_bytes(exe_path().as_bytes()).to_owned();
@@ -344,18 +451,21 @@ pub(crate) fn spawn_self(end: &ChildEnd) -> io::Result<RawChild> {
     cmd.args(std::env::args_os().skip(1))
         .env(super::BOOTSTRAP_ENV, CHILD_FD.to_string())
         .stdin(Stdio::null());
-    let src = end.0.as_raw_fd();
+    let (sources, _moved, first_free) = spawn_sources(end, handles)?;
     // SAFETY: the closure only calls async-signal-safe functions (dup2,
-    // fcntl, sysconf) between fork and exec.
+    // fcntl, sysconf) between fork and exec, and does not allocate.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(src, CHILD_FD) < 0 {
-                return Err(io::Error::last_os_error());
+            for (target, &src) in (CHILD_FD..).zip(&sources) {
+                if libc::dup2(src, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
-            // Mark, rather than close, everything above the channel: std's
-            // own exec-error pipe lives up there and must survive until exec.
+            // Mark, rather than close, everything above the channel and the
+            // handles: std's own exec-error pipe lives up there and must
+            // survive until exec.
             let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65536) as RawFd;
-            for fd in CHILD_FD + 1..max {
+            for fd in first_free..max {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
             Ok(())

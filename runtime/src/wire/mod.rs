@@ -14,6 +14,7 @@
 //! size it claims.
 
 pub(crate) mod codec;
+pub(crate) mod handles;
 
 use std::io::{self, Read};
 
@@ -41,6 +42,9 @@ pub(crate) enum FrameKind {
     Bootstrap = 1,
     /// Child to parent: an [`Outcome`].
     Outcome = 2,
+    /// One message on a `Connection` (raw bytes, or a value the codec
+    /// encoded).
+    Message = 3,
 }
 
 impl FrameKind {
@@ -48,6 +52,7 @@ impl FrameKind {
         match b {
             1 => Some(Self::Bootstrap),
             2 => Some(Self::Outcome),
+            3 => Some(Self::Message),
             _ => None,
         }
     }
@@ -179,6 +184,9 @@ pub(crate) struct Bootstrap {
     /// parent-death signal is tied to the parent's lifetime and not to a
     /// thread's.
     pub from_main_thread: bool,
+    /// How many OS handles were passed as task arguments (see
+    /// [`handles`]); on Unix they sit at descriptors 4, 5, ….
+    pub handles: u32,
 }
 
 /// How a child's run ended, as reported by the child itself.

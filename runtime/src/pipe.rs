@@ -1,0 +1,656 @@
+//! `Pipe` and `Connection`: a typed, message-oriented channel between two
+//! processes (Python's `multiprocessing.Pipe`).
+//!
+//! A pipe is a connected pair of Unix stream sockets. Every message is one
+//! frame: the 12-byte header of the bootstrap protocol (magic `MP`, the
+//! protocol version, kind 3 = message, the body length as a little-endian
+//! `u64`) followed by the body. The length is checked against
+//! [`MAX_MESSAGE_LEN`] before anything is allocated, and the body is read
+//! incrementally, so a lying length prefix costs nothing. Typed messages
+//! ([`Connection::send`]) are encoded with the crate's codec; raw ones
+//! ([`Connection::send_bytes`]) are sent as they are. Both kinds share the
+//! framing, so message boundaries are kept and an empty message is a
+//! message.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, Read};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sys::imp as sys;
+use crate::wire::{self, FrameError, FrameKind, HEADER_LEN, handles};
+
+/// The longest message a connection accepts: 16 GiB.
+const MAX_MESSAGE_LEN: u64 = wire::MAX_FRAME_LEN;
+
+/// Bodies up to this size are sent in one system call together with their
+/// header.
+const COALESCE_LEN: usize = 64 * 1024;
+
+/// The most memory reserved for a body before its bytes have arrived.
+const INITIAL_RESERVE: u64 = 1 << 20;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The direction marker of a connection that can send and receive, as both
+/// ends of [`pipe`] can.
+///
+/// ```
+/// let (a, b): (multiproc::Connection<u8, multiproc::Duplex>, _) = multiproc::pipe()?;
+/// a.send(&1)?;
+/// b.send(&(b.recv()? + 1))?;
+/// assert_eq!(a.recv()?, 2);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+#[derive(Debug)]
+pub enum Duplex {}
+
+/// The direction marker of the receiving end of [`pipe_one_way`]: it has
+/// no `send`.
+///
+/// ```compile_fail
+/// let (reader, _writer) = multiproc::pipe_one_way::<u8>()?;
+/// reader.send(&1)?; // no `send` on a `Connection<u8, ReadOnly>`
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+///
+/// ```
+/// let (reader, writer): (multiproc::Connection<u8, multiproc::ReadOnly>, _) = multiproc::pipe_one_way()?;
+/// writer.send(&7)?;
+/// assert_eq!(reader.recv()?, 7);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+#[derive(Debug)]
+pub enum ReadOnly {}
+
+/// The direction marker of the sending end of [`pipe_one_way`]: it has no
+/// `recv` or `poll`.
+///
+/// ```compile_fail
+/// let (_reader, writer) = multiproc::pipe_one_way::<u8>()?;
+/// writer.recv()?; // no `recv` on a `Connection<u8, WriteOnly>`
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+///
+/// ```
+/// let (reader, writer): (_, multiproc::Connection<u8, multiproc::WriteOnly>) = multiproc::pipe_one_way()?;
+/// writer.send(&7)?;
+/// assert_eq!(reader.recv()?, 7);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+#[derive(Debug)]
+pub enum WriteOnly {}
+
+/// Direction markers whose connections can receive: [`Duplex`] and
+/// [`ReadOnly`]. Sealed.
+///
+/// ```
+/// fn drain<T: serde::de::DeserializeOwned, M: multiproc::Readable>(
+///     conn: &multiproc::Connection<T, M>,
+/// ) -> Result<Vec<T>, multiproc::ConnectionError> {
+///     let mut out = Vec::new();
+///     while conn.poll(Some(std::time::Duration::ZERO))? {
+///         out.push(conn.recv()?);
+///     }
+///     Ok(out)
+/// }
+///
+/// let (reader, writer) = multiproc::pipe_one_way::<u8>()?;
+/// writer.send(&1)?;
+/// writer.send(&2)?;
+/// assert_eq!(drain(&reader)?, [1, 2]);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub trait Readable: sealed::Sealed {}
+
+/// Direction markers whose connections can send: [`Duplex`] and
+/// [`WriteOnly`]. Sealed.
+///
+/// ```
+/// fn greet<M: multiproc::Writable>(conn: &multiproc::Connection<String, M>) -> Result<(), multiproc::ConnectionError> {
+///     conn.send(&"hello".to_string())
+/// }
+///
+/// let (reader, writer) = multiproc::pipe_one_way()?;
+/// greet(&writer)?;
+/// assert_eq!(reader.recv()?, "hello");
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub trait Writable: sealed::Sealed {}
+
+impl sealed::Sealed for Duplex {}
+impl sealed::Sealed for ReadOnly {}
+impl sealed::Sealed for WriteOnly {}
+impl Readable for Duplex {}
+impl Readable for ReadOnly {}
+impl Writable for Duplex {}
+impl Writable for WriteOnly {}
+
+/// Why a connection operation failed.
+///
+/// A message that arrived whole but is not what was expected
+/// ([`Decode`](ConnectionError::Decode),
+/// [`BufferTooShort`](ConnectionError::BufferTooShort)) is consumed and
+/// the connection stays usable. A broken frame
+/// ([`Truncated`](ConnectionError::Truncated),
+/// [`TooLarge`](ConnectionError::TooLarge),
+/// [`Malformed`](ConnectionError::Malformed)) loses the message boundaries,
+/// so every later receive fails with [`Broken`](ConnectionError::Broken).
+///
+/// ```
+/// use multiproc::ConnectionError;
+///
+/// let (a, b) = multiproc::pipe::<String>()?;
+/// drop(b);
+/// assert!(matches!(a.recv(), Err(ConnectionError::Eof)));
+/// # Ok::<(), ConnectionError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// Nothing is left to read and every copy of the other end is closed
+    /// (Python's `EOFError`).
+    #[error("end of file: every copy of the other end of the connection is closed")]
+    Eof,
+    /// The other end closed in the middle of a message.
+    #[error("the connection closed in the middle of a message ({got} of {want} bytes)")]
+    Truncated {
+        /// Bytes of the frame (header or body) that arrived.
+        got: u64,
+        /// Bytes the frame needed.
+        want: u64,
+    },
+    /// A frame claimed a body longer than the 16 GiB limit.
+    #[error("a message of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The length the frame claimed.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes on the connection are not a multiproc message frame.
+    #[error("not a multiproc message: {0}")]
+    Malformed(String),
+    /// An earlier receive found a broken frame; the connection can no
+    /// longer be read.
+    #[error("the connection is unreadable after an earlier broken message")]
+    Broken,
+    /// The message did not fit in the buffer given to
+    /// [`recv_bytes_into`](Connection::recv_bytes_into) (Python's
+    /// `BufferTooShort`). The whole message is here.
+    #[error("a message of {} bytes does not fit in a buffer of {capacity} bytes", .message.len())]
+    BufferTooShort {
+        /// The whole message.
+        message: Vec<u8>,
+        /// The length of the buffer that was given.
+        capacity: usize,
+    },
+    /// A whole message arrived but does not decode as the connection's type.
+    #[error("the message does not decode as the expected type: {0}")]
+    Decode(String),
+    /// The value could not be encoded (a handle, such as a `Connection`,
+    /// can only be passed to a child as a task argument).
+    #[error("the value could not be encoded: {0}")]
+    Encode(String),
+    /// The operating system refused: `BrokenPipe` when sending to an end
+    /// that is closed everywhere.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// One end of a pipe: sends and receives whole messages, typed values of
+/// `T` or raw bytes (Python's `multiprocessing.connection.Connection`).
+///
+/// `M` says what the end may do: [`Duplex`] (both ends of [`pipe`]),
+/// [`ReadOnly`] or [`WriteOnly`] (the ends of [`pipe_one_way`]); sending on
+/// a read-only end does not compile.
+///
+/// A connection can be an argument of a [`#[process_task]`](crate::process_task)
+/// (or a field of a process type): the child gets its own copy of the
+/// end, and the parent keeps its own. It cannot be sent over another
+/// connection or encoded anywhere else. The other end reports
+/// [`ConnectionError::Eof`] once *every* copy of this end is dropped.
+///
+/// A connection is `Send` but not `Sync`: one thread uses an end at a time.
+/// All blocking calls retry on `EINTR`; [`poll`](Connection::poll) has a
+/// timeout.
+///
+/// ```
+/// use multiproc::{Builder, Connection, process_task};
+///
+/// #[process_task]
+/// fn double(conn: Connection<u64>) {
+///     while let Ok(n) = conn.recv() {
+///         conn.send(&(2 * n)).unwrap();
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (here, there) = multiproc::pipe()?;
+/// let child = Builder::new(double, (there,)).start()?;
+/// here.send(&21)?;
+/// assert_eq!(here.recv()?, 42);
+/// drop(here); // the child sees EOF and returns
+/// child.join()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Connection<T, M = Duplex> {
+    fd: OwnedFd,
+    /// Set after a broken frame: the stream position is lost.
+    broken: Cell<bool>,
+    _marker: Marker<T, M>,
+}
+
+/// Carries `T` and `M` without owning either: a connection is `Send`
+/// whatever `T` is.
+type Marker<T, M> = PhantomData<(fn(T) -> T, M)>;
+
+/// A duplex pipe: two connected ends that can both send and receive
+/// (Python's `Pipe()`).
+///
+/// ```
+/// let (a, b) = multiproc::pipe::<String>()?;
+/// a.send(&"ping".to_string())?;
+/// assert_eq!(b.recv()?, "ping");
+/// b.send(&"pong".to_string())?;
+/// assert_eq!(a.recv()?, "pong");
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub fn pipe<T>() -> io::Result<(Connection<T>, Connection<T>)> {
+    let (a, b) = sys::socketpair()?;
+    Ok((Connection::new(a), Connection::new(b)))
+}
+
+/// A one-way pipe: `(reader, writer)`, as Python's `Pipe(duplex=False)`.
+/// The reader cannot send and the writer cannot receive.
+///
+/// ```
+/// let (reader, writer) = multiproc::pipe_one_way::<Vec<u32>>()?;
+/// writer.send(&vec![1, 2, 3])?;
+/// assert_eq!(reader.recv()?, [1, 2, 3]);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, WriteOnly>)> {
+    let (a, b) = sys::socketpair()?;
+    Ok((Connection::new(a), Connection::new(b)))
+}
+
+impl<T, M> Connection<T, M> {
+    fn new(fd: OwnedFd) -> Self {
+        Connection {
+            fd,
+            broken: Cell::new(false),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Another copy of this end (a duplicated descriptor). Passing a
+    /// connection to a child moves it; keep a copy to go on using the end
+    /// here too. The other end sees [`ConnectionError::Eof`] only once every
+    /// copy is dropped.
+    ///
+    /// ```
+    /// let (reader, writer) = multiproc::pipe_one_way::<u8>()?;
+    /// let copy = writer.try_clone()?;
+    /// drop(writer);
+    /// copy.send(&1)?;
+    /// assert_eq!(reader.recv()?, 1);
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Connection::new(self.fd.try_clone()?))
+    }
+}
+
+impl<T: Serialize, M: Writable> Connection<T, M> {
+    /// Sends `value` as one message. Returns once the whole message is in
+    /// the kernel's buffer (blocking while it is full), so a later kill of
+    /// this process cannot lose it. Sending to an end that is closed
+    /// everywhere is an error ([`io::ErrorKind::BrokenPipe`]), never a
+    /// SIGPIPE.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<(u8, String)>()?;
+    /// a.send(&(1, "one".into()))?;
+    /// assert_eq!(b.recv()?, (1, "one".to_string()));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn send(&self, value: &T) -> Result<(), ConnectionError> {
+        let body = wire::encode(value).map_err(|e| ConnectionError::Encode(e.0))?;
+        self.send_bytes(&body)
+    }
+}
+
+impl<T, M: Writable> Connection<T, M> {
+    /// Sends `bytes` as one raw message, bypassing the codec (Python's
+    /// `send_bytes`; for `buf[offset:offset+size]`, pass the sub-slice).
+    /// An empty slice is a message too.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"a")?;
+    /// a.send_bytes(b"")?;
+    /// a.send_bytes(&b"xcdx"[1..3])?;
+    /// assert_eq!(b.recv_bytes()?, b"a");
+    /// assert_eq!(b.recv_bytes()?, b"");
+    /// assert_eq!(b.recv_bytes()?, b"cd");
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ConnectionError> {
+        if bytes.len() as u64 > MAX_MESSAGE_LEN {
+            return Err(ConnectionError::TooLarge {
+                len: bytes.len() as u64,
+                limit: MAX_MESSAGE_LEN,
+            });
+        }
+        let header = wire::header(FrameKind::Message, bytes.len());
+        if bytes.len() <= COALESCE_LEN {
+            let mut frame = Vec::with_capacity(HEADER_LEN + bytes.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(bytes);
+            sys::send_all(self.fd.as_fd(), &frame)?;
+        } else {
+            sys::send_all(self.fd.as_fd(), &header)?;
+            sys::send_all(self.fd.as_fd(), bytes)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: DeserializeOwned, M: Readable> Connection<T, M> {
+    /// Receives one message and decodes it as `T`, blocking until one
+    /// arrives. Messages sent before the other end closed are delivered
+    /// first; then [`ConnectionError::Eof`].
+    ///
+    /// ```
+    /// use multiproc::ConnectionError;
+    ///
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// a.send(&5)?;
+    /// drop(a);
+    /// assert_eq!(b.recv()?, 5);
+    /// assert!(matches!(b.recv(), Err(ConnectionError::Eof)));
+    /// # Ok::<(), ConnectionError>(())
+    /// ```
+    pub fn recv(&self) -> Result<T, ConnectionError> {
+        let body = self.recv_bytes()?;
+        wire::decode(&body).map_err(|e| ConnectionError::Decode(e.0))
+    }
+}
+
+impl<T, M: Readable> Connection<T, M> {
+    /// Receives one raw message, blocking until one arrives.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, [1, 2, 3]);
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
+        let len = self.read_header()?;
+        let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
+        self.guard(|| self.read_body(len, &mut body))?;
+        Ok(body)
+    }
+
+    /// Receives one raw message into the front of `buf` and returns its
+    /// length (Python's `recv_bytes_into`; for an offset, pass
+    /// `&mut buf[offset..]`). A message longer than `buf` is consumed and
+    /// returned whole in [`ConnectionError::BufferTooShort`]; `buf` is then
+    /// left as it was.
+    ///
+    /// ```
+    /// use multiproc::ConnectionError;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// let mut buf = [0u8; 4];
+    /// a.send_bytes(b"abc")?;
+    /// assert_eq!(b.recv_bytes_into(&mut buf[1..])?, 3);
+    /// assert_eq!(&buf, b"\0abc");
+    /// a.send_bytes(b"too long")?;
+    /// match b.recv_bytes_into(&mut buf) {
+    ///     Err(ConnectionError::BufferTooShort { message, capacity }) => {
+    ///         assert_eq!((message.as_slice(), capacity), (&b"too long"[..], 4));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), ConnectionError>(())
+    /// ```
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
+        let len = self.read_header()?;
+        if len > buf.len() as u64 {
+            let mut message = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
+            self.guard(|| self.read_body(len, &mut message))?;
+            return Err(ConnectionError::BufferTooShort {
+                message,
+                capacity: buf.len(),
+            });
+        }
+        let target = &mut buf[..len as usize];
+        self.guard(|| {
+            let got = read_full(self.fd.as_fd(), target)?;
+            if got < target.len() {
+                return Err(ConnectionError::Truncated {
+                    got: got as u64,
+                    want: len,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(len as usize)
+    }
+
+    /// Whether a receive would not block: a message (even an empty one) is
+    /// waiting, or the other end is closed everywhere. Waits up to
+    /// `timeout` for that (`None`: forever; `Some(Duration::ZERO)`: just
+    /// look). Polling consumes nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// assert!(!b.poll(Some(Duration::from_millis(10)))?);
+    /// a.send_bytes(b"")?;
+    /// assert!(b.poll(Some(Duration::ZERO))?);
+    /// assert!(b.poll(None)?, "polling again still sees the message");
+    /// assert_eq!(b.recv_bytes()?, b"");
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, ConnectionError> {
+        if self.broken.get() {
+            return Ok(true);
+        }
+        Ok(sys::wait_readable(self.fd.as_fd(), timeout)?)
+    }
+
+    /// Reads and checks a frame header; returns the body length.
+    fn read_header(&self) -> Result<u64, ConnectionError> {
+        if self.broken.get() {
+            return Err(ConnectionError::Broken);
+        }
+        self.guard(|| {
+            let mut h = [0u8; HEADER_LEN];
+            match read_full(self.fd.as_fd(), &mut h)? {
+                0 => Err(ConnectionError::Eof),
+                n if n < HEADER_LEN => Err(ConnectionError::Truncated {
+                    got: n as u64,
+                    want: HEADER_LEN as u64,
+                }),
+                _ => match wire::parse_header(&h) {
+                    Ok((FrameKind::Message, len)) => Ok(len),
+                    Ok((kind, _)) => Err(ConnectionError::Malformed(format!("a {kind:?} frame"))),
+                    Err(FrameError::TooLarge(len)) => Err(ConnectionError::TooLarge {
+                        len,
+                        limit: MAX_MESSAGE_LEN,
+                    }),
+                    Err(e) => Err(ConnectionError::Malformed(e.to_string())),
+                },
+            }
+        })
+    }
+
+    /// Appends a body of `len` bytes to `out`, growing it as bytes arrive.
+    fn read_body(&self, len: u64, out: &mut Vec<u8>) -> Result<(), ConnectionError> {
+        let got = FdReader(self.fd.as_fd()).take(len).read_to_end(out)? as u64;
+        if got < len {
+            return Err(ConnectionError::Truncated { got, want: len });
+        }
+        Ok(())
+    }
+
+    /// Runs a read; any failure but a clean EOF between messages leaves
+    /// the stream somewhere inside a frame, so the connection is marked
+    /// broken.
+    fn guard<R>(
+        &self,
+        read: impl FnOnce() -> Result<R, ConnectionError>,
+    ) -> Result<R, ConnectionError> {
+        read().inspect_err(|e| {
+            if !matches!(e, ConnectionError::Eof) {
+                self.broken.set(true);
+            }
+        })
+    }
+}
+
+struct FdReader<'a>(BorrowedFd<'a>);
+
+impl Read for FdReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::recv(self.0, buf)
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns how many bytes were read.
+fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::recv(fd, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+impl<T, M> fmt::Debug for Connection<T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd)
+            .field(
+                "mode",
+                &std::any::type_name::<M>().rsplit("::").next().unwrap_or(""),
+            )
+            .field("broken", &self.broken.get())
+            .finish()
+    }
+}
+
+/// The end's socket, for use with other APIs (`poll`ing several at once,
+/// say). Reading or writing it directly breaks the framing.
+///
+/// ```
+/// use std::os::fd::AsFd;
+///
+/// let (a, _b) = multiproc::pipe::<()>()?;
+/// let copy = a.as_fd().try_clone_to_owned()?;
+/// # drop(copy);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<T, M> AsFd for Connection<T, M> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Gives up the framing and returns the end's socket.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// let (a, b) = multiproc::pipe::<()>()?;
+/// let mut raw = UnixStream::from(OwnedFd::from(a));
+/// raw.write_all(b"not a frame, not a frame")?;
+/// assert!(matches!(b.recv_bytes(), Err(multiproc::ConnectionError::Malformed(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<T, M> From<Connection<T, M>> for OwnedFd {
+    fn from(conn: Connection<T, M>) -> OwnedFd {
+        conn.fd
+    }
+}
+
+/// Wraps a connected stream socket (one end of a `socketpair`, a
+/// `UnixStream`) whose peer speaks this framing.
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// use multiproc::Connection;
+///
+/// let (x, y) = UnixStream::pair()?;
+/// let (a, b): (Connection<String>, Connection<String>) = (OwnedFd::from(x).into(), OwnedFd::from(y).into());
+/// a.send(&"hi".to_string())?;
+/// assert_eq!(b.recv()?, "hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<T, M> From<OwnedFd> for Connection<T, M> {
+    fn from(fd: OwnedFd) -> Self {
+        Connection::new(fd)
+    }
+}
+
+/// Encodes the end as an index into the handle table of a child being
+/// started; only possible while a task's arguments are encoded (see
+/// [`Connection`]). Anywhere else it is an error.
+///
+/// ```
+/// let (a, _b) = multiproc::pipe::<()>()?;
+/// let (c, _d) = multiproc::pipe::<multiproc::Connection<()>>()?;
+/// assert!(matches!(c.send(&a), Err(multiproc::ConnectionError::Encode(_))));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<T, M> Serialize for Connection<T, M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let index = handles::share(|| self.fd.try_clone()).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_u32(index)
+    }
+}
+
+/// Takes the end the parent passed at this index, in a child that is
+/// decoding its arguments. Anywhere else it is an error.
+///
+/// ```
+/// use multiproc::{Builder, Connection, process_task};
+///
+/// #[process_task]
+/// fn hello(conn: Connection<String>) {
+///     conn.send(&"hello from the child".to_string()).unwrap();
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (here, there) = multiproc::pipe()?;
+/// Builder::new(hello, (there,)).start()?.join()?;
+/// assert_eq!(here.recv()?, "hello from the child");
+/// # Ok(())
+/// # }
+/// ```
+impl<'de, T, M> Deserialize<'de> for Connection<T, M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let index = u32::deserialize(deserializer)?;
+        let fd = handles::claim(index).map_err(serde::de::Error::custom)?;
+        Ok(Connection::new(fd))
+    }
+}
