@@ -477,6 +477,9 @@ impl<T, M: Readable> Connection<T, M> {
         if self.broken.get() {
             return Err(ConnectionError::Broken);
         }
+        if spinning_pays() {
+            sys::spin_until_readable(self.fd.as_fd(), SPIN_BUDGET);
+        }
         self.guard(|| {
             let mut h = [0u8; HEADER_LEN];
             match read_full(self.fd.as_fd(), &mut h)? {
@@ -531,6 +534,16 @@ impl Read for FdReader<'_> {
 }
 
 /// Reads until `buf` is full or EOF; returns how many bytes were read.
+/// How long a receive busy-waits for a message before blocking.
+const SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+/// Busy-waiting only helps when the sender can run on another CPU at the
+/// same time; on one CPU it would only delay the sender.
+fn spinning_pays() -> bool {
+    static PAYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PAYS.get_or_init(|| crate::usable_cpu_count().get() > 1)
+}
+
 fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
