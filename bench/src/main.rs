@@ -15,11 +15,27 @@
 //!   `std::process::Command`, exiting at once, waited for.
 //! - `spawn_child_peak_rss`: the peak resident set of a spawned child
 //!   running an empty task, in KiB (one measurement per run).
+//! - `pipe_pingpong`: one round trip of an 8-byte message over a duplex
+//!   [`Connection`] (`send_bytes`/`recv_bytes`) to a running child that
+//!   echoes it; floor `raw_pingpong`: the same over a bare Unix socket pair
+//!   between the same two processes, alternating with it.
+//! - `pipe_bulk`: 1 GiB as 1,024 messages of 1 MiB (`send_bytes`) to a
+//!   running child, until it acknowledges; floor `raw_bulk`: the same bytes
+//!   written to a bare Unix socket, alternating with it.
+//! - `queue_small`: a running child puts the integers 0..99,999 on a
+//!   `Queue<u64>` and the parent `get`s them all, timed from the parent's go
+//!   command to the last `get` (Linux only).
 
 use std::process::Command;
 use std::time::Instant;
 
 use multiproc::process_task;
+#[cfg(unix)]
+use multiproc::{Connection, Handle};
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 
 const FLOOR_ENV: &str = "MULTIPROC_BENCH_FLOOR";
 
@@ -29,6 +45,156 @@ fn noop() {}
 #[process_task]
 fn square(x: u64) -> u64 {
     x * x
+}
+
+const MIB: usize = 1 << 20;
+const BULK_MESSAGES: usize = 1024;
+
+/// Echoes 8-byte messages, alternating between the bare socket and the
+/// connection in lockstep with the parent, until the connection closes.
+#[cfg(unix)]
+#[process_task]
+fn echo(conn: Connection<()>, raw: Handle<UnixStream>) {
+    let mut raw = raw.into_inner();
+    let mut buf = [0u8; 8];
+    loop {
+        if raw.read_exact(&mut buf).is_err() {
+            return;
+        }
+        raw.write_all(&buf).unwrap();
+        let Ok(msg) = conn.recv_bytes() else { return };
+        conn.send_bytes(&msg).unwrap();
+    }
+}
+
+/// Receives `reps` rounds of 1 GiB, alternating the bare socket and the
+/// connection, checking every message, acknowledging each round.
+#[cfg(unix)]
+#[process_task]
+fn sink(conn: Connection<()>, raw: Handle<UnixStream>, reps: u32) {
+    let mut raw = raw.into_inner();
+    let mut buf = vec![0u8; MIB];
+    for _ in 0..reps {
+        for i in 0..BULK_MESSAGES {
+            raw.read_exact(&mut buf).unwrap();
+            assert_eq!(buf[..8], (i as u64).to_le_bytes(), "raw_bulk: message out of order");
+        }
+        raw.write_all(&[1]).unwrap();
+        let mut total = 0;
+        for i in 0..BULK_MESSAGES {
+            let msg = conn.recv_bytes().unwrap();
+            assert_eq!(msg.len(), MIB, "pipe_bulk: wrong length");
+            assert_eq!(msg[..8], (i as u64).to_le_bytes(), "pipe_bulk: wrong sequence number");
+            assert_eq!(msg[MIB - 8..], (i as u64).to_le_bytes(), "pipe_bulk: wrong trailer");
+            total += msg.len();
+        }
+        assert_eq!(total, BULK_MESSAGES * MIB);
+        conn.send_bytes(&[1]).unwrap();
+    }
+}
+
+#[cfg(unix)]
+fn pingpong(n: usize, warmup: usize) {
+    let (conn, theirs) = multiproc::pipe::<()>().expect("pipe");
+    let (mut raw, raw_theirs) = UnixStream::pair().expect("socketpair");
+    let child = multiproc::spawn(echo, (theirs, Handle::new(raw_theirs))).expect("start echo");
+    let (mut floor, mut ours) = (Vec::new(), Vec::new());
+    let mut back = [0u8; 8];
+    for i in 0..warmup + n {
+        let msg = (i as u64).to_le_bytes();
+        let f = micros(|| {
+            raw.write_all(&msg).unwrap();
+            raw.read_exact(&mut back).unwrap();
+        });
+        assert_eq!(back, msg, "raw_pingpong: wrong echo");
+        let mut echoed = Vec::new();
+        let o = micros(|| {
+            conn.send_bytes(&msg).unwrap();
+            echoed = conn.recv_bytes().unwrap();
+        });
+        assert_eq!(echoed, msg, "pipe_pingpong: wrong echo");
+        if i >= warmup {
+            floor.push(f);
+            ours.push(o);
+        }
+    }
+    drop((raw, conn));
+    child.join().expect("echo child");
+    let o = emit("pipe_pingpong", "multiproc", "us", ours);
+    let f = emit("raw_pingpong", "floor", "us", floor);
+    eprintln!("# pipe_pingpong / raw_pingpong = {:.2}", o / f);
+}
+
+#[cfg(unix)]
+fn bulk(reps: u32) {
+    let (conn, theirs) = multiproc::pipe::<()>().expect("pipe");
+    let (mut raw, raw_theirs) = UnixStream::pair().expect("socketpair");
+    let child = multiproc::spawn(sink, (theirs, Handle::new(raw_theirs), reps + 1)).expect("start sink");
+    let mut msg = vec![0xA5u8; MIB];
+    let gb = (BULK_MESSAGES * MIB) as f64 / 1e9;
+    let (mut floor, mut ours) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        let f = micros(|| {
+            for i in 0..BULK_MESSAGES {
+                msg[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                raw.write_all(&msg).unwrap();
+            }
+            let mut ack = [0u8];
+            raw.read_exact(&mut ack).unwrap();
+        });
+        let o = micros(|| {
+            for i in 0..BULK_MESSAGES {
+                let seq = (i as u64).to_le_bytes();
+                msg[..8].copy_from_slice(&seq);
+                msg[MIB - 8..].copy_from_slice(&seq);
+                conn.send_bytes(&msg).unwrap();
+            }
+            assert_eq!(conn.recv_bytes().unwrap(), [1], "pipe_bulk: no acknowledgement");
+        });
+        // The first round warms both paths up.
+        if rep > 0 {
+            floor.push(gb / (f / 1e6));
+            ours.push(gb / (o / 1e6));
+        }
+    }
+    child.join().expect("sink child");
+    let o = emit("pipe_bulk", "multiproc", "GB/s", ours);
+    let f = emit("raw_bulk", "floor", "GB/s", floor);
+    eprintln!("# pipe_bulk / raw_bulk = {:.2}", o / f);
+}
+
+/// Puts 0..n on the queue for every `Some(n)` command; returns on `None`.
+#[cfg(target_os = "linux")]
+#[process_task]
+fn queue_producer(q: multiproc::Queue<u64>, cmd: Connection<Option<u64>>) {
+    while let Ok(Some(n)) = cmd.recv() {
+        for i in 0..n {
+            q.put(i).unwrap();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn queue_small(reps: usize) {
+    const N: u64 = 100_000;
+    let q = multiproc::Queue::<u64>::new().expect("queue");
+    let (cmd, theirs) = multiproc::pipe::<Option<u64>>().expect("pipe");
+    let child = multiproc::spawn(queue_producer, (q.clone(), theirs)).expect("start producer");
+    let one_run = |n: u64| {
+        let t = Instant::now();
+        cmd.send(&Some(n)).unwrap();
+        for i in 0..n {
+            let v = q.get().unwrap();
+            assert_eq!(v, i, "queue_small: got {v} at position {i}");
+        }
+        t.elapsed().as_secs_f64()
+    };
+    one_run(5_000); // warm-up
+    let samples = (0..reps).map(|_| N as f64 / one_run(N)).collect();
+    assert!(q.empty(), "queue_small: extra items left in the queue");
+    cmd.send(&None).unwrap();
+    child.join().expect("producer child");
+    emit("queue_small", "multiproc", "msg/s", samples);
 }
 
 struct Options {
@@ -177,6 +343,18 @@ fn main() {
             .map(|x| micros(|| spawn_join_result(x)))
             .collect();
         emit("spawn_join_result", "multiproc", "us", samples);
+    }
+    #[cfg(unix)]
+    if o.wants("pipe_pingpong") || o.wants("raw_pingpong") {
+        pingpong(if o.quick { 2_000 } else { 20_000 }, 200);
+    }
+    #[cfg(unix)]
+    if o.wants("pipe_bulk") || o.wants("raw_bulk") {
+        bulk(if o.quick { 2 } else { 5 });
+    }
+    #[cfg(target_os = "linux")]
+    if o.wants("queue_small") {
+        queue_small(if o.quick { 1 } else { 5 });
     }
     #[cfg(unix)]
     if o.wants("spawn_child_peak_rss") {

@@ -87,7 +87,7 @@ fn run_child(spec: OsString) -> ! {
     let entry = registry::lookup(&boot.task_id)
         .unwrap_or_else(|message| refuse(Some(&chan), BootstrapFailure::UnknownTask, message));
     // The handles passed as arguments, for the payload's decode to claim.
-    match sys::adopt_handles(boot.handles) {
+    match sys::adopt_handles(boot.handles, &boot.handle_info) {
         Ok(handles) => wire::handles::install(handles),
         Err(e) => refuse(Some(&chan), BootstrapFailure::Malformed, e.to_string()),
     }

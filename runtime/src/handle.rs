@@ -97,6 +97,6 @@ impl<'de, T: Shareable> Deserialize<'de> for Handle<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let index = u32::deserialize(deserializer)?;
         let handle = handles::claim(index).map_err(serde::de::Error::custom)?;
-        Ok(Handle(T::adopt(handle)))
+        T::adopt(handle).map(Handle).map_err(serde::de::Error::custom)
     }
 }

@@ -35,16 +35,22 @@ mod handle;
 #[cfg(unix)]
 mod pipe;
 mod process;
+#[cfg(target_os = "linux")]
+mod queue;
 mod registry;
 mod sys;
 mod task;
 mod util;
+#[cfg(unix)]
+mod wait;
 mod wire;
 
 pub use authkey::AuthKey;
 pub use error::{BootstrapFailure, Error, PanicInfo};
 pub use exit::ExitStatus;
 pub use handle::{Handle, Shareable};
+#[cfg(unix)]
+pub use wait::{Waitable, wait};
 #[cfg(unix)]
 pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
 /// Registers a free function as a task that can run in another process.
@@ -93,6 +99,8 @@ pub use process::{
     current_process, parent_process, spawn, usable_cpu_count,
 };
 pub use task::{Process, Task};
+#[cfg(target_os = "linux")]
+pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError};
 
 /// What the macros' generated code uses. Not a public API: no stability
 /// promise is made for anything in here.
@@ -174,6 +182,7 @@ pub mod __private {
                 parent_name: "MainProcess".into(),
                 daemon: false,
                 from_main_thread: false,
+                handle_info: Vec::new(),
                 handles: 0,
             };
             wire::frame(FrameKind::Bootstrap, &boot).expect("a bootstrap frame encodes")

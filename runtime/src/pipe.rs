@@ -28,9 +28,6 @@ use crate::wire::{self, FrameError, FrameKind, HEADER_LEN, handles};
 /// The longest message a connection accepts: 16 GiB.
 const MAX_MESSAGE_LEN: u64 = wire::MAX_FRAME_LEN;
 
-/// Bodies up to this size are sent in one system call together with their
-/// header.
-const COALESCE_LEN: usize = 64 * 1024;
 
 /// The most memory reserved for a body before its bytes have arrived.
 const INITIAL_RESERVE: u64 = 1 << 20;
@@ -352,15 +349,8 @@ impl<T, M: Writable> Connection<T, M> {
             });
         }
         let header = wire::header(FrameKind::Message, bytes.len());
-        if bytes.len() <= COALESCE_LEN {
-            let mut frame = Vec::with_capacity(HEADER_LEN + bytes.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(bytes);
-            sys::send_all(self.fd.as_fd(), &frame)?;
-        } else {
-            sys::send_all(self.fd.as_fd(), &header)?;
-            sys::send_all(self.fd.as_fd(), bytes)?;
-        }
+        // One `sendmsg` for header and body: no copy, no extra wake-up.
+        sys::send_vectored(self.fd.as_fd(), &[&header, bytes])?;
         Ok(())
     }
 }

@@ -2,13 +2,18 @@
 //! program: what a child prints when it fails, what happens when `main`
 //! returns, and what happens when the parent is SIGKILLed.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
+#[cfg(target_os = "linux")]
+use std::process::Stdio;
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use multiproc_tests::{eventually, scratch_dir};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_probe");
 
+#[cfg(target_os = "linux")]
 fn read_pid(path: &std::path::Path) -> u32 {
     std::fs::read_to_string(path)
         .unwrap()

@@ -215,3 +215,75 @@ fn exit_codes_keep_32_bits() {
         assert_eq!(c.wait().unwrap(), ExitStatus::Code(code));
     }
 }
+
+/// Uses every handle it got: a file, a listener, a stream, a datagram
+/// socket and the write end of a std pipe.
+#[process_task]
+fn use_handles(
+    file: multiproc::Handle<std::fs::File>,
+    listener: multiproc::Handle<std::net::TcpListener>,
+    stream: multiproc::Handle<std::net::TcpStream>,
+    udp: multiproc::Handle<std::net::UdpSocket>,
+    pipe: multiproc::Handle<std::io::PipeWriter>,
+) {
+    use std::io::Write;
+    file.into_inner().write_all(b"written by the child").unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.write_all(b"accepted").unwrap();
+    stream.into_inner().write_all(b"stream").unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = udp.recv_from(&mut buf).unwrap();
+    udp.send_to(&buf[..n].to_ascii_uppercase(), from).unwrap();
+    pipe.into_inner().write_all(b"piped").unwrap();
+}
+
+#[test]
+fn handles_and_sockets_reach_the_child() {
+    use std::io::{Read, Seek};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    let _g = serial();
+    let dir = scratch_dir("win-handles");
+    let mut file =
+        std::fs::File::options().read(true).write(true).create(true).truncate(true).open(dir.join("f")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let theirs = TcpStream::connect(peer.local_addr().unwrap()).unwrap();
+    let (mut ours, _) = peer.accept().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut pipe_read, pipe_write) = std::io::pipe().unwrap();
+
+    let child = multiproc::spawn(
+        use_handles,
+        (
+            multiproc::Handle::new(file.try_clone().unwrap()),
+            multiproc::Handle::new(listener),
+            multiproc::Handle::new(theirs),
+            multiproc::Handle::new(udp.try_clone().unwrap()),
+            multiproc::Handle::new(pipe_write),
+        ),
+    )
+    .unwrap();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let mut buf = String::new();
+    conn.read_to_string(&mut buf).unwrap();
+    assert_eq!(buf, "accepted");
+    let mut got = [0u8; 6];
+    ours.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"stream");
+    me.send_to(b"dgram", udp.local_addr().unwrap()).unwrap();
+    let mut dgram = [0u8; 16];
+    let n = me.recv(&mut dgram).unwrap();
+    assert_eq!(&dgram[..n], b"DGRAM");
+    child.join().unwrap();
+    // Every copy of the pipe's write end is closed now (ours went into the
+    // argument, the child's with the child): EOF after the data.
+    let mut piped = String::new();
+    pipe_read.read_to_string(&mut piped).unwrap();
+    assert_eq!(piped, "piped");
+    file.rewind().unwrap();
+    let mut content = String::new();
+    file.read_to_string(&mut content).unwrap();
+    assert_eq!(content, "written by the child");
+}

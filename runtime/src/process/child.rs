@@ -70,6 +70,15 @@ impl<R> Child<R> {
         &self.state.authkey
     }
 
+    /// A descriptor that becomes readable once the child has ended
+    /// (Python's `sentinel`): a pidfd on Linux, for use with
+    /// [`wait`](crate::wait) or your own event loop.
+    #[cfg(unix)]
+    pub fn sentinel(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.state.sentinel.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// True until the child ends. A finished child is reaped here.
     pub fn is_alive(&self) -> bool {
         self.state.status().is_none()

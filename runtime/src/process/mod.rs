@@ -140,7 +140,7 @@ impl<R: DeserializeOwned> Builder<R> {
         table::reap();
 
         let authkey = self.authkey.unwrap_or_else(|| me.authkey().clone());
-        let boot = Bootstrap {
+        let mut boot = Bootstrap {
             build_id: sys::exe_identity(),
             task_id: self.entry.id.to_owned(),
             payload,
@@ -151,15 +151,34 @@ impl<R: DeserializeOwned> Builder<R> {
             parent_name: me.name().to_owned(),
             daemon: self.daemon,
             from_main_thread: sys::is_main_thread(),
+            handle_info: Vec::new(),
             handles: u32::try_from(self.handles.len())
                 .map_err(|_| Error::Encode { task: self.entry.path, message: "too many handles".into() })?,
         };
-        let frame = wire::frame(FrameKind::Bootstrap, &boot)
-            .map_err(|e| Error::Encode { task: self.entry.path, message: e.0 })?;
+        let task = self.entry.path;
+        let encode = |boot: &Bootstrap| {
+            wire::frame(FrameKind::Bootstrap, boot).map_err(|e| Error::Encode { task, message: e.0 })
+        };
+        // Encoded before the spawn, so that a frame that cannot be sent
+        // starts nothing.
+        let mut frame = encode(&boot)?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
-        let raw = crate::sys::spawn_child(&end, boot.daemon, &self.handles).map_err(Error::io("spawning a child"))?;
+        let (mut raw, handle_info) =
+            crate::sys::spawn_child(&end, boot.daemon, &self.handles).map_err(Error::io("spawning a child"))?;
         drop(end);
+        if !handle_info.is_empty() {
+            // Only known now that the child exists (Windows).
+            boot.handle_info = handle_info;
+            frame = match encode(&boot) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    let _ = raw.kill();
+                    let _ = raw.wait();
+                    return Err(e);
+                }
+            };
+        }
         // The child has its own copies now.
         drop(self.handles);
         let chan = Arc::new(chan);

@@ -42,6 +42,8 @@ pub(crate) struct ChildState {
     pub(crate) name: String,
     pub(crate) daemon: bool,
     pub(crate) authkey: AuthKey,
+    /// Readable once the child ends, for `multiproc::wait`.
+    pub(crate) sentinel: Option<crate::sys::Sentinel>,
     inner: Mutex<Inner>,
 }
 
@@ -66,6 +68,7 @@ impl ChildState {
     pub(crate) fn new(raw: RawChild, chan: Arc<Channel>, name: String, daemon: bool, authkey: AuthKey) -> Self {
         chan.watch_exit(&raw);
         ChildState {
+            sentinel: crate::sys::sentinel(&raw, &chan),
             pid: raw.pid(),
             name,
             daemon,

@@ -35,61 +35,77 @@ pub(crate) const BOOTSTRAP_ENV: &str = "MULTIPROC_BOOTSTRAP";
 /// `crate::wire::handles`).
 #[cfg(unix)]
 pub(crate) type OsHandle = std::os::fd::OwnedFd;
-/// An OS handle passed to a child as a task argument (see
-/// `crate::wire::handles`).
 #[cfg(windows)]
-pub(crate) type OsHandle = std::os::windows::io::OwnedHandle;
+pub(crate) use windows::OsHandle;
 
-/// Re-executes this binary as a child that finds `handles`, in order, in
-/// its inherited handle table.
+/// Re-executes this binary as a child that receives `handles`, in order.
+/// Returns it with what the child needs to take them over, one entry per
+/// handle, for the bootstrap frame's `handle_info`: nothing on Unix (the
+/// child finds them at fixed descriptors), the handle values or socket
+/// protocol infos on Windows (they are put into the started child).
 #[cfg(unix)]
-pub(crate) fn spawn_child(end: &imp::ChildEnd, daemon: bool, handles: &[OsHandle]) -> std::io::Result<imp::RawChild> {
-    imp::spawn_self(end, daemon, handles)
+pub(crate) fn spawn_child(
+    end: &imp::ChildEnd,
+    daemon: bool,
+    handles: &[OsHandle],
+) -> std::io::Result<(imp::RawChild, Vec<Vec<u8>>)> {
+    imp::spawn_self(end, daemon, handles).map(|child| (child, Vec::new()))
 }
 
-/// Re-executes this binary as a child. Passing handles is not supported on
-/// Windows yet.
+/// Re-executes this binary as a child that receives `handles`, in order.
+/// Returns it with what the child needs to take them over, one entry per
+/// handle, for the bootstrap frame's `handle_info`: nothing on Unix (the
+/// child finds them at fixed descriptors), the handle values or socket
+/// protocol infos on Windows (they are put into the started child).
 #[cfg(windows)]
-pub(crate) fn spawn_child(end: &imp::ChildEnd, daemon: bool, handles: &[OsHandle]) -> std::io::Result<imp::RawChild> {
-    if !handles.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "passing handles to a child is not supported on Windows yet",
-        ));
+pub(crate) fn spawn_child(
+    end: &imp::ChildEnd,
+    daemon: bool,
+    handles: &[OsHandle],
+) -> std::io::Result<(imp::RawChild, Vec<Vec<u8>>)> {
+    let mut child = imp::spawn_self(end, daemon)?;
+    match windows::transfer(&child, handles) {
+        Ok(info) => Ok((child, info)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
     }
-    imp::spawn_self(end, daemon)
 }
 
-/// Takes ownership, in a child, of the `count` handles its parent passed.
+/// Takes ownership, in a child, of the `count` handles its parent passed,
+/// described by the bootstrap frame's `handle_info`.
 #[cfg(unix)]
-pub(crate) fn adopt_handles(count: u32) -> std::io::Result<Vec<OsHandle>> {
+pub(crate) fn adopt_handles(count: u32, _info: &[Vec<u8>]) -> std::io::Result<Vec<OsHandle>> {
     imp::adopt_handles(count)
 }
 
-/// Takes ownership, in a child, of the `count` handles its parent passed.
+/// Takes ownership, in a child, of the `count` handles its parent passed,
+/// described by the bootstrap frame's `handle_info`.
 #[cfg(windows)]
-pub(crate) fn adopt_handles(count: u32) -> std::io::Result<Vec<OsHandle>> {
-    if count == 0 {
-        Ok(Vec::new())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "passing handles to a child is not supported on Windows yet",
-        ))
-    }
+pub(crate) fn adopt_handles(count: u32, info: &[Vec<u8>]) -> std::io::Result<Vec<OsHandle>> {
+    windows::adopt(count, info)
 }
 
 /// A type that owns one OS handle, so that a [`Handle`](crate::Handle) of
-/// it can be passed to a child: on Unix every type that owns a file
-/// descriptor (`File`, `TcpStream`, `TcpListener`, `UnixStream`,
-/// `OwnedFd`, …).
+/// it can be passed to a child.
+///
+/// On Unix every type that owns a file descriptor (`File`, `TcpStream`,
+/// `TcpListener`, `UnixStream`, `OwnedFd`, …). On Windows, where kernel
+/// handles and sockets travel by different means: `File`, `OwnedHandle`,
+/// `PipeReader`, `PipeWriter` (duplicated into the child) and `TcpStream`,
+/// `TcpListener`, `UdpSocket`, `OwnedSocket` (`WSADuplicateSocketW`).
 pub trait Shareable: Sized {
     /// A duplicate of the handle, for the child.
     #[doc(hidden)]
+    #[allow(private_interfaces)]
     fn duplicate(&self) -> std::io::Result<OsHandle>;
-    /// Takes ownership of a handle passed by the parent.
+    /// Takes ownership of a handle passed by the parent; an error if it is
+    /// of another kind.
     #[doc(hidden)]
-    fn adopt(handle: OsHandle) -> Self;
+    #[allow(private_interfaces)]
+    fn adopt(handle: OsHandle) -> std::io::Result<Self>;
 }
 
 #[cfg(unix)]
@@ -98,18 +114,33 @@ impl<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>> Shareable for T {
         self.as_fd().try_clone_to_owned()
     }
 
-    fn adopt(handle: OsHandle) -> Self {
-        T::from(handle)
+    fn adopt(handle: OsHandle) -> std::io::Result<Self> {
+        Ok(T::from(handle))
     }
 }
 
-#[cfg(windows)]
-impl<T: std::os::windows::io::AsHandle + From<std::os::windows::io::OwnedHandle>> Shareable for T {
-    fn duplicate(&self) -> std::io::Result<OsHandle> {
-        self.as_handle().try_clone_to_owned()
-    }
+/// A descriptor that becomes readable when a child ends (Python's
+/// `Process.sentinel`), for `multiproc::wait`.
+#[cfg(unix)]
+pub(crate) type Sentinel = std::os::fd::OwnedFd;
 
-    fn adopt(handle: OsHandle) -> Self {
-        T::from(handle)
+/// The sentinel of a just-started child: its pidfd where the kernel has
+/// one, else a copy of its channel (readable when it reports or exits).
+#[cfg(unix)]
+pub(crate) fn sentinel(raw: &imp::RawChild, chan: &imp::Channel) -> Option<Sentinel> {
+    use std::os::fd::AsFd;
+    match raw.sentinel() {
+        Some(fd) => fd.try_clone_to_owned().ok(),
+        None => chan.as_fd().try_clone_to_owned().ok(),
     }
+}
+
+/// Windows has no sentinel descriptors yet; `multiproc::wait` is Unix-only.
+#[cfg(windows)]
+pub(crate) type Sentinel = std::convert::Infallible;
+
+/// Windows has no sentinel descriptors yet.
+#[cfg(windows)]
+pub(crate) fn sentinel(_raw: &imp::RawChild, _chan: &imp::Channel) -> Option<Sentinel> {
+    None
 }

@@ -2,7 +2,9 @@
 //! (other Unixes), a `socketpair` as the bootstrap channel, `waitpid` and
 //! signals for the lifecycle.
 
-use std::ffi::{CString, OsStr, OsString};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use std::ffi::OsString;
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::exit::ExitStatus;
 
+/// The shared-memory queue's primitives (memfd, futex, robust mutex).
+#[cfg(target_os = "linux")]
+pub(crate) mod shm;
 
 /// The descriptor number at which a child finds its bootstrap channel.
 const CHILD_FD: RawFd = 3;
@@ -38,6 +43,12 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 #[derive(Debug)]
 pub(crate) struct Channel {
     fd: OwnedFd,
+}
+
+impl std::os::fd::AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// The end of a new channel that goes to the child.
@@ -154,7 +165,16 @@ fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
 /// Waits until a read from `fd` would not block (data or EOF), retrying on
 /// `EINTR`. `None` waits forever; returns false on timeout.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    Ok(!wait_any(&[fd], timeout)?.is_empty())
+}
+
+/// Waits until at least one of `fds` is readable (data, EOF, or for a
+/// process descriptor, exit) and returns the indices of all that are.
+/// `None` waits forever; an empty result means the timeout passed.
+pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
     let deadline = timeout.map(|t| Instant::now() + t);
+    let mut polls: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     loop {
         let ms = match deadline {
             None => -1,
@@ -164,12 +184,11 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
             }
         };
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: `p` is one valid pollfd.
-        match cvt(unsafe { libc::poll(&mut p, 1, ms) }) {
-            Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
+        // SAFETY: `polls` is a valid array of `polls.len()` pollfds.
+        match cvt(unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) }) {
+            Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(Vec::new()),
             Ok(0) => {}
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(polls.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -197,16 +216,36 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pair)
 }
 
-/// Writes all of `buf` to a socket, retrying on `EINTR`. A vanished peer is
-/// `BrokenPipe`, never SIGPIPE.
-pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = retry(|| {
-            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-            let r = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+/// Sends the concatenation of `parts` with as few system calls as the
+/// kernel allows (one `sendmsg` when the buffer has room), never raising
+/// SIGPIPE.
+pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !parts.is_empty() {
+        let mut iov: Vec<libc::iovec> = parts
+            .iter()
+            .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() })
+            .collect();
+        // SAFETY: an all-zero msghdr is a valid empty message header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        let mut sent = retry(|| {
+            // SAFETY: `msg` points at `iov`, whose entries point into
+            // `parts`, all alive for the call.
+            let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
             if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
         })?;
-        buf = &buf[n..];
+        // Drop what was sent; keep the rest for the next call.
+        while let Some(first) = parts.first_mut() {
+            if sent >= first.len() {
+                sent -= first.len();
+                parts.remove(0);
+            } else {
+                *first = &first[sent..];
+                break;
+            }
+        }
     }
     Ok(())
 }
@@ -294,6 +333,9 @@ fn spawn_sources(end: &ChildEnd, handles: &[OwnedFd]) -> io::Result<(Vec<RawFd>,
 #[derive(Debug)]
 pub(crate) struct RawChild {
     pid: libc::pid_t,
+    /// A descriptor that becomes readable when the child exits (Linux
+    /// `pidfd_open`), if the kernel has it.
+    pidfd: Option<OwnedFd>,
 }
 
 fn decode_status(status: libc::c_int) -> ExitStatus {
@@ -305,6 +347,26 @@ fn decode_status(status: libc::c_int) -> ExitStatus {
 }
 
 impl RawChild {
+    fn new(pid: libc::pid_t) -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // SAFETY: pidfd_open takes a pid and flags and returns a new
+        // descriptor (close-on-exec by definition) or -1.
+        let pidfd = match unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } {
+            -1 => None,
+            // SAFETY: the syscall just created this descriptor for us.
+            fd => Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let pidfd = None;
+        RawChild { pid, pidfd }
+    }
+
+    /// A descriptor that becomes readable exactly when the child ends, if
+    /// the platform has one.
+    pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid as u32
     }
@@ -377,6 +439,7 @@ pub(crate) fn exe_identity() -> u64 {
     })
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn cstring(s: &OsStr) -> CString {
     CString::new(s.as_bytes()).unwrap_or_else(|_| {
         // An argument or variable with an interior NUL cannot reach any
@@ -386,11 +449,13 @@ fn cstring(s: &OsStr) -> CString {
     })
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn argv() -> &'static [CString] {
     static ARGV: OnceLock<Vec<CString>> = OnceLock::new();
     ARGV.get_or_init(|| std::env::args_os().map(|a| cstring(&a)).collect())
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 /// The environment of the child: ours as of now, plus the bootstrap marker.
 fn envp(key: &str) -> Vec<CString> {
     let mut env: Vec<CString> = std::env::vars_os()
@@ -407,6 +472,7 @@ fn envp(key: &str) -> Vec<CString> {
     env
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn nul_terminated(v: &[CString]) -> Vec<*mut libc::c_char> {
     v.iter().map(|s| s.as_ptr() as *mut libc::c_char).chain(std::iter::once(std::ptr::null_mut())).collect()
 }
@@ -451,7 +517,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
             check(libc::posix_spawnattr_setflags(attr, flags as libc::c_short))?;
             let mut pid: libc::pid_t = 0;
             check(libc::posix_spawn(&mut pid, exe_path().as_ptr(), actions, attr, argv_p.as_ptr(), envp_p.as_ptr()))?;
-            Ok(RawChild { pid })
+            Ok(RawChild::new(pid))
         })();
         libc::posix_spawn_file_actions_destroy(actions);
         libc::posix_spawnattr_destroy(attr);
@@ -491,7 +557,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
         });
     }
     let child = cmd.spawn()?;
-    Ok(RawChild { pid: child.id() as libc::pid_t })
+    Ok(RawChild::new(child.id() as libc::pid_t))
 }
 
 /// Number of CPUs in the system (not just the ones we may run on).

@@ -184,6 +184,12 @@ pub(crate) struct Bootstrap {
     /// parent-death signal is tied to the parent's lifetime and not to a
     /// thread's.
     pub from_main_thread: bool,
+    /// What the child needs to take over each passed handle, where its
+    /// position does not imply it: empty on Unix; on Windows the handle's
+    /// value in the child, or a socket's protocol info (see
+    /// `sys::spawn_child`). Opaque bytes, so the format is the same
+    /// everywhere.
+    pub handle_info: Vec<Vec<u8>>,
     /// How many OS handles were passed as task arguments (see
     /// [`handles`]); on Unix they sit at descriptors 4, 5, ….
     pub handles: u32,

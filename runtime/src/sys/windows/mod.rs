@@ -5,6 +5,7 @@
 //! parent.
 
 mod channel;
+mod handles;
 mod spawn;
 
 use std::io;
@@ -29,6 +30,8 @@ use windows_sys::Win32::System::Threading::{
 };
 
 pub(crate) use channel::{Channel, ChildEnd};
+pub use handles::OsHandle;
+pub(crate) use handles::{adopt, transfer};
 pub(crate) use spawn::spawn_self;
 
 use crate::exit::ExitStatus;

@@ -1,0 +1,318 @@
+//! Linux primitives for the shared-memory queue (`crate::queue`): a memfd
+//! mapped `MAP_SHARED`, futex waits and wakes on words inside it, a robust
+//! process-shared `pthread_mutex_t`, and spill files in `/dev/shm`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use super::cvt;
+
+/// An anonymous shared-memory file of `len` bytes (zero-filled),
+/// close-on-exec.
+pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
+    let name =
+        std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `name` is a valid C string; memfd_create creates a descriptor we own.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: `fd` was just created and is not owned by anything else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len =
+        libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: ftruncate on an open descriptor.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    Ok(fd)
+}
+
+/// The size of the file behind `fd`.
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: an all-zero `stat` is valid to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer and `fd` is open.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_size as u64)
+}
+
+/// A `MAP_SHARED` read-write mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory; every access to it goes through
+// atomics or the process-shared mutex inside it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `fd`.
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel; nothing else is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The start of the mapping (page-aligned).
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: this exact range was mapped by `new` and nothing uses it
+        // any more (the owner is being dropped).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Sleeps while `*word == expected`, at most `timeout` (`None`: no limit).
+/// Returns on a wake, a changed value, the timeout or a signal; the caller
+/// re-checks its condition. The futex is shared (no `FUTEX_PRIVATE_FLAG`),
+/// so wakes from other processes mapping the same memory reach it.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
+    // the timeout pointer is null or points at `ts`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads the address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Initialises a process-shared, robust mutex at `m`.
+///
+/// # Safety
+///
+/// `m` must be valid for writes, suitably aligned, and not in use by anyone.
+pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    };
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use.
+    unsafe {
+        check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+        let result = check(libc::pthread_mutexattr_setpshared(
+            attr.as_mut_ptr(),
+            libc::PTHREAD_PROCESS_SHARED,
+        ))
+        .and_then(|()| {
+            check(libc::pthread_mutexattr_setrobust(
+                attr.as_mut_ptr(),
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|()| check(libc::pthread_mutex_init(m, attr.as_ptr())));
+        libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+        result
+    }
+}
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// Normally.
+    Clean,
+    /// From an owner that died holding it; the mutex was marked consistent
+    /// again, and whatever the dead owner left half-done is the caller's to
+    /// ignore.
+    OwnerDied,
+}
+
+/// Locks the robust mutex at `m`: a short spin of `trylock`s (the holders
+/// only copy a few bytes), then a blocking lock, given up at `deadline`
+/// (`None`: never; then `Ok(None)`).
+///
+/// # Safety
+///
+/// `m` must point at a mutex initialised by [`mutex_init`] in memory that
+/// stays mapped for the call.
+pub(crate) unsafe fn mutex_lock(
+    m: *mut libc::pthread_mutex_t,
+    deadline: Option<Instant>,
+) -> io::Result<Option<Locked>> {
+    let mut r = libc::EBUSY;
+    for _ in 0..200 {
+        // SAFETY: per the caller's promise.
+        r = unsafe { libc::pthread_mutex_trylock(m) };
+        if r != libc::EBUSY {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    if r == libc::EBUSY {
+        r = match deadline {
+            // SAFETY: per the caller's promise.
+            None => unsafe { libc::pthread_mutex_lock(m) },
+            Some(d) => {
+                let abs = realtime_after(d.saturating_duration_since(Instant::now()));
+                // SAFETY: per the caller's promise; `abs` is a valid timespec.
+                unsafe { libc::pthread_mutex_timedlock(m, &abs) }
+            }
+        };
+    }
+    match r {
+        0 => Ok(Some(Locked::Clean)),
+        libc::ETIMEDOUT => Ok(None),
+        libc::EOWNERDEAD => {
+            // SAFETY: we own the lock now; this marks its state usable again.
+            let c = unsafe { libc::pthread_mutex_consistent(m) };
+            if c != 0 {
+                return Err(io::Error::from_raw_os_error(c));
+            }
+            Ok(Some(Locked::OwnerDied))
+        }
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// The `CLOCK_REALTIME` time `after` from now, as `pthread_mutex_timedlock`
+/// wants it.
+fn realtime_after(after: Duration) -> libc::timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
+    let secs = (now.tv_sec as u64)
+        .saturating_add(after.as_secs())
+        .saturating_add(nanos / 1_000_000_000);
+    libc::timespec {
+        tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Unlocks the mutex at `m`.
+///
+/// # Safety
+///
+/// The calling thread must hold the lock.
+pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
+    // SAFETY: per the caller's promise.
+    unsafe { libc::pthread_mutex_unlock(m) };
+}
+
+/// The directory spill files go to: `/dev/shm` (memory-backed) when it
+/// exists, else the temporary directory.
+pub(crate) fn spill_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Writes `bytes` to a new, nameless file in `dir` (`O_TMPFILE`, mode
+/// 0600): a process killed while writing it leaves nothing behind.
+pub(crate) fn spill_tmpfile(dir: &Path, bytes: &[u8]) -> io::Result<File> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)?;
+    f.write_all(bytes)?;
+    Ok(f)
+}
+
+/// Gives a file made by [`spill_tmpfile`] the name `path` (which must not
+/// exist: `AlreadyExists`).
+pub(crate) fn spill_link(file: &File, path: &Path) -> io::Result<()> {
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(io::Error::other)?;
+    let to =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both are valid C strings; linkat only touches the file system.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+/// Opens a spill file and removes its name.
+pub(crate) fn spill_take(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    std::fs::remove_file(path)?;
+    Ok(f)
+}
+
+/// Reads a taken spill file that should hold exactly `len` bytes.
+pub(crate) fn spill_read(mut f: File, len: usize) -> io::Result<Vec<u8>> {
+    let size = f.metadata()?.len();
+    if size != len as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("spill file holds {size} bytes, expected {len}"),
+        ));
+    }
+    let mut out = vec![0; len];
+    f.read_exact(&mut out)?;
+    Ok(out)
+}
