@@ -47,7 +47,9 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+#[cfg(unix)]
 const MIB: usize = 1 << 20;
+#[cfg(unix)]
 const BULK_MESSAGES: usize = 1024;
 
 /// Echoes 8-byte messages, alternating between the bare socket and the
@@ -204,24 +206,14 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options {
-            quick: false,
-            only: Vec::new(),
-        };
+        let mut o = Options { quick: false, only: Vec::new() };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => o.quick = true,
-                "--only" => o.only.extend(
-                    args.next()
-                        .unwrap_or_default()
-                        .split(',')
-                        .map(str::to_owned),
-                ),
+                "--only" => o.only.extend(args.next().unwrap_or_default().split(',').map(str::to_owned)),
                 other => {
-                    eprintln!(
-                        "usage: multiproc-bench [--quick] [--only NAME[,NAME]] (unknown: {other})"
-                    );
+                    eprintln!("usage: multiproc-bench [--quick] [--only NAME[,NAME]] (unknown: {other})");
                     std::process::exit(2);
                 }
             }
@@ -262,10 +254,7 @@ fn micros(f: impl FnOnce()) -> f64 {
 
 fn raw_reexec() {
     let exe = std::env::current_exe().expect("current exe");
-    let status = Command::new(exe)
-        .env(FLOOR_ENV, "1")
-        .status()
-        .expect("re-exec");
+    let status = Command::new(exe).env(FLOOR_ENV, "1").status().expect("re-exec");
     assert!(status.success(), "raw re-exec failed: {status}");
 }
 
@@ -276,10 +265,7 @@ fn spawn_join() {
 }
 
 fn spawn_join_result(x: u64) {
-    let v = multiproc::spawn(square, (x,))
-        .expect("start")
-        .join()
-        .expect("join");
+    let v = multiproc::spawn(square, (x,)).expect("start").join().expect("join");
     assert_eq!(v, x * x, "spawn_join_result: wrong value");
 }
 
@@ -288,15 +274,9 @@ fn spawn_join_result(x: u64) {
 #[cfg(unix)]
 fn child_peak_rss_kib() -> f64 {
     let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .env(FLOOR_ENV, "rss")
-        .output()
-        .expect("rss meter");
+    let out = Command::new(exe).env(FLOOR_ENV, "rss").output().expect("rss meter");
     assert!(out.status.success(), "rss meter failed");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("rss figure")
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("rss figure")
 }
 
 #[cfg(unix)]
@@ -339,9 +319,7 @@ fn main() {
         for x in 0..warmup {
             spawn_join_result(x);
         }
-        let samples = (0..n as u64)
-            .map(|x| micros(|| spawn_join_result(x)))
-            .collect();
+        let samples = (0..n as u64).map(|x| micros(|| spawn_join_result(x))).collect();
         emit("spawn_join_result", "multiproc", "us", samples);
     }
     #[cfg(unix)]

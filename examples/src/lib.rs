@@ -40,10 +40,7 @@ pub fn secs(s: f64) -> Duration {
 /// (`while True:`): the environment variable `EXAMPLE_ROUNDS` if it is a
 /// number, `default` otherwise.
 pub fn rounds(default: u32) -> u32 {
-    std::env::var("EXAMPLE_ROUNDS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    std::env::var("EXAMPLE_ROUNDS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
 /// A pseudo-random integer in `lo..=hi`, like Python's
@@ -56,9 +53,7 @@ pub fn randint(lo: u64, hi: u64) -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         x = (nanos ^ (u64::from(std::process::id()) << 32)) | 1;
     }
     x ^= x << 13;

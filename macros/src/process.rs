@@ -14,11 +14,7 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let mut krate = Krate::new();
-    for attr in input
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("multiproc"))
-    {
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("multiproc")) {
         if let Err(e) = attr.parse_nested_meta(|meta| krate.parse(&meta)) {
             errors.push(e);
         }

@@ -160,13 +160,16 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
         let message = info.payload_as_str().unwrap_or("<non-string panic payload>").to_owned();
         let location = info.location().map(|l| l.to_string());
         let bt = std::backtrace::Backtrace::capture();
-        let backtrace =
-            (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
+        let backtrace = (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
         let thread = thread::current();
         let thread_name = thread.name().unwrap_or(if thread.id() == task_thread { "main" } else { "<unnamed>" });
         let mut err = io::stderr().lock();
         let _ = writeln!(err, "Process {name}:");
-        let _ = writeln!(err, "thread '{thread_name}' panicked at {}:\n{message}", location.as_deref().unwrap_or("<unknown>"));
+        let _ = writeln!(
+            err,
+            "thread '{thread_name}' panicked at {}:\n{message}",
+            location.as_deref().unwrap_or("<unknown>")
+        );
         if let Some(bt) = &backtrace {
             let _ = writeln!(err, "stack backtrace:\n{bt}");
         }

@@ -40,7 +40,9 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => write!(f, "signal {s}{}", signal_name(*s).map(|n| format!(" ({n})")).unwrap_or_default()),
+            ExitStatus::Signal(s) => {
+                write!(f, "signal {s}{}", signal_name(*s).map(|n| format!(" ({n})")).unwrap_or_default())
+            }
         }
     }
 }

@@ -13,19 +13,21 @@ use crate::wire::handles;
 /// can be an argument of a task or a field of a process type. The handle
 /// itself travels out of band (it is duplicated into the child at spawn);
 /// only its position in the child's handle table is encoded. Exactly the
-/// handles among the arguments reach the child, nothing else.
+/// handles among the arguments reach the child, nothing else. The types
+/// that can be passed are listed under [`Shareable`]; on Windows they
+/// include std's sockets.
 ///
 /// As in Python, a handle can only be shared with a child this way:
 /// serializing one anywhere else (into a pipe, say) is an error.
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use std::os::unix::net::UnixStream;
+/// use std::net::{TcpListener, TcpStream};
 ///
 /// use multiproc::{Handle, process_task};
 ///
 /// #[process_task]
-/// fn shout(stream: Handle<UnixStream>) {
+/// fn shout(stream: Handle<TcpStream>) {
 ///     let mut stream = stream.into_inner();
 ///     let mut buf = [0u8; 5];
 ///     stream.read_exact(&mut buf).unwrap();
@@ -33,7 +35,9 @@ use crate::wire::handles;
 /// }
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let (mut mine, theirs) = UnixStream::pair()?;
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let mut mine = TcpStream::connect(listener.local_addr()?)?;
+/// let (theirs, _) = listener.accept()?;
 /// let child = multiproc::spawn(shout, (Handle::new(theirs),))?;
 /// mine.write_all(b"hello")?;
 /// let mut reply = [0u8; 5];

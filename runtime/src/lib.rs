@@ -32,7 +32,6 @@ mod bootstrap;
 mod error;
 mod exit;
 mod handle;
-#[cfg(unix)]
 mod pipe;
 mod process;
 #[cfg(target_os = "linux")]
@@ -41,7 +40,6 @@ mod registry;
 mod sys;
 mod task;
 mod util;
-#[cfg(unix)]
 mod wait;
 mod wire;
 
@@ -49,10 +47,6 @@ pub use authkey::AuthKey;
 pub use error::{BootstrapFailure, Error, PanicInfo};
 pub use exit::ExitStatus;
 pub use handle::{Handle, Shareable};
-#[cfg(unix)]
-pub use wait::{Waitable, wait};
-#[cfg(unix)]
-pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
 /// Registers a free function as a task that can run in another process.
 ///
 /// The function keeps its body and stays callable (`work(a, b)` still
@@ -88,6 +82,8 @@ pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable
 /// # }
 /// ```
 pub use multiproc_macros::process_task;
+pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
+pub use wait::{Waitable, wait};
 
 /// Registers a type as a process type: see the [`Process`](trait@Process)
 /// trait for an example. The type must not be generic.
@@ -98,9 +94,9 @@ pub use process::{
     ActiveChild, Builder, Child, CloseError, CurrentProcess, ParentProcess, active_children, cpu_count,
     current_process, parent_process, spawn, usable_cpu_count,
 };
-pub use task::{Process, Task};
 #[cfg(target_os = "linux")]
 pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError};
+pub use task::{Process, Task};
 
 /// What the macros' generated code uses. Not a public API: no stability
 /// promise is made for anything in here.

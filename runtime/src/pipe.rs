@@ -1,7 +1,8 @@
 //! `Pipe` and `Connection`: a typed, message-oriented channel between two
 //! processes (Python's `multiprocessing.Pipe`).
 //!
-//! A pipe is a connected pair of Unix stream sockets. Every message is one
+//! A pipe is a connected pair of Unix stream sockets (on Windows, the two
+//! ends of a duplex named pipe opened for overlapped I/O). Every message is one
 //! frame: the 12-byte header of the bootstrap protocol (magic `MP`, the
 //! protocol version, kind 3 = message, the body length as a little-endian
 //! `u64`) followed by the body. The length is checked against
@@ -16,6 +17,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::marker::PhantomData;
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -23,11 +25,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys::imp as sys;
+#[cfg(windows)]
+use crate::sys::imp::pipe::{AsFd, BorrowedFd, OwnedFd};
 use crate::wire::{self, FrameError, FrameKind, HEADER_LEN, handles};
 
 /// The longest message a connection accepts: 16 GiB.
 const MAX_MESSAGE_LEN: u64 = wire::MAX_FRAME_LEN;
-
 
 /// The most memory reserved for a body before its bytes have arrived.
 const INITIAL_RESERVE: u64 = 1 << 20;
@@ -282,11 +285,7 @@ pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, W
 
 impl<T, M> Connection<T, M> {
     fn new(fd: OwnedFd) -> Self {
-        Connection {
-            fd,
-            broken: Cell::new(false),
-            _marker: PhantomData,
-        }
+        Connection { fd, broken: Cell::new(false), _marker: PhantomData }
     }
 
     /// Another copy of this end (a duplicated descriptor). Passing a
@@ -343,10 +342,7 @@ impl<T, M: Writable> Connection<T, M> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ConnectionError> {
         if bytes.len() as u64 > MAX_MESSAGE_LEN {
-            return Err(ConnectionError::TooLarge {
-                len: bytes.len() as u64,
-                limit: MAX_MESSAGE_LEN,
-            });
+            return Err(ConnectionError::TooLarge { len: bytes.len() as u64, limit: MAX_MESSAGE_LEN });
         }
         let header = wire::header(FrameKind::Message, bytes.len());
         // One `sendmsg` for header and body: no copy, no extra wake-up.
@@ -420,19 +416,13 @@ impl<T, M: Readable> Connection<T, M> {
         if len > buf.len() as u64 {
             let mut message = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
             self.guard(|| self.read_body(len, &mut message))?;
-            return Err(ConnectionError::BufferTooShort {
-                message,
-                capacity: buf.len(),
-            });
+            return Err(ConnectionError::BufferTooShort { message, capacity: buf.len() });
         }
         let target = &mut buf[..len as usize];
         self.guard(|| {
             let got = read_full(self.fd.as_fd(), target)?;
             if got < target.len() {
-                return Err(ConnectionError::Truncated {
-                    got: got as u64,
-                    want: len,
-                });
+                return Err(ConnectionError::Truncated { got: got as u64, want: len });
             }
             Ok(())
         })?;
@@ -474,17 +464,11 @@ impl<T, M: Readable> Connection<T, M> {
             let mut h = [0u8; HEADER_LEN];
             match read_full(self.fd.as_fd(), &mut h)? {
                 0 => Err(ConnectionError::Eof),
-                n if n < HEADER_LEN => Err(ConnectionError::Truncated {
-                    got: n as u64,
-                    want: HEADER_LEN as u64,
-                }),
+                n if n < HEADER_LEN => Err(ConnectionError::Truncated { got: n as u64, want: HEADER_LEN as u64 }),
                 _ => match wire::parse_header(&h) {
                     Ok((FrameKind::Message, len)) => Ok(len),
                     Ok((kind, _)) => Err(ConnectionError::Malformed(format!("a {kind:?} frame"))),
-                    Err(FrameError::TooLarge(len)) => Err(ConnectionError::TooLarge {
-                        len,
-                        limit: MAX_MESSAGE_LEN,
-                    }),
+                    Err(FrameError::TooLarge(len)) => Err(ConnectionError::TooLarge { len, limit: MAX_MESSAGE_LEN }),
                     Err(e) => Err(ConnectionError::Malformed(e.to_string())),
                 },
             }
@@ -503,10 +487,7 @@ impl<T, M: Readable> Connection<T, M> {
     /// Runs a read; any failure but a clean EOF between messages leaves
     /// the stream somewhere inside a frame, so the connection is marked
     /// broken.
-    fn guard<R>(
-        &self,
-        read: impl FnOnce() -> Result<R, ConnectionError>,
-    ) -> Result<R, ConnectionError> {
+    fn guard<R>(&self, read: impl FnOnce() -> Result<R, ConnectionError>) -> Result<R, ConnectionError> {
         read().inspect_err(|e| {
             if !matches!(e, ConnectionError::Eof) {
                 self.broken.set(true);
@@ -523,7 +504,6 @@ impl Read for FdReader<'_> {
     }
 }
 
-/// Reads until `buf` is full or EOF; returns how many bytes were read.
 /// How long a receive busy-waits for a message before blocking.
 const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
@@ -534,6 +514,7 @@ fn spinning_pays() -> bool {
     *PAYS.get_or_init(|| crate::usable_cpu_count().get() > 1)
 }
 
+/// Reads until `buf` is full or EOF; returns how many bytes were read.
 fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -549,10 +530,7 @@ impl<T, M> fmt::Debug for Connection<T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("fd", &self.fd)
-            .field(
-                "mode",
-                &std::any::type_name::<M>().rsplit("::").next().unwrap_or(""),
-            )
+            .field("mode", &std::any::type_name::<M>().rsplit("::").next().unwrap_or(""))
             .field("broken", &self.broken.get())
             .finish()
     }
@@ -569,6 +547,16 @@ impl<T, M> fmt::Debug for Connection<T, M> {
 /// # drop(copy);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[cfg(unix)]
+impl<T, M> AsFd for Connection<T, M> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The end's pipe handle, for `multiproc::wait` (crate-internal on
+/// Windows).
+#[cfg(windows)]
 impl<T, M> AsFd for Connection<T, M> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -588,6 +576,7 @@ impl<T, M> AsFd for Connection<T, M> {
 /// assert!(matches!(b.recv_bytes(), Err(multiproc::ConnectionError::Malformed(_))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(unix)]
 impl<T, M> From<Connection<T, M>> for OwnedFd {
     fn from(conn: Connection<T, M>) -> OwnedFd {
         conn.fd
@@ -609,9 +598,58 @@ impl<T, M> From<Connection<T, M>> for OwnedFd {
 /// assert_eq!(b.recv()?, "hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(unix)]
 impl<T, M> From<OwnedFd> for Connection<T, M> {
     fn from(fd: OwnedFd) -> Self {
         Connection::new(fd)
+    }
+}
+
+/// The end's pipe handle, for use with other APIs. Reading or writing it
+/// directly breaks the framing; it is open for overlapped I/O.
+///
+/// ```
+/// use std::os::windows::io::AsHandle;
+///
+/// let (a, _b) = multiproc::pipe::<()>()?;
+/// let copy = a.as_handle().try_clone_to_owned()?;
+/// # drop(copy);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(windows)]
+impl<T, M> std::os::windows::io::AsHandle for Connection<T, M> {
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Gives up the framing and returns the end's pipe handle (open for
+/// overlapped I/O).
+#[cfg(windows)]
+impl<T, M> From<Connection<T, M>> for std::os::windows::io::OwnedHandle {
+    fn from(conn: Connection<T, M>) -> Self {
+        conn.fd
+    }
+}
+
+/// Wraps a pipe handle whose peer speaks this framing (an end given up
+/// with `OwnedHandle::from(connection)`, say).
+///
+/// ```
+/// use std::os::windows::io::OwnedHandle;
+///
+/// use multiproc::Connection;
+///
+/// let (a, b) = multiproc::pipe::<String>()?;
+/// let a: Connection<String> = OwnedHandle::from(a).into();
+/// a.send(&"hi".to_string())?;
+/// assert_eq!(b.recv()?, "hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(windows)]
+impl<T, M> From<std::os::windows::io::OwnedHandle> for Connection<T, M> {
+    fn from(h: std::os::windows::io::OwnedHandle) -> Self {
+        Connection::new(h)
     }
 }
 
@@ -626,8 +664,12 @@ impl<T, M> From<OwnedFd> for Connection<T, M> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 impl<T, M> Serialize for Connection<T, M> {
+    #[cfg_attr(
+        unix,
+        allow(clippy::useless_conversion, reason = "a passed handle is an `OwnedFd` on Unix, not on Windows")
+    )]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let index = handles::share(|| self.fd.try_clone()).map_err(serde::ser::Error::custom)?;
+        let index = handles::share(|| self.fd.try_clone().map(Into::into)).map_err(serde::ser::Error::custom)?;
         serializer.serialize_u32(index)
     }
 }
@@ -651,9 +693,14 @@ impl<T, M> Serialize for Connection<T, M> {
 /// # }
 /// ```
 impl<'de, T, M> Deserialize<'de> for Connection<T, M> {
+    #[cfg_attr(
+        unix,
+        allow(clippy::useless_conversion, reason = "a passed handle is an `OwnedFd` on Unix, not on Windows")
+    )]
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let index = u32::deserialize(deserializer)?;
         let fd = handles::claim(index).map_err(serde::de::Error::custom)?;
+        let fd = OwnedFd::try_from(fd).map_err(serde::de::Error::custom)?;
         Ok(Connection::new(fd))
     }
 }

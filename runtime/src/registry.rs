@@ -53,9 +53,7 @@ pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, String> {
     if rest.is_empty() {
         return Ok(first);
     }
-    let sites: Vec<String> = std::iter::once(first)
-        .chain(rest)
-        .map(|e| format!("`{}` at {}:{}", e.path, e.file, e.line))
-        .collect();
+    let sites: Vec<String> =
+        std::iter::once(first).chain(rest).map(|e| format!("`{}` at {}:{}", e.path, e.file, e.line)).collect();
     Err(format!("task id `{id}` is registered more than once: {}", sites.join(", ")))
 }

@@ -2,11 +2,14 @@
 //! `multiprocessing.connection.wait`).
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::pipe::{Connection, Readable};
 use crate::process::Child;
+#[cfg(windows)]
+use crate::sys::imp::pipe::{AsFd, BorrowedFd};
 
 /// Something [`wait`] can wait on: a [`Connection`] (ready when a receive
 /// would not block: a message or EOF is there) or a [`Child`] (ready when

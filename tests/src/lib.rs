@@ -25,9 +25,7 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn process_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
 }
@@ -46,12 +44,7 @@ pub fn zombie_children() -> Vec<u32> {
         };
         let fields: Vec<&str> = rest.split(' ').collect();
         if fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str()) {
-            zombies.extend(
-                entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<u32>().ok()),
-            );
+            zombies.extend(entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()));
         }
     }
     zombies

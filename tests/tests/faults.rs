@@ -15,29 +15,18 @@ const PROBE: &str = env!("CARGO_BIN_EXE_probe");
 
 #[cfg(target_os = "linux")]
 fn read_pid(path: &std::path::Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
 }
 
 #[test]
 fn child_panic_is_printed_with_the_process_name() {
-    let out = Command::new(PROBE)
-        .arg("panic")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+    let out = Command::new(PROBE).arg("panic").env_remove("RUST_BACKTRACE").output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stderr.contains("Process burner:\n"), "{stderr}");
     assert!(stderr.contains("disk on fire"), "{stderr}");
-    assert!(
-        stdout.contains("parent saw: process burner panicked at"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("parent saw: process burner panicked at"), "{stdout}");
     assert!(stdout.contains("probe.rs"), "{stdout}");
 }
 
@@ -45,36 +34,21 @@ fn child_panic_is_printed_with_the_process_name() {
 #[test]
 fn normal_exit_terminates_daemons_and_waits_for_the_rest() {
     let dir = scratch_dir("exit-cleanup");
-    let status = Command::new(PROBE)
-        .arg("exit-cleanup")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+    let status = Command::new(PROBE).arg("exit-cleanup").arg(&dir).stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
     // When the probe's exit is visible, its worker had already finished…
-    assert!(
-        dir.join("worker.done").exists(),
-        "main did not wait for its non-daemonic child"
-    );
+    assert!(dir.join("worker.done").exists(), "main did not wait for its non-daemonic child");
     // …and its daemon was terminated.
     let daemon = read_pid(&dir.join("daemon.pid"));
-    assert!(eventually(Duration::from_secs(2), || {
-        !multiproc_tests::process_running(daemon)
-    }));
+    assert!(eventually(Duration::from_secs(2), || { !multiproc_tests::process_running(daemon) }));
 }
 
 #[cfg(target_os = "linux")]
 fn parent_killed(mode: &str) {
     let dir = scratch_dir(&format!("parent-killed-{mode}"));
-    let mut probe = Command::new(PROBE)
-        .args(["parent-killed", dir.to_str().unwrap(), mode])
-        .spawn()
-        .unwrap();
+    let mut probe = Command::new(PROBE).args(["parent-killed", dir.to_str().unwrap(), mode]).spawn().unwrap();
     let ready = eventually(Duration::from_secs(20), || {
-        dir.join("ready").exists()
-            && dir.join("daemon.pid").exists()
-            && dir.join("watcher.pid").exists()
+        dir.join("ready").exists() && dir.join("daemon.pid").exists() && dir.join("watcher.pid").exists()
     });
     if !ready {
         probe.kill().unwrap();
@@ -86,19 +60,12 @@ fn parent_killed(mode: &str) {
     probe.kill().unwrap();
     probe.wait().unwrap();
     assert!(
-        eventually(
-            Duration::from_secs(2),
-            || !multiproc_tests::process_running(daemon)
-        ),
+        eventually(Duration::from_secs(2), || !multiproc_tests::process_running(daemon)),
         "daemon {daemon} outlived its SIGKILLed parent"
     );
     // The non-daemonic child survives, and sees its parent die.
-    assert!(eventually(Duration::from_secs(10), || dir
-        .join("parent.gone")
-        .exists()));
-    assert!(eventually(Duration::from_secs(10), || {
-        !multiproc_tests::process_running(watcher)
-    }));
+    assert!(eventually(Duration::from_secs(10), || dir.join("parent.gone").exists()));
+    assert!(eventually(Duration::from_secs(10), || { !multiproc_tests::process_running(watcher) }));
 }
 
 #[cfg(target_os = "linux")]
@@ -118,8 +85,5 @@ fn undispatched_child_cannot_start_processes() {
     let out = Command::new(PROBE).arg("undispatched").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("refused: an attempt was made to start a new process before"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("refused: an attempt was made to start a new process before"), "{stdout}");
 }

@@ -80,12 +80,7 @@ fn tree(depth: u32, width: u32) -> Vec<String> {
     let mut names = vec![multiproc::current_process().name().to_owned()];
     if depth > 0 {
         for _ in 0..width {
-            names.extend(
-                multiproc::spawn(tree, (depth - 1, width))
-                    .unwrap()
-                    .join()
-                    .unwrap(),
-            );
+            names.extend(multiproc::spawn(tree, (depth - 1, width)).unwrap().join().unwrap());
         }
     }
     names
@@ -101,18 +96,8 @@ fn try_start_child() -> String {
 
 #[test]
 fn typed_result_comes_back() {
-    assert_eq!(
-        multiproc::spawn(square, (12,)).unwrap().join().unwrap(),
-        144
-    );
-    assert_eq!(
-        Builder::new(square, SquareArgs { x: 5 })
-            .start()
-            .unwrap()
-            .join()
-            .unwrap(),
-        25
-    );
+    assert_eq!(multiproc::spawn(square, (12,)).unwrap().join().unwrap(), 144);
+    assert_eq!(Builder::new(square, SquareArgs { x: 5 }).start().unwrap().join().unwrap(), 25);
     // The task is still an ordinary function.
     assert_eq!(square(3), 9);
 }
@@ -130,11 +115,7 @@ fn before_and_after_start() {
     assert_eq!(status, ExitStatus::Code(0));
     assert_eq!(child.exitcode(), Some(0));
     assert!(!child.is_alive());
-    assert!(
-        multiproc::active_children()
-            .iter()
-            .all(|c| c.pid != child.pid())
-    );
+    assert!(multiproc::active_children().iter().all(|c| c.pid != child.pid()));
     // Joining again is fine (Python's repeated join()).
     assert_eq!(child.wait().unwrap(), ExitStatus::Code(0));
     child.join().unwrap();
@@ -145,18 +126,10 @@ fn running_child_is_active() {
     let child = multiproc::spawn(hang, ()).unwrap();
     assert!(child.is_alive());
     assert_eq!(child.exitcode(), None);
-    assert!(
-        multiproc::active_children()
-            .iter()
-            .any(|c| c.pid == child.pid() && c.name == child.name())
-    );
+    assert!(multiproc::active_children().iter().any(|c| c.pid == child.pid() && c.name == child.name()));
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::Signal(KILL_SIGNAL));
-    assert!(
-        multiproc::active_children()
-            .iter()
-            .all(|c| c.pid != child.pid())
-    );
+    assert!(multiproc::active_children().iter().all(|c| c.pid != child.pid()));
 }
 
 #[test]
@@ -166,12 +139,7 @@ fn names_count_in_creation_order() {
     let n = |b: &Builder<()>| -> u32 {
         let d = format!("{b:?}");
         let start = d.find("Process-").unwrap() + "Process-".len();
-        d[start..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        d[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
     };
     assert!(n(&b) > n(&a));
     let named = Builder::new(noop, ()).name("worker").start().unwrap();
@@ -189,10 +157,7 @@ fn child_knows_itself_and_its_parent() {
     assert_eq!(f.pid, pid);
     assert!(!f.daemon);
     assert_eq!(f.authkey, multiproc::current_process().authkey().as_bytes());
-    assert_eq!(
-        f.parent,
-        Some((std::process::id(), "MainProcess".to_owned()))
-    );
+    assert_eq!(f.parent, Some((std::process::id(), "MainProcess".to_owned())));
     assert_eq!(f.identity.len(), 1);
     assert_eq!(f.stdin_bytes, 0, "stdin is the null device");
 }
@@ -200,10 +165,7 @@ fn child_knows_itself_and_its_parent() {
 #[test]
 fn authkey_can_be_overridden() {
     let key = multiproc::AuthKey::new(b"sesame".to_vec());
-    let child = Builder::new(facts, ())
-        .authkey(key.clone())
-        .start()
-        .unwrap();
+    let child = Builder::new(facts, ()).authkey(key.clone()).start().unwrap();
     assert_eq!(child.authkey(), &key);
     assert_eq!(child.join().unwrap().authkey, b"sesame");
 }
@@ -216,10 +178,7 @@ fn exit_code_of_a_return_is_zero() {
 
 #[test]
 fn panic_comes_back_with_message_and_location() {
-    let c = Builder::new(boom, ("the sky fell".to_string(),))
-        .name("faller")
-        .start()
-        .unwrap();
+    let c = Builder::new(boom, ("the sky fell".to_string(),)).name("faller").start().unwrap();
     assert_eq!(c.wait().unwrap(), ExitStatus::Code(1));
     match c.join() {
         Err(Error::Panicked { name, panic }) => {
@@ -237,13 +196,7 @@ fn exit_n_gives_code_n_and_no_result() {
     let c = multiproc::spawn(exit_with, (3,)).unwrap();
     assert_eq!(c.wait().unwrap(), ExitStatus::Code(3));
     assert_eq!(c.exitcode(), Some(3));
-    assert!(matches!(
-        c.join(),
-        Err(Error::NoResult {
-            status: ExitStatus::Code(3),
-            ..
-        })
-    ));
+    assert!(matches!(c.join(), Err(Error::NoResult { status: ExitStatus::Code(3), .. })));
 }
 
 #[test]
@@ -265,13 +218,7 @@ fn terminate_gives_minus_sigterm() {
     // Signalling a finished child is not an error.
     c.terminate().unwrap();
     c.kill().unwrap();
-    assert!(matches!(
-        c.join(),
-        Err(Error::NoResult {
-            status: ExitStatus::Signal(15),
-            ..
-        })
-    ));
+    assert!(matches!(c.join(), Err(Error::NoResult { status: ExitStatus::Signal(15), .. })));
 }
 
 #[test]
@@ -287,17 +234,11 @@ fn join_timeout_returns_while_alive() {
     let t = Instant::now();
     assert_eq!(c.join_timeout(Duration::from_millis(200)).unwrap(), None);
     let waited = t.elapsed();
-    assert!(
-        waited >= Duration::from_millis(100),
-        "returned after {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(100), "returned after {waited:?}");
     assert!(c.is_alive());
     assert_eq!(c.join_timeout(Duration::ZERO).unwrap(), None);
     c.terminate().unwrap();
-    assert_eq!(
-        c.join_timeout(Duration::from_secs(10)).unwrap(),
-        Some(ExitStatus::Signal(15))
-    );
+    assert_eq!(c.join_timeout(Duration::from_secs(10)).unwrap(), Some(ExitStatus::Signal(15)));
 }
 
 #[test]
@@ -316,44 +257,29 @@ fn nested_three_levels_report_names_in_preorder() {
     let c = multiproc::spawn(tree, (2, 2)).unwrap();
     let top = c.name().to_owned();
     let names = c.join().unwrap();
-    let expected: Vec<String> = ["", ":1", ":1:1", ":1:2", ":2", ":2:1", ":2:2"]
-        .iter()
-        .map(|s| format!("{top}{s}"))
-        .collect();
+    let expected: Vec<String> =
+        ["", ":1", ":1:1", ":1:2", ":2", ":2:1", ":2:2"].iter().map(|s| format!("{top}{s}")).collect();
     assert_eq!(names, expected);
 }
 
 #[test]
 fn daemon_cannot_have_children() {
-    let c = Builder::new(try_start_child, ())
-        .daemon(true)
-        .start()
-        .unwrap();
+    let c = Builder::new(try_start_child, ()).daemon(true).start().unwrap();
     assert!(c.daemon());
-    assert_eq!(
-        c.join().unwrap(),
-        "daemonic processes are not allowed to have children"
-    );
+    assert_eq!(c.join().unwrap(), "daemonic processes are not allowed to have children");
     let c = Builder::new(try_start_child, ()).start().unwrap();
     assert_eq!(c.join().unwrap(), "started");
 }
 
 #[test]
 fn daemon_flag_reaches_the_child() {
-    let f = Builder::new(facts, ())
-        .daemon(true)
-        .start()
-        .unwrap()
-        .join()
-        .unwrap();
+    let f = Builder::new(facts, ()).daemon(true).start().unwrap().join().unwrap();
     assert!(f.daemon);
 }
 
 #[test]
 fn many_short_children_all_exit_zero() {
-    let children: Vec<_> = (0..20)
-        .map(|i| multiproc::spawn(square, (i,)).unwrap())
-        .collect();
+    let children: Vec<_> = (0..20).map(|i| multiproc::spawn(square, (i,)).unwrap()).collect();
     for (i, c) in children.into_iter().enumerate() {
         assert_eq!(c.join().unwrap(), (i * i) as u64);
     }
@@ -361,17 +287,12 @@ fn many_short_children_all_exit_zero() {
 
 #[test]
 fn many_sleepers_terminated_right_after_start() {
-    let children: Vec<_> = (0..20)
-        .map(|_| multiproc::spawn(hang, ()).unwrap())
-        .collect();
+    let children: Vec<_> = (0..20).map(|_| multiproc::spawn(hang, ()).unwrap()).collect();
     for c in &children {
         c.terminate().unwrap();
     }
     for c in &children {
-        assert_eq!(
-            c.join_timeout(Duration::from_secs(20)).unwrap(),
-            Some(ExitStatus::Signal(15))
-        );
+        assert_eq!(c.join_timeout(Duration::from_secs(20)).unwrap(), Some(ExitStatus::Signal(15)));
     }
 }
 
@@ -381,9 +302,7 @@ fn dropped_handles_are_reaped() {
         let c = multiproc::spawn(noop, ()).unwrap();
         c.pid()
     };
-    assert!(eventually(Duration::from_secs(10), || {
-        multiproc::active_children().iter().all(|c| c.pid != pid)
-    }));
+    assert!(eventually(Duration::from_secs(10), || { multiproc::active_children().iter().all(|c| c.pid != pid) }));
     #[cfg(target_os = "linux")]
     assert!(!multiproc_tests::zombie_children().contains(&pid));
 }

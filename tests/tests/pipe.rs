@@ -1,18 +1,19 @@
 //! Pipes and connections, with real processes: a connection passed as a
 //! task argument, message boundaries, EOF only when every copy of the
 //! other end is closed, dead peers, bad frames, polling, and the child's
-//! descriptor table.
-#![cfg(unix)]
+//! descriptor table. Tests of Unix specifics (raw sockets, SIGPIPE,
+//! descriptors, hand-fed bootstrap frames) are Unix-only; the rest also
+//! runs on Windows.
 
+#[cfg(unix)]
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use multiproc::{
-    Builder, Connection, ConnectionError, Process, ReadOnly, WriteOnly, pipe, pipe_one_way,
-    process_task,
-};
+use multiproc::{Builder, Connection, ConnectionError, Process, ReadOnly, WriteOnly, pipe, pipe_one_way, process_task};
 use serde::{Deserialize, Serialize};
 
 #[process_task]
@@ -70,18 +71,11 @@ fn send_parts(conn: Connection<(), WriteOnly>) {
 #[test]
 fn message_boundaries_are_kept_and_an_empty_message_is_a_message() {
     let (reader, writer) = pipe_one_way::<()>().unwrap();
-    Builder::new(send_parts, (writer,))
-        .start()
-        .unwrap()
-        .join()
-        .unwrap();
+    Builder::new(send_parts, (writer,)).start().unwrap().join().unwrap();
     // Everything is queued by now: still four messages, never "abcd".
     assert_eq!(reader.recv_bytes().unwrap(), b"a");
     assert_eq!(reader.recv_bytes().unwrap(), b"b");
-    assert!(
-        reader.poll(Some(Duration::ZERO)).unwrap(),
-        "an empty message is data"
-    );
+    assert!(reader.poll(Some(Duration::ZERO)).unwrap(), "an empty message is data");
     assert_eq!(reader.recv_bytes().unwrap(), b"");
     assert_eq!(reader.recv_bytes().unwrap(), b"cd");
     assert!(matches!(reader.recv_bytes(), Err(ConnectionError::Eof)));
@@ -95,23 +89,15 @@ fn send_one_and_exit(conn: Connection<u32, WriteOnly>) {
 #[test]
 fn eof_only_after_every_copy_of_the_other_end_is_closed() {
     let (reader, writer) = pipe_one_way::<u32>().unwrap();
-    let child = Builder::new(send_one_and_exit, (writer.try_clone().unwrap(),))
-        .start()
-        .unwrap();
+    let child = Builder::new(send_one_and_exit, (writer.try_clone().unwrap(),)).start().unwrap();
     child.join().unwrap();
     assert_eq!(reader.recv().unwrap(), 7);
     // The child's copy is gone but ours is open: no EOF, just nothing yet.
     assert!(!reader.poll(Some(Duration::from_millis(100))).unwrap());
     drop(writer);
-    assert!(
-        reader.poll(Some(Duration::from_secs(10))).unwrap(),
-        "EOF makes poll ready"
-    );
+    assert!(reader.poll(Some(Duration::from_secs(10))).unwrap(), "EOF makes poll ready");
     assert!(matches!(reader.recv(), Err(ConnectionError::Eof)));
-    assert!(
-        matches!(reader.recv(), Err(ConnectionError::Eof)),
-        "EOF stays EOF"
-    );
+    assert!(matches!(reader.recv(), Err(ConnectionError::Eof)), "EOF stays EOF");
 }
 
 #[process_task]
@@ -120,17 +106,14 @@ fn drop_at_once(_conn: Connection<String, ReadOnly>) {}
 #[test]
 fn writing_to_a_dead_peer_is_an_error() {
     let (reader, writer) = pipe_one_way::<String>().unwrap();
-    Builder::new(drop_at_once, (reader,))
-        .start()
-        .unwrap()
-        .join()
-        .unwrap();
+    Builder::new(drop_at_once, (reader,)).start().unwrap().join().unwrap();
     match writer.send(&"anyone there?".to_string()) {
         Err(ConnectionError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
         other => panic!("{other:?}"),
     }
 }
 
+#[cfg(unix)]
 /// With SIGPIPE at its default action (which kills), a write to a closed
 /// pipe must still come back as an error.
 #[process_task]
@@ -145,6 +128,7 @@ fn write_to_a_dead_peer_with_default_sigpipe() -> String {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn a_dead_peer_never_raises_sigpipe() {
     let child = multiproc::spawn(write_to_a_dead_peer_with_default_sigpipe, ()).unwrap();
@@ -153,6 +137,7 @@ fn a_dead_peer_never_raises_sigpipe() {
 }
 
 /// A real frame header (for an empty message), taken off the wire.
+#[cfg(unix)]
 fn header() -> Vec<u8> {
     let (a, b) = pipe::<()>().unwrap();
     a.send_bytes(b"").unwrap();
@@ -163,6 +148,7 @@ fn header() -> Vec<u8> {
     h
 }
 
+#[cfg(unix)]
 fn header_claiming(len: u64) -> Vec<u8> {
     let mut h = header();
     let n = h.len();
@@ -171,11 +157,13 @@ fn header_claiming(len: u64) -> Vec<u8> {
 }
 
 /// A connection whose peer is a raw socket.
+#[cfg(unix)]
 fn raw_pair<T>() -> (Connection<T>, UnixStream) {
     let (raw, conn) = UnixStream::pair().unwrap();
     (OwnedFd::from(conn).into(), raw)
 }
 
+#[cfg(unix)]
 #[test]
 fn a_huge_length_prefix_is_a_typed_error_not_an_allocation() {
     let (conn, mut raw) = raw_pair::<()>();
@@ -185,12 +173,10 @@ fn a_huge_length_prefix_is_a_typed_error_not_an_allocation() {
         other => panic!("{other:?}"),
     }
     raw.write_all(&header_claiming(0)).unwrap();
-    assert!(
-        matches!(conn.recv_bytes(), Err(ConnectionError::Broken)),
-        "boundaries are lost for good"
-    );
+    assert!(matches!(conn.recv_bytes(), Err(ConnectionError::Broken)), "boundaries are lost for good");
 }
 
+#[cfg(unix)]
 #[test]
 fn garbage_is_a_typed_error() {
     let (conn, mut raw) = raw_pair::<String>();
@@ -199,6 +185,7 @@ fn garbage_is_a_typed_error() {
     assert!(matches!(conn.recv(), Err(ConnectionError::Broken)));
 }
 
+#[cfg(unix)]
 #[test]
 fn truncated_frames_are_typed_errors() {
     let (conn, mut raw) = raw_pair::<()>();
@@ -241,10 +228,7 @@ fn recv_bytes_into_a_short_buffer_returns_the_whole_message() {
     a.send_bytes(b"next").unwrap();
     let mut buf = [0u8; 10];
     match b.recv_bytes_into(&mut buf) {
-        Err(ConnectionError::BufferTooShort {
-            message: got,
-            capacity,
-        }) => {
+        Err(ConnectionError::BufferTooShort { message: got, capacity }) => {
             assert_eq!((got, capacity), (message, 10));
         }
         other => panic!("{other:?}"),
@@ -277,6 +261,7 @@ fn poll_waits_at_most_its_timeout() {
     drop(keep);
 }
 
+#[cfg(unix)]
 #[derive(Debug, Serialize, Deserialize)]
 struct FdFacts {
     fds: Vec<i32>,
@@ -285,12 +270,10 @@ struct FdFacts {
 
 /// The child's descriptors (without the one listing them) and whether
 /// each is close-on-exec.
+#[cfg(unix)]
 #[process_task]
 fn fd_facts(a: Connection<String>, b: Connection<u8, WriteOnly>) -> FdFacts {
-    let me = Some(std::path::PathBuf::from(format!(
-        "/proc/{}/fd",
-        std::process::id()
-    )));
+    let me = Some(std::path::PathBuf::from(format!("/proc/{}/fd", std::process::id())));
     let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .flatten()
@@ -299,13 +282,9 @@ fn fd_facts(a: Connection<String>, b: Connection<u8, WriteOnly>) -> FdFacts {
         .collect();
     fds.sort_unstable();
     // SAFETY: F_GETFD only reads the descriptor table.
-    let cloexec = fds
-        .iter()
-        .map(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC != 0)
-        .collect();
+    let cloexec = fds.iter().map(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC != 0).collect();
     a.send(&format!("a is {}", a.as_fd().as_raw_fd())).unwrap();
-    b.send(&u8::try_from(b.as_fd().as_raw_fd()).unwrap())
-        .unwrap();
+    b.send(&u8::try_from(b.as_fd().as_raw_fd()).unwrap()).unwrap();
     FdFacts { fds, cloexec }
 }
 
@@ -320,11 +299,7 @@ fn the_child_gets_descriptors_0_to_3_and_the_passed_handles_only() {
 
     let (a_here, a_there) = pipe::<String>().unwrap();
     let (b_here, b_there) = pipe_one_way::<u8>().unwrap();
-    let facts = Builder::new(fd_facts, (a_there, b_there))
-        .start()
-        .unwrap()
-        .join()
-        .unwrap();
+    let facts = Builder::new(fd_facts, (a_there, b_there)).start().unwrap().join().unwrap();
     assert_eq!(facts.fds, [0, 1, 2, 3, 4, 5], "{facts:?}");
     assert_eq!(&facts.cloexec[3..], [true, true, true], "{facts:?}");
     // Each handle went to the argument it was passed as.
@@ -351,10 +326,7 @@ fn a_connection_can_only_be_shared_as_an_argument() {
 fn a_builder_that_never_starts_leaks_nothing() {
     let (here, there) = pipe::<String>().unwrap();
     let builder = Builder::new(shout, (there,));
-    assert!(
-        !here.poll(Some(Duration::ZERO)).unwrap(),
-        "the builder holds a copy"
-    );
+    assert!(!here.poll(Some(Duration::ZERO)).unwrap(), "the builder holds a copy");
     drop(builder);
     assert!(here.poll(Some(Duration::from_secs(10))).unwrap());
     assert!(matches!(here.recv(), Err(ConnectionError::Eof)));
@@ -384,14 +356,10 @@ fn a_16_mib_message_round_trips() {
 fn relay(conn: Connection<String>, depth: u32) -> u32 {
     if depth == 0 {
         let heard = conn.recv().unwrap();
-        conn.send(&format!("{heard} from pid {}", std::process::id()))
-            .unwrap();
+        conn.send(&format!("{heard} from pid {}", std::process::id())).unwrap();
         std::process::id()
     } else {
-        multiproc::spawn(relay, (conn, depth - 1))
-            .unwrap()
-            .join()
-            .unwrap()
+        multiproc::spawn(relay, (conn, depth - 1)).unwrap().join().unwrap()
     }
 }
 
@@ -403,14 +371,12 @@ fn a_connection_passes_on_to_grandchildren() {
     let reply = here.recv().unwrap();
     let pid = child.join().unwrap();
     assert_eq!(reply, format!("hello from pid {pid}"));
-    assert!(
-        matches!(here.recv(), Err(ConnectionError::Eof)),
-        "every copy of the other end is gone"
-    );
+    assert!(matches!(here.recv(), Err(ConnectionError::Eof)), "every copy of the other end is gone");
 }
 
 /// Runs this test binary as a child fed `frame` on its stdin (playing the
 /// parent by hand) and returns its exit code and stderr.
+#[cfg(unix)]
 fn feed_frame(frame: &[u8]) -> (Option<i32>, String) {
     use std::process::{Command, Stdio};
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -422,12 +388,10 @@ fn feed_frame(frame: &[u8]) -> (Option<i32>, String) {
         .unwrap();
     let _ = child.stdin.take().unwrap().write_all(frame);
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+#[cfg(unix)]
 #[test]
 fn a_bootstrap_frame_claiming_handles_that_were_not_passed_is_refused() {
     use multiproc::__private::testing;
@@ -438,21 +402,13 @@ fn a_bootstrap_frame_claiming_handles_that_were_not_passed_is_refused() {
     assert_eq!(frame.pop(), Some(0));
     frame.push(200);
     let (code, stderr) = feed_frame(&frame);
-    assert_eq!(
-        code,
-        Some(multiproc::BootstrapFailure::Malformed.exit_code()),
-        "{stderr}"
-    );
+    assert_eq!(code, Some(multiproc::BootstrapFailure::Malformed.exit_code()), "{stderr}");
     assert!(stderr.contains("was not passed"), "{stderr}");
 
     // A frame with no handles whose arguments name one.
     let frame = testing::bootstrap_frame(testing::task_id(shout), payload, None);
     let (code, stderr) = feed_frame(&frame);
-    assert_eq!(
-        code,
-        Some(multiproc::BootstrapFailure::BadArguments.exit_code()),
-        "{stderr}"
-    );
+    assert_eq!(code, Some(multiproc::BootstrapFailure::BadArguments.exit_code()), "{stderr}");
     assert!(stderr.contains("handle 0 was not passed"), "{stderr}");
 }
 

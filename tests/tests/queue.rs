@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Builder, Child, Connection, GetError, JoinableQueue, PutError, Queue, SimpleQueue,
-    TaskDoneError, WriteOnly, pipe, pipe_one_way, process_task,
+    Builder, Child, Connection, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError, WriteOnly, pipe,
+    pipe_one_way, process_task,
 };
 use multiproc_tests::eventually;
 use serde::{Deserialize, Serialize};
@@ -47,10 +47,7 @@ fn tutorial_parent_puts_child_gets_and_prints() {
 fn get_timeout_on_an_empty_queue_waits_then_reports_empty() {
     let q = Queue::<u32>::new().unwrap();
     let t = Instant::now();
-    assert!(matches!(
-        q.get_timeout(Duration::from_millis(200)),
-        Err(GetError::Empty)
-    ));
+    assert!(matches!(q.get_timeout(Duration::from_millis(200)), Err(GetError::Empty)));
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(100), "{took:?}");
     assert!(took <= Duration::from_millis(2200), "{took:?}");
@@ -71,15 +68,10 @@ fn put_on_a_full_bounded_queue_reports_full_and_hands_the_value_back() {
         Err(PutError::Full(v)) => assert_eq!(v, "c"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        t.elapsed() < Duration::from_millis(100),
-        "block=false waits"
-    );
+    assert!(t.elapsed() < Duration::from_millis(100), "block=false waits");
 
     let t = Instant::now();
-    let err = q
-        .put_timeout("d".to_string(), Duration::from_millis(200))
-        .unwrap_err();
+    let err = q.put_timeout("d".to_string(), Duration::from_millis(200)).unwrap_err();
     let took = t.elapsed();
     assert!(err.is_full());
     assert_eq!(err.into_inner(), "d");
@@ -102,10 +94,7 @@ fn put_range(q: Queue<u32>, from: u32, to: u32) {
 #[test]
 fn a_put_blocked_in_a_child_resumes_when_the_parent_gets() {
     let q = Queue::with_maxsize(1).unwrap();
-    let child = Builder::new(put_range, (q.clone(), 0, 50))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(put_range, (q.clone(), 0, 50)).daemon(true).start().unwrap();
     let got: Vec<u32> = (0..50).map(|_| q.get_timeout(LONG).unwrap()).collect();
     assert_eq!(got, (0..50).collect::<Vec<_>>());
     join_within(child, "the producer");
@@ -117,9 +106,7 @@ fn items_put_before_a_child_starts_and_by_the_child_all_arrive() {
     for i in 0..10 {
         q.put(i).unwrap();
     }
-    let child = Builder::new(put_range, (q.clone(), 10, 20))
-        .start()
-        .unwrap();
+    let child = Builder::new(put_range, (q.clone(), 10, 20)).start().unwrap();
     join_within(child, "the producer");
     let got: Vec<u32> = (0..20).map(|_| q.get_timeout(LONG).unwrap()).collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
@@ -204,10 +191,7 @@ fn simple_echo(inbox: SimpleQueue<String>, outbox: SimpleQueue<String>) {
 #[test]
 fn simple_queue_put_get_empty_close_across_processes() {
     let (inbox, outbox) = (SimpleQueue::new().unwrap(), SimpleQueue::new().unwrap());
-    let child = Builder::new(simple_echo, (inbox.clone(), outbox.clone()))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(simple_echo, (inbox.clone(), outbox.clone())).daemon(true).start().unwrap();
     for w in ["one", "two", "three", ""] {
         inbox.put(w.to_string()).unwrap();
     }
@@ -238,13 +222,8 @@ impl multiproc::Process for Doubler {
 #[test]
 fn queues_can_be_fields_of_a_process_type() {
     let (input, output) = (Queue::new().unwrap(), JoinableQueue::new().unwrap());
-    let child = Builder::process(Doubler {
-        input: input.clone(),
-        output: output.clone(),
-    })
-    .daemon(true)
-    .start()
-    .unwrap();
+    let child =
+        Builder::process(Doubler { input: input.clone(), output: output.clone() }).daemon(true).start().unwrap();
     for n in [1, 2, 3, 0] {
         input.put(n).unwrap();
     }
@@ -269,12 +248,7 @@ fn joinable_queue_join_waits_for_every_task_done_in_other_processes() {
     let jobs = JoinableQueue::new().unwrap();
     let results = Queue::new().unwrap();
     let workers: Vec<_> = (0..2)
-        .map(|_| {
-            Builder::new(square_jobs, (jobs.clone(), results.clone()))
-                .daemon(true)
-                .start()
-                .unwrap()
-        })
+        .map(|_| Builder::new(square_jobs, (jobs.clone(), results.clone())).daemon(true).start().unwrap())
         .collect();
     for n in 0..100 {
         jobs.put(n).unwrap();
@@ -321,10 +295,7 @@ fn put_then_wait(q: Queue<String>) {
 #[test]
 fn an_item_whose_put_returned_survives_killing_the_producer() {
     let q = Queue::new().unwrap();
-    let child = Builder::new(put_then_wait, (q.clone(),))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(put_then_wait, (q.clone(),)).daemon(true).start().unwrap();
     assert!(eventually(LONG, || q.qsize() == 1));
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().exitcode(), -9);
@@ -346,10 +317,7 @@ fn a_producer_killed_holding_the_lock_mid_put_leaves_no_item_and_no_deadlock() {
     let q = Queue::<u64>::new().unwrap();
     q.put(1).unwrap();
     let (ready, signal) = pipe_one_way().unwrap();
-    let child = Builder::new(stall_in_put, (q.clone(), signal))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(stall_in_put, (q.clone(), signal)).daemon(true).start().unwrap();
     assert!(ready.poll(Some(LONG)).unwrap());
     ready.recv().unwrap();
     child.kill().unwrap();
@@ -373,10 +341,7 @@ fn a_producer_killed_mid_put_of_a_spilled_item_leaves_no_file() {
     let size = LEN as u64 + 5;
     let q = Queue::<Vec<u8>>::with_ring_size(0, 64 * 1024).unwrap();
     let (ready, signal) = pipe_one_way().unwrap();
-    let child = Builder::new(stall_in_big_put, (q.clone(), LEN, signal))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(stall_in_big_put, (q.clone(), LEN, signal)).daemon(true).start().unwrap();
     assert!(ready.poll(Some(LONG)).unwrap());
     ready.recv().unwrap();
     assert_eq!(spill_files_of_size(size).len(), 1, "the file is named");
@@ -397,18 +362,12 @@ fn a_consumer_killed_holding_the_lock_mid_get_leaves_the_item_for_others() {
     q.put(1).unwrap();
     q.put(2).unwrap();
     let (ready, signal) = pipe_one_way().unwrap();
-    let child = Builder::new(stall_in_get, (q.clone(), signal))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(stall_in_get, (q.clone(), signal)).daemon(true).start().unwrap();
     assert!(ready.poll(Some(LONG)).unwrap());
     ready.recv().unwrap();
     // While a live process holds the lock, timeouts still hold.
     let t = Instant::now();
-    assert!(matches!(
-        q.get_timeout(Duration::from_millis(200)),
-        Err(GetError::Empty)
-    ));
+    assert!(matches!(q.get_timeout(Duration::from_millis(200)), Err(GetError::Empty)));
     assert!(q.put_timeout(3, Duration::from_millis(200)).is_err());
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(300), "{took:?}");
@@ -433,12 +392,7 @@ struct Checked {
 
 fn checksum(producer: u32, seq: u64, payload: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in producer
-        .to_le_bytes()
-        .iter()
-        .chain(&seq.to_le_bytes())
-        .chain(payload)
-    {
+    for b in producer.to_le_bytes().iter().chain(&seq.to_le_bytes()).chain(payload) {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
     h
@@ -447,21 +401,10 @@ fn checksum(producer: u32, seq: u64, payload: &[u8]) -> u64 {
 impl Checked {
     fn new(producer: u32, seq: u64) -> Checked {
         // Mostly small, some over half the ring (spilled to a file).
-        let len = if seq % 101 == 7 {
-            40_000
-        } else {
-            (seq % 24) as usize
-        };
-        let payload: Vec<u8> = (0..len)
-            .map(|i| (i as u64 ^ seq ^ u64::from(producer)) as u8)
-            .collect();
+        let len = if seq % 101 == 7 { 40_000 } else { (seq % 24) as usize };
+        let payload: Vec<u8> = (0..len).map(|i| (i as u64 ^ seq ^ u64::from(producer)) as u8).collect();
         let sum = checksum(producer, seq, &payload);
-        Checked {
-            producer,
-            seq,
-            payload,
-            sum,
-        }
+        Checked { producer, seq, payload, sum }
     }
 
     fn whole(&self) -> bool {
@@ -495,10 +438,7 @@ struct Received {
 impl Received {
     fn record(&mut self, producer: u32, seq: u64, whole: bool, check_order: bool) {
         assert!(whole, "item {producer}/{seq} arrived torn");
-        assert!(
-            self.seen.insert((producer, seq)),
-            "item {producer}/{seq} received twice"
-        );
+        assert!(self.seen.insert((producer, seq)), "item {producer}/{seq} received twice");
         if let Some(prev) = self.last.insert(producer, seq).filter(|_| check_order) {
             assert!(prev < seq, "producer {producer}: {seq} after {prev}");
         }
@@ -519,10 +459,7 @@ fn killing_producers_and_consumers_mid_operation_tears_nothing_and_hangs_nobody(
     // A small ring: wrap-around, pads and spill files all happen often.
     let q = Queue::<Checked>::with_ring_size(500, 256 * 1024).unwrap();
     let reports = Queue::new().unwrap();
-    let stable = Builder::new(produce_checked, (q.clone(), 0, STABLE))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let stable = Builder::new(produce_checked, (q.clone(), 0, STABLE)).daemon(true).start().unwrap();
     let mut here = Received::default();
     let mut everyone = Received::default();
     let take = |here: &mut Received, everyone: &mut Received| -> bool {
@@ -538,14 +475,8 @@ fn killing_producers_and_consumers_mid_operation_tears_nothing_and_hangs_nobody(
     };
     let mut killed_consumers = 0;
     for round in 1..=ROUNDS {
-        let producer = Builder::new(produce_checked, (q.clone(), round, u64::MAX))
-            .daemon(true)
-            .start()
-            .unwrap();
-        let consumer = Builder::new(consume_and_report, (q.clone(), reports.clone()))
-            .daemon(true)
-            .start()
-            .unwrap();
+        let producer = Builder::new(produce_checked, (q.clone(), round, u64::MAX)).daemon(true).start().unwrap();
+        let consumer = Builder::new(consume_and_report, (q.clone(), reports.clone())).daemon(true).start().unwrap();
         // Let both run flat out for a while, taking our share too.
         // (At least 100 ms, so that some kills land inside a put or a get.)
         let mut ours = 0;
@@ -567,19 +498,11 @@ fn killing_producers_and_consumers_mid_operation_tears_nothing_and_hangs_nobody(
     // Drain everything, until the stable producer is done and nothing is left.
     let deadline = Instant::now() + LONG;
     while !(stable.status().is_some() && q.empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "the stable producer never finished"
-        );
+        assert!(Instant::now() < deadline, "the stable producer never finished");
         take(&mut here, &mut everyone);
     }
-    assert_eq!(
-        stable.join_timeout(LONG).unwrap().map(|s| s.exitcode()),
-        Some(0)
-    );
-    let stable_got = (0..STABLE)
-        .filter(|s| everyone.seen.contains(&(0, *s)))
-        .count() as u64;
+    assert_eq!(stable.join_timeout(LONG).unwrap().map(|s| s.exitcode()), Some(0));
+    let stable_got = (0..STABLE).filter(|s| everyone.seen.contains(&(0, *s))).count() as u64;
     // A consumer killed between its get and its report takes one item
     // with it; nothing else may go missing.
     assert!(
@@ -621,22 +544,10 @@ fn consume_pairs(q: Queue<Option<(u32, u32)>>) -> Vec<(u32, u32)> {
 fn four_producers_four_consumers_ten_thousand_items_each() {
     const N: u32 = 10_000;
     let q = Queue::new().unwrap();
-    let consumers: Vec<_> = (0..4)
-        .map(|_| {
-            Builder::new(consume_pairs, (q.clone(),))
-                .daemon(true)
-                .start()
-                .unwrap()
-        })
-        .collect();
-    let producers: Vec<_> = (0..4)
-        .map(|p| {
-            Builder::new(produce_pairs, (q.clone(), p, N))
-                .daemon(true)
-                .start()
-                .unwrap()
-        })
-        .collect();
+    let consumers: Vec<_> =
+        (0..4).map(|_| Builder::new(consume_pairs, (q.clone(),)).daemon(true).start().unwrap()).collect();
+    let producers: Vec<_> =
+        (0..4).map(|p| Builder::new(produce_pairs, (q.clone(), p, N)).daemon(true).start().unwrap()).collect();
     for p in producers {
         join_within(p, "a producer");
     }
@@ -668,16 +579,9 @@ fn put_big(q: Queue<Vec<u8>>, len: usize) {
 fn joining_a_producer_before_draining_an_8_mib_item_does_not_deadlock() {
     const LEN: usize = 8 << 20;
     let q = Queue::new().unwrap();
-    let child = Builder::new(put_big, (q.clone(), LEN))
-        .daemon(true)
-        .start()
-        .unwrap();
+    let child = Builder::new(put_big, (q.clone(), LEN)).daemon(true).start().unwrap();
     let status = child.join_timeout(LONG).unwrap();
-    assert_eq!(
-        status.map(|s| s.exitcode()),
-        Some(0),
-        "the producer did not exit before its item was read"
-    );
+    assert_eq!(status.map(|s| s.exitcode()), Some(0), "the producer did not exit before its item was read");
     let item = q.get_nowait().unwrap();
     assert_eq!(item.len(), LEN);
     assert!(item.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
@@ -689,11 +593,7 @@ fn spill_files_of_size(size: u64) -> Vec<std::path::PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("multiproc-queue-")
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with("multiproc-queue-"))
         .filter(|e| e.metadata().is_ok_and(|m| m.len() == size))
         .map(|e| e.path())
         .collect()

@@ -27,14 +27,8 @@ fn no_leaks() {
     // The child sees stdin/stdout/stderr, its channel at 3, and the
     // descriptor it used to list the directory: nothing of ours.
     let fds = multiproc::spawn(child_fds, ()).unwrap().join().unwrap();
-    assert!(
-        fds.len() <= 5 && fds.starts_with(&[0, 1, 2, 3]),
-        "child descriptors: {fds:?}"
-    );
-    assert!(
-        !fds[4..].contains(&leaky) || fds.len() == 4,
-        "child inherited {leaky}: {fds:?}"
-    );
+    assert!(fds.len() <= 5 && fds.starts_with(&[0, 1, 2, 3]), "child descriptors: {fds:?}");
+    assert!(!fds[4..].contains(&leaky) || fds.len() == 4, "child inherited {leaky}: {fds:?}");
 
     let before = open_fds();
     for i in 0..500 {
@@ -45,8 +39,7 @@ fn no_leaks() {
         // Odd ones are dropped unjoined: the runtime must reap them.
     }
     assert!(
-        eventually(Duration::from_secs(20), || multiproc::active_children()
-            .is_empty()),
+        eventually(Duration::from_secs(20), || multiproc::active_children().is_empty()),
         "children left running: {:?}",
         multiproc::active_children()
     );

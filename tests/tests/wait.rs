@@ -1,8 +1,6 @@
 //! `multiproc::wait` over connections and process sentinels at once
 //! (Python's `multiprocessing.connection.wait`).
 
-#![cfg(unix)]
-
 use std::time::{Duration, Instant};
 
 use multiproc::{Connection, Waitable, process_task};

@@ -144,7 +144,14 @@ fn writers_gone(read: &OwnedHandle) -> bool {
     let mut avail = 0u32;
     // SAFETY: a valid pipe handle; only the count is asked for.
     let ok = unsafe {
-        PeekNamedPipe(read.as_raw_handle(), std::ptr::null_mut(), 0, std::ptr::null_mut(), &mut avail, std::ptr::null_mut())
+        PeekNamedPipe(
+            read.as_raw_handle(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            &mut avail,
+            std::ptr::null_mut(),
+        )
     };
     // SAFETY: no preconditions.
     ok == 0 && unsafe { GetLastError() } == ERROR_BROKEN_PIPE
@@ -195,7 +202,11 @@ fn terminate_and_kill_give_minus_15() {
     for kill in [false, true] {
         let c = multiproc::spawn(hang, ()).unwrap();
         assert_eq!(c.join_timeout(Duration::from_millis(50)).unwrap(), None);
-        if kill { c.kill().unwrap() } else { c.terminate().unwrap() }
+        if kill {
+            c.kill().unwrap()
+        } else {
+            c.terminate().unwrap()
+        }
         assert_eq!(c.wait().unwrap(), ExitStatus::Signal(15));
         assert_eq!(c.exitcode(), Some(-15));
     }
@@ -230,6 +241,7 @@ fn use_handles(
     file.into_inner().write_all(b"written by the child").unwrap();
     let (mut conn, _) = listener.accept().unwrap();
     conn.write_all(b"accepted").unwrap();
+    drop(conn);
     stream.into_inner().write_all(b"stream").unwrap();
     let mut buf = [0u8; 16];
     let (n, from) = udp.recv_from(&mut buf).unwrap();

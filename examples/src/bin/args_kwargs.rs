@@ -48,26 +48,13 @@ fn main() -> Result<(), multiproc::Error> {
     // args=("hahaha",): a tuple, with the trailing comma as in Python.
     let p1 = Builder::new(print_loop, ("hahaha (args)".to_string(),)).start()?;
     // kwargs={"s": "I am process 2"}: the generated named-arguments struct.
-    let p2 = Builder::new(
-        print_loop,
-        PrintLoopArgs {
-            s: "I am process 2 (kwargs)".to_string(),
-        },
-    )
-    .start()?;
+    let p2 = Builder::new(print_loop, PrintLoopArgs { s: "I am process 2 (kwargs)".to_string() }).start()?;
     p1.wait()?;
     p2.wait()?;
 
     // Several arguments: by position, or by name in any order.
     let by_position = Builder::new(introduce, ("egon".to_string(), 18)).start()?;
-    let by_name = Builder::new(
-        introduce,
-        IntroduceArgs {
-            age: 18,
-            name: "egon".to_string(),
-        },
-    )
-    .start()?;
+    let by_name = Builder::new(introduce, IntroduceArgs { age: 18, name: "egon".to_string() }).start()?;
     println!("args   -> {}", by_position.join()?);
     println!("kwargs -> {}", by_name.join()?);
     // The task is still an ordinary function, too.

@@ -86,11 +86,7 @@ struct Chat {
 
 impl Process for Chat {
     fn run(&mut self) {
-        println!(
-            "daemon chat: pid {}, name {}",
-            std::process::id(),
-            current_process().name()
-        );
+        println!("daemon chat: pid {}, name {}", std::process::id(), current_process().name());
         println!("daemon chat: {} is chatting", self.person);
         // A daemon may not have children: Python raises an AssertionError,
         // multiproc returns a typed error.
@@ -122,11 +118,7 @@ fn main() -> Result<(), multiproc::Error> {
     if std::env::args().nth(1).as_deref() == Some("mixed") {
         let p1 = Builder::new(foo, ()).daemon(true).start()?;
         let p2 = Builder::new(bar, ()).start()?;
-        println!(
-            "main: started daemon {} and non-daemon {}",
-            p1.name(),
-            p2.name()
-        );
+        println!("main: started daemon {} and non-daemon {}", p1.name(), p2.name());
         sleep(secs(0.1));
         // Ending the main code terminates daemon p1 now; p2 is waited for.
         println!("main-------");
@@ -135,19 +127,8 @@ fn main() -> Result<(), multiproc::Error> {
 
     let m_work = Builder::new(work, ()).daemon(true).start()?;
     let p = Builder::new(sleeper, ()).daemon(true).start()?;
-    let chat = Chat {
-        person: "Chen Song".into(),
-    }
-    .builder()
-    .daemon(true)
-    .start()?;
-    println!(
-        "main: started daemons {}, {} and {} (pid {})",
-        m_work.name(),
-        p.name(),
-        chat.name(),
-        chat.pid()
-    );
+    let chat = Chat { person: "Chen Song".into() }.builder().daemon(true).start()?;
+    println!("main: started daemons {}, {} and {} (pid {})", m_work.name(), p.name(), chat.name(), chat.pid());
     sleep(secs(3.0));
     println!("main: the main process ends; its daemons are terminated now");
     Ok(())

@@ -48,10 +48,6 @@ fn main() -> Result<(), multiproc::Error> {
     let p = Builder::new(dask, ("without join".to_string(),)).start()?;
     // No join: this line comes first. The child keeps running, and the
     // program waits for it after `main` returns.
-    println!(
-        "main process (without join; {} is still running: {})",
-        p.name(),
-        p.is_alive()
-    );
+    println!("main process (without join; {} is still running: {})", p.name(), p.is_alive());
     Ok(())
 }

@@ -32,10 +32,7 @@ use multiproc_examples::secs;
 
 #[process_task]
 fn f(name: String) {
-    println!(
-        "hello {name} (process {})",
-        multiproc::current_process().name()
-    );
+    println!("hello {name} (process {})", multiproc::current_process().name());
     sleep(secs(1.0));
 }
 

@@ -41,11 +41,7 @@ fn main() -> Result<(), multiproc::Error> {
         p_lst.push(Builder::new(f, ("aaron".to_string(),)).start()?);
     }
     let names: Vec<String> = active_children().into_iter().map(|c| c.name).collect();
-    println!(
-        "main: {} active children: {}",
-        names.len(),
-        names.join(", ")
-    );
+    println!("main: {} active children: {}", names.len(), names.join(", "));
     println!("main: returning without join; the program waits for the children");
     Ok(())
 }

@@ -75,10 +75,7 @@ fn f(name: String) -> f64 {
 
 /// Joins every child (after all were started) and prints the summary line.
 fn join_all(start: Instant, children: Vec<Child<f64>>) -> Result<(), multiproc::Error> {
-    let slept = children
-        .into_iter()
-        .map(Child::join)
-        .collect::<Result<Vec<f64>, _>>()?;
+    let slept = children.into_iter().map(Child::join).collect::<Result<Vec<f64>, _>>()?;
     let total = start.elapsed().as_secs_f64();
     let longest = slept.iter().copied().fold(0.0, f64::max);
     let sum: f64 = slept.iter().sum();

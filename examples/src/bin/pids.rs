@@ -63,19 +63,12 @@ fn getppid() -> u32 {
 #[process_task]
 fn task() {
     println!("child: started");
-    println!(
-        "child: my pid (current_process().pid()) = {}",
-        current_process().pid()
-    );
+    println!("child: my pid (current_process().pid()) = {}", current_process().pid());
 }
 
 #[process_task]
 fn f(x: u64) -> u64 {
-    println!(
-        "child {x}: pid = {}, parent pid = {}",
-        std::process::id(),
-        getppid()
-    );
+    println!("child {x}: pid = {}, parent pid = {}", std::process::id(), getppid());
     x * x
 }
 
@@ -84,12 +77,7 @@ fn work(s: String) {
     for _ in 0..rounds(3) {
         sleep(secs(3.0));
         let parent = parent_process().expect("a child has a parent");
-        println!(
-            "{s}: pid = {}, parent pid = {} ({})",
-            std::process::id(),
-            getppid(),
-            parent.name()
-        );
+        println!("{s}: pid = {}, parent pid = {} ({})", std::process::id(), getppid(), parent.name());
     }
 }
 
@@ -102,13 +90,8 @@ fn main() -> Result<(), multiproc::Error> {
     p.wait()?;
 
     println!("--- 2. five children, each with the main process as parent");
-    let children = (0..5)
-        .map(|i| Builder::new(f, (i,)).start())
-        .collect::<Result<Vec<_>, _>>()?;
-    let squares = children
-        .into_iter()
-        .map(|p| p.join())
-        .collect::<Result<Vec<_>, _>>()?;
+    let children = (0..5).map(|i| Builder::new(f, (i,)).start()).collect::<Result<Vec<_>, _>>()?;
+    let squares = children.into_iter().map(|p| p.join()).collect::<Result<Vec<_>, _>>()?;
     println!("main: the children returned {squares:?}");
 
     println!("--- 3. a worker printing its ids in a loop");

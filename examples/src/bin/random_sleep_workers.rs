@@ -73,13 +73,7 @@ impl Process for MyProcess {
 
 fn main_object() -> Result<(), multiproc::Error> {
     let process_one = Builder::new(work, ("work_1".to_string(),)).start()?;
-    let process_two = Builder::new(
-        work,
-        WorkArgs {
-            name: "work_2".to_string(),
-        },
-    )
-    .start()?;
+    let process_two = Builder::new(work, WorkArgs { name: "work_2".to_string() }).start()?;
     process_one.wait()?;
     process_two.wait()?;
     Ok(())

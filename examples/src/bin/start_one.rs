@@ -55,15 +55,9 @@ fn zi() {
 fn main() -> Result<(), multiproc::Error> {
     let p = Builder::new(f, ("aaron".to_string(),)).start()?;
     sleep(secs(1.0));
-    println!(
-        "main program (after sleeping 1 s; {} printed first)",
-        p.name()
-    );
+    println!("main program (after sleeping 1 s; {} printed first)", p.name());
 
     let p = Builder::new(zi, ()).start()?;
-    println!(
-        "main: started {}; main returns now, and the program waits for it",
-        p.name()
-    );
+    println!("main: started {}; main returns now, and the program waits for it", p.name());
     Ok(())
 }

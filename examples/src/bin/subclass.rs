@@ -89,12 +89,7 @@ struct Chat {
 impl Process for Chat {
     fn run(&mut self) {
         let me = current_process();
-        println!(
-            "{} (process {}, pid {}) is chatting",
-            self.person,
-            me.name(),
-            me.pid()
-        );
+        println!("{} (process {}, pid {}) is chatting", self.person, me.name(), me.pid());
         sleep(secs(randint(1, 4) as f64));
         println!("{} (process {}) is still chatting", self.person, me.name());
     }
@@ -116,12 +111,7 @@ fn main() -> Result<(), multiproc::Error> {
     println!("main process");
 
     println!("--- 3. a field and a name");
-    let p1 = Chat {
-        person: "Chen Song".into(),
-    }
-    .builder()
-    .name("chat-1")
-    .start()?;
+    let p1 = Chat { person: "Chen Song".into() }.builder().name("chat-1").start()?;
     println!("main: p1.pid() = {}", p1.pid());
     p1.join()?;
     println!("main: done");

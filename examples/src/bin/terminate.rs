@@ -45,10 +45,7 @@ impl Process for Chat {
     fn run(&mut self) {
         println!("{} is chatting", current_process().name());
         sleep(secs(randint(1, 4) as f64));
-        println!(
-            "{} is still chatting (never printed)",
-            current_process().name()
-        );
+        println!("{} is still chatting (never printed)", current_process().name());
     }
 }
 
@@ -68,23 +65,14 @@ fn main() -> Result<(), multiproc::Error> {
     sleep(secs(0.5));
     p2.terminate()?;
     let status = p2.wait()?;
-    println!(
-        "{} ended with {status}; exitcode {:?}; is_alive {}",
-        p2.name(),
-        p2.exitcode(),
-        p2.is_alive()
-    );
+    println!("{} ended with {status}; exitcode {:?}; is_alive {}", p2.name(), p2.exitcode(), p2.is_alive());
 
     println!("--- 3. kill while it runs");
     let p3 = Chat.builder().name("Song Song").start()?;
     sleep(secs(0.5));
     p3.kill()?;
     let status = p3.wait()?;
-    println!(
-        "{} ended with {status}; exitcode {:?}",
-        p3.name(),
-        p3.exitcode()
-    );
+    println!("{} ended with {status}; exitcode {:?}", p3.name(), p3.exitcode());
     // A finished child's handle can be closed (Python's p.close()).
     p3.close().expect("p3 has ended");
     println!("main: done");

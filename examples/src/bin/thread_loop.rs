@@ -51,9 +51,7 @@ fn run_loop() {
 
 fn main() -> std::io::Result<()> {
     println!("thread {} is running...", current_name());
-    let t = thread::Builder::new()
-        .name("LoopThread".into())
-        .spawn(run_loop)?;
+    let t = thread::Builder::new().name("LoopThread".into()).spawn(run_loop)?;
     t.join().expect("the loop thread panicked");
     println!("thread {} ended.", current_name());
     Ok(())

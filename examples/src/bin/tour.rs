@@ -24,20 +24,13 @@
 
 use std::thread::sleep;
 
-use multiproc::{
-    Builder, Error, Process, active_children, cpu_count, current_process, parent_process,
-    process_task,
-};
+use multiproc::{Builder, Error, Process, active_children, cpu_count, current_process, parent_process, process_task};
 use multiproc_examples::secs;
 use serde::{Deserialize, Serialize};
 
 #[process_task]
 fn greet(name: String) -> String {
-    format!(
-        "hello, {name}, from process {} (pid {})",
-        current_process().name(),
-        std::process::id()
-    )
+    format!("hello, {name}, from process {} (pid {})", current_process().name(), std::process::id())
 }
 
 #[process_task]
@@ -52,8 +45,7 @@ fn boom(msg: String) -> u64 {
 
 #[process_task]
 fn parse(text: String) -> Result<u64, String> {
-    text.parse()
-        .map_err(|e| format!("{text:?} is not a number: {e}"))
+    text.parse().map_err(|e| format!("{text:?} is not a number: {e}"))
 }
 
 #[process_task]
@@ -91,15 +83,9 @@ fn whoami() -> (String, String) {
 /// Starts a grandchild of the main process and reports both names.
 #[process_task]
 fn nested() -> Result<(String, String, String), String> {
-    let child = Builder::new(whoami, ())
-        .start()
-        .map_err(|e| e.to_string())?;
+    let child = Builder::new(whoami, ()).start().map_err(|e| e.to_string())?;
     let (child_name, child_parent) = child.join().map_err(|e| e.to_string())?;
-    Ok((
-        current_process().name().to_string(),
-        child_name,
-        child_parent,
-    ))
+    Ok((current_process().name().to_string(), child_name, child_parent))
 }
 
 /// A process type: the value is sent to the child, which calls `run`.
@@ -111,20 +97,12 @@ struct Countdown {
 impl Process for Countdown {
     fn run(&mut self) {
         let counts: Vec<String> = (1..=self.from).rev().map(|n| n.to_string()).collect();
-        println!(
-            "   [child {}] countdown: {} ... liftoff",
-            current_process().name(),
-            counts.join(" ")
-        );
+        println!("   [child {}] countdown: {} ... liftoff", current_process().name(), counts.join(" "));
     }
 }
 
 fn main() -> Result<(), Error> {
-    println!(
-        "multiproc tour: main process {} (pid {})",
-        current_process().name(),
-        std::process::id()
-    );
+    println!("multiproc tour: main process {} (pid {})", current_process().name(), std::process::id());
 
     println!("\n== 1. Start a function in a child process, get its result back");
     let child = Builder::new(greet, ("world".to_string(),)).start()?;
@@ -134,33 +112,18 @@ fn main() -> Result<(), Error> {
 
     println!("\n== 2. Arguments: a tuple (args) or the generated struct (kwargs)");
     let by_position = Builder::new(add, (2, 3)).start()?.join()?;
-    let by_name = Builder::new(add, AddArgs { a: 4, b: 5 })
-        .name("adder")
-        .start()?;
+    let by_name = Builder::new(add, AddArgs { a: 4, b: 5 }).name("adder").start()?;
     let name = by_name.name().to_string();
     println!("   add(2, 3) in a child = {by_position}");
-    println!(
-        "   {name} ran add(AddArgs {{ a: 4, b: 5 }}) = {}",
-        by_name.join()?
-    );
-    println!(
-        "   add is still an ordinary function: add(20, 22) = {}",
-        add(20, 22)
-    );
+    println!("   {name} ran add(AddArgs {{ a: 4, b: 5 }}) = {}", by_name.join()?);
+    println!("   add is still an ordinary function: add(20, 22) = {}", add(20, 22));
 
     println!("\n== 3. A panic in the child comes back as an error");
     println!("   (the child also reports its panic on stderr, like a Python traceback)");
-    match Builder::new(boom, ("something went wrong".to_string(),))
-        .name("boomer")
-        .start()?
-        .join()
-    {
+    match Builder::new(boom, ("something went wrong".to_string(),)).name("boomer").start()?.join() {
         Err(Error::Panicked { name, panic }) => {
             println!("   process {name} panicked: message {:?}", panic.message);
-            println!(
-                "   at {}",
-                panic.location.as_deref().unwrap_or("<unknown location>")
-            );
+            println!("   at {}", panic.location.as_deref().unwrap_or("<unknown location>"));
         }
         other => println!("   unexpected: {other:?}"),
     }
@@ -168,33 +131,18 @@ fn main() -> Result<(), Error> {
     println!("\n== 4. Exit codes (Python's p.exitcode)");
     let returned = Builder::new(add, (1, 2)).start()?;
     returned.wait()?;
-    println!(
-        "   returned normally           -> exitcode {:?}",
-        returned.exitcode()
-    );
+    println!("   returned normally           -> exitcode {:?}", returned.exitcode());
     let failed = Builder::new(parse, ("forty-two".to_string(),)).start()?;
     failed.wait()?;
-    println!(
-        "   returned Err(..)            -> exitcode {:?}",
-        failed.exitcode()
-    );
+    println!("   returned Err(..)            -> exitcode {:?}", failed.exitcode());
     println!("      and join() gives Ok(Err): {:?}", failed.join()?);
     let panicked = Builder::new(boom, ("again".to_string(),)).start()?;
     panicked.wait()?;
-    println!(
-        "   panicked                    -> exitcode {:?}",
-        panicked.exitcode()
-    );
+    println!("   panicked                    -> exitcode {:?}", panicked.exitcode());
     let exited = Builder::new(exit_with, (3,)).start()?;
     exited.wait()?;
-    println!(
-        "   std::process::exit(3)       -> exitcode {:?}",
-        exited.exitcode()
-    );
-    println!(
-        "      and join() says: {}",
-        exited.join().expect_err("exit(3) returns no result")
-    );
+    println!("   std::process::exit(3)       -> exitcode {:?}", exited.exitcode());
+    println!("      and join() says: {}", exited.join().expect_err("exit(3) returns no result"));
     let terminated = Builder::new(sleep_forever, ()).start()?;
     println!("   a sleeper: is_alive {}", terminated.is_alive());
     terminated.terminate()?;
@@ -207,25 +155,16 @@ fn main() -> Result<(), Error> {
     let killed = Builder::new(sleep_forever, ()).start()?;
     killed.kill()?;
     let status = killed.wait()?;
-    println!(
-        "   kill()                      -> exitcode {:?} ({status})",
-        killed.exitcode()
-    );
+    println!("   kill()                      -> exitcode {:?} ({status})", killed.exitcode());
 
     println!("\n== 5. Daemonic processes");
-    let daemon = Builder::new(sleep_forever, ())
-        .name("the-daemon")
-        .daemon(true)
-        .start()?;
+    let daemon = Builder::new(sleep_forever, ()).name("the-daemon").daemon(true).start()?;
     println!(
         "   started {} (pid {}); it sleeps forever, but is terminated when main ends",
         daemon.name(),
         daemon.pid()
     );
-    let refused = Builder::new(try_to_start_a_child, ())
-        .daemon(true)
-        .start()?
-        .join()?;
+    let refused = Builder::new(try_to_start_a_child, ()).daemon(true).start()?.join()?;
     println!("   a daemon trying to start a child gets: {refused}");
 
     println!("\n== 6. Names in a process tree");
@@ -245,16 +184,10 @@ fn main() -> Result<(), Error> {
     println!("\n== 7. A process type (a Process subclass with run)");
     let countdown = Countdown { from: 3 }.builder().name("countdown").start()?;
     countdown.wait()?;
-    println!(
-        "   {} ran Countdown::run and ended with {}",
-        countdown.name(),
-        countdown.wait()?
-    );
+    println!("   {} ran Countdown::run and ended with {}", countdown.name(), countdown.wait()?);
 
     println!("\n== 8. active_children() and cpu_count()");
-    let _nappers = (0..2)
-        .map(|_| Builder::new(nap, (0.5,)).start())
-        .collect::<Result<Vec<_>, _>>()?;
+    let _nappers = (0..2).map(|_| Builder::new(nap, (0.5,)).start()).collect::<Result<Vec<_>, _>>()?;
     for c in active_children() {
         println!("   active: {} (pid {}, daemon {})", c.name, c.pid, c.daemon);
     }

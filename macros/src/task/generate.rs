@@ -36,9 +36,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let checks = tys
         .iter()
         .map(|ty| quote_spanned! {ty.span()=> #krate::__private::assert_argument::<#ty>(); })
-        .chain(std::iter::once(
-            quote_spanned! {output.span()=> #krate::__private::assert_output::<#output>(); },
-        ));
+        .chain(std::iter::once(quote_spanned! {output.span()=> #krate::__private::assert_output::<#output>(); }));
     let finish = if t.fallible {
         quote!(#krate::__private::finish_fallible(&out))
     } else {

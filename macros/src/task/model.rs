@@ -59,11 +59,9 @@ impl Task {
                     && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))));
 
         let attrs = std::mem::take(&mut func.attrs);
-        let (cfgs, rest): (Vec<_>, Vec<_>) = attrs
-            .into_iter()
-            .partition(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
-        let (docs, rest): (Vec<_>, Vec<_>) =
-            rest.into_iter().partition(|a| a.path().is_ident("doc"));
+        let (cfgs, rest): (Vec<_>, Vec<_>) =
+            attrs.into_iter().partition(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
+        let (docs, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|a| a.path().is_ident("doc"));
         func.attrs = rest;
 
         let signature: String = args
@@ -72,9 +70,8 @@ impl Task {
             .chain([output.to_token_stream().to_string()])
             .collect::<Vec<_>>()
             .join(",");
-        let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash =
+            signature.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
 
         Task {
             args_struct: format_ident!("{}Args", camel_case(&func.sig.ident.to_string())),
@@ -96,9 +93,7 @@ fn camel_case(name: &str) -> String {
         .filter(|w| !w.is_empty())
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
         })
         .collect()
 }

@@ -8,13 +8,13 @@ use crate::diag::Errors;
 pub(crate) fn check(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
-        errors.push_spanned(
-            t,
-            "a process task cannot be `async`: it runs to completion in its own process",
-        );
+        errors.push_spanned(t, "a process task cannot be `async`: it runs to completion in its own process");
     }
     if let syn::Safety::Unsafe(t) = &sig.safety {
-        errors.push_spanned(t, "a process task cannot be `unsafe fn`: nothing could uphold its contract across a process boundary");
+        errors.push_spanned(
+            t,
+            "a process task cannot be `unsafe fn`: nothing could uphold its contract across a process boundary",
+        );
     }
     if let Some(abi) = &sig.abi {
         errors.push_spanned(abi, "a process task uses the Rust ABI; remove the `extern`");
@@ -67,17 +67,17 @@ fn check_type(ty: &Type, what: &'static str, errors: &mut Errors) {
             if l.ident != "static" {
                 self.errors.push_spanned(
                     l,
-                    format!(
-                        "a process task's {} cannot hold a borrow: use an owned, `'static` type",
-                        self.what
-                    ),
+                    format!("a process task's {} cannot hold a borrow: use an owned, `'static` type", self.what),
                 );
             }
         }
         fn visit_type_fn_ptr(&mut self, f: &'ast syn::TypeFnPtr) {
             self.errors.push_spanned(
                 f,
-                format!("a process task's {} cannot be a function pointer: pass a `#[process_task]` value or data instead", self.what),
+                format!(
+                    "a process task's {} cannot be a function pointer: pass a `#[process_task]` value or data instead",
+                    self.what
+                ),
             );
         }
         fn visit_type_trait_object(&mut self, t: &'ast syn::TypeTraitObject) {

@@ -79,6 +79,15 @@ impl<R> Child<R> {
         self.state.sentinel.as_ref().map(|fd| fd.as_fd())
     }
 
+    /// A handle that is signalled once the child has ended (Python's
+    /// `sentinel`): the process handle, for use with [`wait`](crate::wait)
+    /// or `WaitForMultipleObjects`.
+    #[cfg(windows)]
+    pub fn sentinel(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
+        use std::os::windows::io::AsHandle;
+        self.state.sentinel.as_ref().map(|h| h.as_handle())
+    }
+
     /// True until the child ends. A finished child is reaped here.
     pub fn is_alive(&self) -> bool {
         self.state.status().is_none()

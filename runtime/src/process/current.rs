@@ -149,10 +149,7 @@ pub struct ActiveChild {
 /// assert!(multiproc::active_children().is_empty());
 /// ```
 pub fn active_children() -> Vec<ActiveChild> {
-    table::reap()
-        .iter()
-        .map(|c| ActiveChild { pid: c.pid, name: c.name.clone(), daemon: c.daemon })
-        .collect()
+    table::reap().iter().map(|c| ActiveChild { pid: c.pid, name: c.name.clone(), daemon: c.daemon }).collect()
 }
 
 /// The number of CPUs in the system (Python's `cpu_count()`), not only

@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 pub use child::{Child, CloseError};
 pub(crate) use current::become_child;
 pub use current::{
-    ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process, parent_process, usable_cpu_count,
+    ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process, parent_process,
+    usable_cpu_count,
 };
 use table::ChildState;
 

@@ -73,13 +73,7 @@ impl ChildState {
             name,
             daemon,
             authkey,
-            inner: Mutex::new(Inner {
-                raw,
-                chan: Some(chan),
-                report: Vec::new(),
-                report_error: None,
-                status: None,
-            }),
+            inner: Mutex::new(Inner { raw, chan: Some(chan), report: Vec::new(), report_error: None, status: None }),
         }
     }
 
@@ -164,10 +158,9 @@ impl ChildState {
         };
         match wire::decode::<Outcome>(body) {
             Ok(Outcome::Returned(bytes)) => Ok(bytes),
-            Ok(Outcome::Panicked { message, location, backtrace }) => Err(Error::Panicked {
-                name: name(),
-                panic: PanicInfo { message, location, backtrace },
-            }),
+            Ok(Outcome::Panicked { message, location, backtrace }) => {
+                Err(Error::Panicked { name: name(), panic: PanicInfo { message, location, backtrace } })
+            }
             Ok(Outcome::Refused { code, message }) => Err(match BootstrapFailure::from_exit_code(code) {
                 Some(kind) => Error::Bootstrap { name: name(), kind, message },
                 None => Error::BadResult { name: name(), message },

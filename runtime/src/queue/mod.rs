@@ -69,10 +69,7 @@ impl<T> PutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(v)
-            | PutError::Closed(v)
-            | PutError::Encode(v, _)
-            | PutError::Io(v, _) => v,
+            PutError::Full(v) | PutError::Closed(v) | PutError::Encode(v, _) | PutError::Io(v, _) => v,
         }
     }
 
@@ -297,11 +294,7 @@ impl<T> Queue<T> {
     }
 
     fn from_ring(ring: Ring) -> Queue<T> {
-        Queue {
-            ring: Arc::new(ring),
-            closed: AtomicBool::new(false),
-            _marker: PhantomData,
-        }
+        Queue { ring: Arc::new(ring), closed: AtomicBool::new(false), _marker: PhantomData }
     }
 
     /// The approximate number of items in the queue (other processes may
@@ -463,12 +456,7 @@ impl<T: Serialize> Queue<T> {
         self.ring.stall_mid_put(&bytes, signal)
     }
 
-    fn put_inner(
-        &self,
-        value: T,
-        block: bool,
-        timeout: Option<Duration>,
-    ) -> Result<(), PutError<T>> {
+    fn put_inner(&self, value: T, block: bool, timeout: Option<Duration>) -> Result<(), PutError<T>> {
         if self.is_closed() {
             return Err(PutError::Closed(value));
         }
@@ -480,10 +468,7 @@ impl<T: Serialize> Queue<T> {
             Ok(()) => Ok(()),
             Err(RingError::WouldBlock) => Err(PutError::Full(value)),
             Err(RingError::Io(e)) => Err(PutError::Io(value, e)),
-            Err(RingError::Corrupt(m)) => Err(PutError::Io(
-                value,
-                io::Error::new(io::ErrorKind::InvalidData, m),
-            )),
+            Err(RingError::Corrupt(m)) => Err(PutError::Io(value, io::Error::new(io::ErrorKind::InvalidData, m))),
         }
     }
 }
@@ -569,11 +554,7 @@ impl<T: DeserializeOwned> Queue<T> {
 /// ```
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue {
-            ring: Arc::clone(&self.ring),
-            closed: AtomicBool::new(false),
-            _marker: PhantomData,
-        }
+        Queue { ring: Arc::clone(&self.ring), closed: AtomicBool::new(false), _marker: PhantomData }
     }
 }
 
@@ -677,9 +658,7 @@ impl<T> SimpleQueue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> io::Result<SimpleQueue<T>> {
-        Ok(SimpleQueue {
-            inner: Queue::new()?,
-        })
+        Ok(SimpleQueue { inner: Queue::new()? })
     }
 
     /// Whether the queue is empty, approximately.
@@ -786,9 +765,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue {
-            inner: Queue::new()?,
-        })
+        Ok(JoinableQueue { inner: Queue::new()? })
     }
 
     /// A joinable queue of at most `maxsize` items (0: unbounded).
@@ -800,9 +777,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_maxsize(maxsize: usize) -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue {
-            inner: Queue::with_maxsize(maxsize)?,
-        })
+        Ok(JoinableQueue { inner: Queue::with_maxsize(maxsize)? })
     }
 
     /// A joinable queue with a ring of `ring_bytes` (see
@@ -814,9 +789,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue {
-            inner: Queue::with_ring_size(maxsize, ring_bytes)?,
-        })
+        Ok(JoinableQueue { inner: Queue::with_ring_size(maxsize, ring_bytes)? })
     }
 
     /// Says that one item got earlier is fully processed. Calling it more
@@ -831,11 +804,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        if self.inner.ring.task_done()? {
-            Ok(())
-        } else {
-            Err(TaskDoneError::TooManyCalls)
-        }
+        if self.inner.ring.task_done()? { Ok(()) } else { Err(TaskDoneError::TooManyCalls) }
     }
 
     /// Waits until every item put has been marked done by

@@ -197,25 +197,14 @@ impl Ring {
         // SAFETY: the mutex's memory is ours alone until the magic is set.
         unsafe { shm::mutex_init(h.mutex.0.get())? };
         h.magic.store(MAGIC, Ordering::Release);
-        Ok(Ring {
-            map,
-            fd,
-            capacity: capacity as u64,
-            maxsize,
-            spill_dir: shm::spill_dir(),
-        })
+        Ok(Ring { map, fd, capacity: capacity as u64, maxsize, spill_dir: shm::spill_dir() })
     }
 
     /// Maps a ring some other process created, from its memfd. `counted`
     /// says whether this handle was already counted in the header's handle
     /// count (by the parent, when it passed the queue).
     pub(crate) fn attach(fd: OwnedFd, counted: bool) -> io::Result<Ring> {
-        let bad = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not a multiproc queue: {what}"),
-            )
-        };
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a multiproc queue: {what}"));
         let len = shm::file_len(fd.as_fd())?;
         if len < HEADER_LEN as u64 + MIN_RING as u64 || len > (HEADER_LEN + MAX_RING) as u64 {
             return Err(bad("wrong size"));
@@ -234,13 +223,7 @@ impl Ring {
             h.handles.fetch_add(1, Ordering::AcqRel);
         }
         let maxsize = h.maxsize.load(Ordering::Relaxed);
-        Ok(Ring {
-            map,
-            fd,
-            capacity,
-            maxsize,
-            spill_dir: shm::spill_dir(),
-        })
+        Ok(Ring { map, fd, capacity, maxsize, spill_dir: shm::spill_dir() })
     }
 
     /// A duplicate of the memfd for a child, counting the child's future
@@ -277,8 +260,7 @@ impl Ring {
     }
 
     fn lock(&self) -> io::Result<Guard<'_>> {
-        self.lock_until(None)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+        self.lock_until(None)?.ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
     }
 
     /// Takes the lock, giving up at `deadline` (`None`: never) with
@@ -298,10 +280,8 @@ impl Ring {
             {
                 // The dead owner named a spill file but did not commit it.
                 let mut random = [0u8; SPILL_RANDOM];
-                random[..8]
-                    .copy_from_slice(&h.pending_random.0.load(Ordering::Relaxed).to_le_bytes());
-                random[8..]
-                    .copy_from_slice(&h.pending_random.1.load(Ordering::Relaxed).to_le_bytes());
+                random[..8].copy_from_slice(&h.pending_random.0.load(Ordering::Relaxed).to_le_bytes());
+                random[8..].copy_from_slice(&h.pending_random.1.load(Ordering::Relaxed).to_le_bytes());
                 let _ = std::fs::remove_file(Spill::path(&self.spill_dir, &random));
             }
             // The dead owner may have committed without waking anyone.
@@ -362,13 +342,7 @@ impl Ring {
     /// otherwise owned by the lock holder).
     unsafe fn write_at(&self, off: u64, bytes: &[u8]) {
         // SAFETY: per the caller's promise.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.data().add(off as usize),
-                bytes.len(),
-            )
-        };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data().add(off as usize), bytes.len()) };
     }
 
     fn read_u32(&self, off: u64) -> u32 {
@@ -382,12 +356,7 @@ impl Ring {
     /// no room; otherwise waits up to `timeout` (`None`: forever).
     /// On `WouldBlock` nothing was put (and no spill file is left: it only
     /// gets a name under the lock, just before the commit).
-    pub(crate) fn put(
-        &self,
-        bytes: &[u8],
-        block: bool,
-        timeout: Option<Duration>,
-    ) -> Result<(), RingError> {
+    pub(crate) fn put(&self, bytes: &[u8], block: bool, timeout: Option<Duration>) -> Result<(), RingError> {
         let deadline = deadline(block, timeout);
         let inline_len = record_len(bytes.len());
         // Items over half the ring always go to a file, written before the
@@ -408,11 +377,7 @@ impl Ring {
                     Some(s) => &s.record,
                     None => bytes,
                 };
-                let kind = if spill.is_some() {
-                    KIND_SPILL
-                } else {
-                    KIND_ITEM
-                };
+                let kind = if spill.is_some() { KIND_SPILL } else { KIND_ITEM };
                 if let Some(new) = self.place(&guard, st, kind, record) {
                     if let Some(s) = &mut spill {
                         match s.name(self, &guard, new.tail) {
@@ -455,21 +420,11 @@ impl Ring {
 
     /// Lays out a record of `kind` holding `payload` after the tail, if it
     /// fits; returns the new state (not yet committed).
-    fn place(
-        &self,
-        _guard: &Guard<'_>,
-        st: Snapshot,
-        kind: u32,
-        payload: &[u8],
-    ) -> Option<Snapshot> {
+    fn place(&self, _guard: &Guard<'_>, st: Snapshot, kind: u32, payload: &[u8]) -> Option<Snapshot> {
         let cap = self.capacity;
         let rec = record_len(payload.len());
         // Inline items leave the reserve free, for spill records.
-        let reserve = if kind == KIND_SPILL {
-            0
-        } else {
-            cap / RESERVE_DIVISOR
-        };
+        let reserve = if kind == KIND_SPILL { 0 } else { cap / RESERVE_DIVISOR };
         if rec + reserve > cap {
             return None;
         }
@@ -516,8 +471,7 @@ impl Ring {
                 // Wait without the lock while the queue looks empty, so an
                 // idle consumer does not contend with the producers.
                 let seq = h.put_seq.0.load(Ordering::SeqCst);
-                if self.state().count == 0 && !wait_on(&h.put_seq.0, seq, &h.get_waiters, deadline)
-                {
+                if self.state().count == 0 && !wait_on(&h.put_seq.0, seq, &h.get_waiters, deadline) {
                     return Err(RingError::WouldBlock);
                 }
             }
@@ -559,10 +513,7 @@ impl Ring {
         let mut new = st;
         loop {
             if new.head >= new.tail {
-                return Err(RingError::Corrupt(format!(
-                    "{} items counted but the ring is empty",
-                    new.count
-                )));
+                return Err(RingError::Corrupt(format!("{} items counted but the ring is empty", new.count)));
             }
             let off = new.head % cap;
             let word = self.read_u32(off);
@@ -574,9 +525,7 @@ impl Ring {
             }
             let rec = record_len(len as usize);
             if rec > cap - off || new.head + rec > new.tail {
-                return Err(RingError::Corrupt(format!(
-                    "a record of {len} bytes overruns the ring"
-                )));
+                return Err(RingError::Corrupt(format!("a record of {len} bytes overruns the ring")));
             }
             let mut payload = vec![0u8; len as usize];
             // SAFETY: the record lies between head and tail, inside the ring.
@@ -653,14 +602,13 @@ impl Ring {
     /// An item over half the ring is stalled after its spill file got its
     /// name.
     pub(crate) fn stall_mid_put(&self, bytes: &[u8], signal: impl FnOnce()) -> ! {
-        let spill = (record_len(bytes.len()) > self.capacity / 2)
-            .then(|| Spill::write(self, bytes).expect("a spill file"));
+        let spill =
+            (record_len(bytes.len()) > self.capacity / 2).then(|| Spill::write(self, bytes).expect("a spill file"));
         let guard = self.lock().expect("the queue's lock");
         match &spill {
             Some(s) => {
                 let new = self.place(&guard, self.state(), KIND_SPILL, &s.record);
-                s.name(self, &guard, new.expect("room for a reference").tail)
-                    .expect("a name for the spill file");
+                s.name(self, &guard, new.expect("room for a reference").tail).expect("a name for the spill file");
             }
             None => drop(self.place(&guard, self.state(), KIND_ITEM, bytes)),
         }
@@ -691,9 +639,7 @@ impl Ring {
         let mut st = self.state();
         while st.count > 0 {
             match self.take(&guard, st) {
-                Ok((Taken::File(..), new))
-                | Ok((Taken::Inline(_), new))
-                | Ok((Taken::Lost, new)) => st = new,
+                Ok((Taken::File(..), new)) | Ok((Taken::Inline(_), new)) | Ok((Taken::Lost, new)) => st = new,
                 Err(_) => break,
             }
         }
@@ -733,11 +679,7 @@ impl Spill {
     /// Writes `bytes` to a new nameless file.
     fn write(ring: &Ring, bytes: &[u8]) -> io::Result<Spill> {
         let file = shm::spill_tmpfile(&ring.spill_dir, bytes)?;
-        let mut s = Spill {
-            file,
-            random: [0; SPILL_RANDOM],
-            record: (bytes.len() as u64).to_le_bytes().to_vec(),
-        };
+        let mut s = Spill { file, random: [0; SPILL_RANDOM], record: (bytes.len() as u64).to_le_bytes().to_vec() };
         s.reroll()?;
         Ok(s)
     }
@@ -756,14 +698,8 @@ impl Spill {
     fn name(&self, ring: &Ring, _guard: &Guard<'_>, new_tail: u64) -> io::Result<()> {
         let h = ring.header();
         let (lo, hi) = self.random.split_at(8);
-        h.pending_random.0.store(
-            u64::from_le_bytes(lo.try_into().expect("8 bytes")),
-            Ordering::Relaxed,
-        );
-        h.pending_random.1.store(
-            u32::from_le_bytes(hi.try_into().expect("4 bytes")),
-            Ordering::Relaxed,
-        );
+        h.pending_random.0.store(u64::from_le_bytes(lo.try_into().expect("8 bytes")), Ordering::Relaxed);
+        h.pending_random.1.store(u32::from_le_bytes(hi.try_into().expect("4 bytes")), Ordering::Relaxed);
         h.pending_tail.store(new_tail, Ordering::Relaxed);
         h.pending_spill.store(1, Ordering::Release);
         let named = shm::spill_link(&self.file, &Spill::path(&ring.spill_dir, &self.random));
@@ -883,15 +819,9 @@ mod tests {
             ring.put(&[i], false, None).unwrap();
         }
         assert!(ring.is_full());
-        assert!(matches!(
-            ring.put(&[9], false, None),
-            Err(RingError::WouldBlock)
-        ));
+        assert!(matches!(ring.put(&[9], false, None), Err(RingError::WouldBlock)));
         let t = Instant::now();
-        assert!(matches!(
-            ring.put(&[9], true, Some(Duration::from_millis(50))),
-            Err(RingError::WouldBlock)
-        ));
+        assert!(matches!(ring.put(&[9], true, Some(Duration::from_millis(50))), Err(RingError::WouldBlock)));
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert_eq!(ring.get(false, None).unwrap(), [0]);
         ring.put(&[3], false, None).unwrap();

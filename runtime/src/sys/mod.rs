@@ -135,12 +135,13 @@ pub(crate) fn sentinel(raw: &imp::RawChild, chan: &imp::Channel) -> Option<Senti
     }
 }
 
-/// Windows has no sentinel descriptors yet; `multiproc::wait` is Unix-only.
+/// A handle that is signalled when a child ends (Python's
+/// `Process.sentinel`), for `multiproc::wait`: the process handle.
 #[cfg(windows)]
-pub(crate) type Sentinel = std::convert::Infallible;
+pub(crate) type Sentinel = std::os::windows::io::OwnedHandle;
 
-/// Windows has no sentinel descriptors yet.
+/// The sentinel of a just-started child: a copy of its process handle.
 #[cfg(windows)]
-pub(crate) fn sentinel(_raw: &imp::RawChild, _chan: &imp::Channel) -> Option<Sentinel> {
-    None
+pub(crate) fn sentinel(raw: &imp::RawChild, _chan: &imp::Channel) -> Option<Sentinel> {
+    raw.sentinel().try_clone_to_owned().ok()
 }

@@ -89,9 +89,7 @@ impl Channel {
         while !buf.is_empty() {
             let n = retry(|| {
                 // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-                let r = unsafe {
-                    libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
-                };
+                let r = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
                 if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
             })?;
             buf = &buf[n..];
@@ -222,10 +220,8 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
     let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
     while !parts.is_empty() {
-        let mut iov: Vec<libc::iovec> = parts
-            .iter()
-            .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() })
-            .collect();
+        let mut iov: Vec<libc::iovec> =
+            parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
         // SAFETY: an all-zero msghdr is a valid empty message header.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
@@ -295,9 +291,8 @@ pub(crate) fn adopt_handles(count: u32) -> io::Result<Vec<OwnedFd>> {
         })?;
         // SAFETY: F_SETFD on a descriptor number only touches the table;
         // it fails with EBADF if the descriptor is not open.
-        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map_err(|e| {
-            io::Error::new(e.kind(), format!("handle {i} (descriptor {fd}) was not passed: {e}"))
-        })?;
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })
+            .map_err(|e| io::Error::new(e.kind(), format!("handle {i} (descriptor {fd}) was not passed: {e}")))?;
         // SAFETY: the parent put this descriptor here for us alone, and
         // nothing else in this process has claimed it.
         out.push(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -434,7 +429,8 @@ pub(crate) fn exe_identity() -> u64 {
         if unsafe { libc::stat(exe_path().as_ptr(), &mut st) } != 0 {
             return 0;
         }
-        let parts = [st.st_dev as u64, st.st_ino as u64, st.st_size as u64, st.st_mtime as u64, st.st_mtime_nsec as u64];
+        let parts =
+            [st.st_dev as u64, st.st_ino as u64, st.st_size as u64, st.st_mtime as u64, st.st_mtime_nsec as u64];
         crate::util::fnv1a(parts.iter().flat_map(|p| p.to_le_bytes()))
     })
 }
@@ -533,9 +529,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
     use std::process::{Command, Stdio};
     let exe = OsStr::from_bytes(exe_path().as_bytes()).to_owned();
     let mut cmd = Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
-        .env(super::BOOTSTRAP_ENV, CHILD_FD.to_string())
-        .stdin(Stdio::null());
+    cmd.args(std::env::args_os().skip(1)).env(super::BOOTSTRAP_ENV, CHILD_FD.to_string()).stdin(Stdio::null());
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
     // SAFETY: the closure only calls async-signal-safe functions (dup2,
     // fcntl, sysconf) between fork and exec, and does not allocate.
@@ -588,7 +582,13 @@ pub(crate) fn is_main_thread() -> bool {
         // SAFETY: pthread_main_np has no preconditions.
         unsafe { libc::pthread_main_np() == 1 }
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )))]
     {
         false
     }

@@ -45,10 +45,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
     });
     match result {
         Ok(Ok((value, read))) if read == bytes.len() => Ok(value),
-        Ok(Ok((_, read))) => Err(CodecError(format!(
-            "{} trailing bytes after the value",
-            bytes.len() - read
-        ))),
+        Ok(Ok((_, read))) => Err(CodecError(format!("{} trailing bytes after the value", bytes.len() - read))),
         Ok(Err(e)) => Err(CodecError(e.to_string())),
         Err(_) => Err(CodecError("the decoder panicked on malformed input".into())),
     }

@@ -6,7 +6,8 @@
 //! duplicates its OS handle (close-on-exec) into the collector through
 //! [`share`] and writes only the handle's index. The collected handles are
 //! passed to the spawn, which places them at fixed slots of the child's
-//! handle table (descriptors 4, 5, … on Unix); the bootstrap frame records
+//! handle table (descriptors 4, 5, … on Unix; on Windows they are put into
+//! the started child, see `sys::spawn_child`); the bootstrap frame records
 //! how many there are. Nothing but these handles reaches the child.
 //!
 //! In the child, the bootstrap adopts them ([`install`]) before the
@@ -28,10 +29,6 @@ use super::{CodecError, decode};
 use crate::sys::OsHandle;
 
 /// Why a handle could not be shared or claimed.
-#[cfg_attr(
-    not(unix),
-    allow(dead_code, reason = "the only handle types are Unix-only for now")
-)]
 pub(crate) const NOT_SHARING: &str = "an OS handle can only be shared with a child process as an argument of `Builder::new`, `Builder::process` or `spawn`";
 
 thread_local! {
@@ -55,9 +52,7 @@ pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OsHandle>) {
     // builder) and put it back even if `encode` panics.
     let restore = Restore(COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new())));
     let result = encode();
-    let handles = COLLECTOR
-        .with(|c| c.borrow_mut().take())
-        .unwrap_or_default();
+    let handles = COLLECTOR.with(|c| c.borrow_mut().take()).unwrap_or_default();
     drop(restore);
     (result, handles)
 }
@@ -65,20 +60,14 @@ pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OsHandle>) {
 /// Adds a handle to the active collector and returns its index. `dup`
 /// makes the copy the child will get; it is only called when a collector
 /// is active.
-#[cfg_attr(
-    not(unix),
-    allow(dead_code, reason = "the only handle types are Unix-only for now")
-)]
 pub(crate) fn share(dup: impl FnOnce() -> std::io::Result<OsHandle>) -> Result<u32, String> {
     COLLECTOR.with(|c| {
         let mut c = c.borrow_mut();
         let Some(handles) = c.as_mut() else {
             return Err(NOT_SHARING.to_owned());
         };
-        let index = u32::try_from(handles.len())
-            .map_err(|_| "too many handles in one argument list".to_owned())?;
-        handles
-            .push(dup().map_err(|e| format!("could not duplicate a handle for the child: {e}"))?);
+        let index = u32::try_from(handles.len()).map_err(|_| "too many handles in one argument list".to_owned())?;
+        handles.push(dup().map_err(|e| format!("could not duplicate a handle for the child: {e}"))?);
         Ok(index)
     })
 }
@@ -91,22 +80,14 @@ pub(crate) fn install(handles: Vec<OsHandle>) {
 
 /// In a child, while the payload is decoded: takes the inherited handle at
 /// `index`. Each handle can be taken once.
-#[cfg_attr(
-    not(unix),
-    allow(dead_code, reason = "the only handle types are Unix-only for now")
-)]
 pub(crate) fn claim(index: u32) -> Result<OsHandle, String> {
     INHERITED.with(|t| {
         let mut t = t.borrow_mut();
         let table = t.as_mut().ok_or_else(|| NOT_SHARING.to_owned())?;
         let count = table.len();
         match table.get_mut(index as usize) {
-            None => Err(format!(
-                "handle {index} was not passed (the parent passed {count})"
-            )),
-            Some(slot) => slot
-                .take()
-                .ok_or_else(|| format!("handle {index} was already taken")),
+            None => Err(format!("handle {index} was not passed (the parent passed {count})")),
+            Some(slot) => slot.take().ok_or_else(|| format!("handle {index} was already taken")),
         }
     })
 }
@@ -125,17 +106,12 @@ mod tests {
 
     #[cfg(unix)]
     fn handle() -> OsHandle {
-        std::fs::File::open("/dev/null")
-            .expect("open /dev/null")
-            .into()
+        std::fs::File::open("/dev/null").expect("open /dev/null").into()
     }
 
     #[test]
     fn sharing_outside_a_collector_is_an_error() {
-        assert_eq!(
-            share(|| unreachable!("no dup without a collector")),
-            Err(NOT_SHARING.to_owned())
-        );
+        assert_eq!(share(|| unreachable!("no dup without a collector")), Err(NOT_SHARING.to_owned()));
     }
 
     #[cfg(unix)]
@@ -160,9 +136,6 @@ mod tests {
         assert!(claim(1).unwrap_err().contains("already taken"));
         assert!(claim(2).unwrap_err().contains("not passed"));
         let _: Result<u8, _> = decode_payload(&[0]);
-        assert!(
-            claim(0).is_err(),
-            "unclaimed handles are dropped after the decode"
-        );
+        assert!(claim(0).is_err(), "unclaimed handles are dropped after the decode");
     }
 }

@@ -115,10 +115,7 @@ pub(crate) fn read_frame(r: &mut impl Read) -> Result<(FrameKind, Vec<u8>), Fram
     let mut h = [0u8; HEADER_LEN];
     let got = read_full(r, &mut h)?;
     if got < HEADER_LEN {
-        return Err(FrameError::Truncated {
-            got: got as u64,
-            want: HEADER_LEN as u64,
-        });
+        return Err(FrameError::Truncated { got: got as u64, want: HEADER_LEN as u64 });
     }
     let (kind, len) = parse_header(&h)?;
     let mut body = Vec::new();
@@ -201,11 +198,7 @@ pub(crate) enum Outcome {
     /// The target returned; the encoded return value.
     Returned(Vec<u8>),
     /// The target panicked.
-    Panicked {
-        message: String,
-        location: Option<String>,
-        backtrace: Option<String>,
-    },
+    Panicked { message: String, location: Option<String>, backtrace: Option<String> },
     /// The child could not start the target.
     Refused { code: i32, message: String },
 }

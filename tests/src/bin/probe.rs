@@ -59,10 +59,7 @@ fn main() {
     match args.first().map(String::as_str) {
         // A child that panics: its stderr is what the test reads.
         Some("panic") => {
-            let c = Builder::new(boom, ("disk on fire".to_string(),))
-                .name("burner")
-                .start()
-                .unwrap();
+            let c = Builder::new(boom, ("disk on fire".to_string(),)).name("burner").start().unwrap();
             let e = c.join().unwrap_err();
             println!("parent saw: {e}");
         }
@@ -70,16 +67,8 @@ fn main() {
         // the daemon must be terminated and the worker waited for.
         Some("exit-cleanup") => {
             let dir = arg(1);
-            let daemon = Builder::new(sleeper, (dir.join("daemon.pid"),))
-                .daemon(true)
-                .start()
-                .unwrap();
-            let worker = Builder::new(
-                slow_worker,
-                (dir.join("daemon.pid"), dir.join("worker.done")),
-            )
-            .start()
-            .unwrap();
+            let daemon = Builder::new(sleeper, (dir.join("daemon.pid"),)).daemon(true).start().unwrap();
+            let worker = Builder::new(slow_worker, (dir.join("daemon.pid"), dir.join("worker.done"))).start().unwrap();
             // Return only once the daemon is surely running (it has written
             // its pid), so the exit-time cleanup has a live daemon to stop.
             let started = std::time::Instant::now();
@@ -87,11 +76,7 @@ fn main() {
                 assert!(started.elapsed() < Duration::from_secs(20), "the daemon never started");
                 std::thread::sleep(Duration::from_millis(2));
             }
-            println!(
-                "main returns; daemon {} worker {}",
-                daemon.pid(),
-                worker.pid()
-            );
+            println!("main returns; daemon {} worker {}", daemon.pid(), worker.pid());
         }
         // Starts a daemon and a parent watcher, says ready, and waits to be
         // SIGKILLed. With `thread`, the children are started from a
@@ -101,15 +86,8 @@ fn main() {
             let start = {
                 let dir = dir.clone();
                 move || {
-                    Builder::new(sleeper, (dir.join("daemon.pid"),))
-                        .daemon(true)
-                        .start()
-                        .unwrap();
-                    multiproc::spawn(
-                        orphan_watcher,
-                        (dir.join("watcher.pid"), dir.join("parent.gone")),
-                    )
-                    .unwrap();
+                    Builder::new(sleeper, (dir.join("daemon.pid"),)).daemon(true).start().unwrap();
+                    multiproc::spawn(orphan_watcher, (dir.join("watcher.pid"), dir.join("parent.gone"))).unwrap();
                 }
             };
             if args.get(2).map(String::as_str) == Some("thread") {
@@ -140,28 +118,15 @@ fn main() {
         Some("frame") => {
             use multiproc::__private::testing;
             let frame = match args[1].as_str() {
-                "square" => testing::bootstrap_frame(
-                    testing::task_id(square),
-                    testing::encode(&(7u64,)),
-                    None,
-                ),
+                "square" => testing::bootstrap_frame(testing::task_id(square), testing::encode(&(7u64,)), None),
                 "unknown" => testing::bootstrap_frame("no::such::task#0", Vec::new(), None),
-                "mismatch" => testing::bootstrap_frame(
-                    testing::task_id(square),
-                    testing::encode(&(7u64,)),
-                    Some(42),
-                ),
-                "bad-args" => testing::bootstrap_frame(
-                    testing::task_id(square),
-                    testing::encode(&"not a number"),
-                    None,
-                ),
+                "mismatch" => testing::bootstrap_frame(testing::task_id(square), testing::encode(&(7u64,)), Some(42)),
+                "bad-args" => {
+                    testing::bootstrap_frame(testing::task_id(square), testing::encode(&"not a number"), None)
+                }
                 other => panic!("unknown frame {other}"),
             };
-            println!(
-                "{}",
-                frame.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            );
+            println!("{}", frame.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
         Some("noop") | None => {}
         Some(other) => {

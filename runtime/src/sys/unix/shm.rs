@@ -16,14 +16,12 @@ use super::cvt;
 /// An anonymous shared-memory file of `len` bytes (zero-filled),
 /// close-on-exec.
 pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
-    let name =
-        std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let name = std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: `name` is a valid C string; memfd_create creates a descriptor we own.
     let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
     // SAFETY: `fd` was just created and is not owned by anything else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len =
-        libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let len = libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: ftruncate on an open descriptor.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
     Ok(fd)
@@ -95,21 +93,11 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
     // the timeout pointer is null or points at `ts`.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            0usize,
-            0u32,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32);
     }
 }
 
@@ -117,15 +105,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads the address.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            0usize,
-            0usize,
-            0u32,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
     }
 }
 
@@ -136,27 +116,15 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
 /// `m` must be valid for writes, suitably aligned, and not in use by anyone.
 pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
     let check = |r: libc::c_int| {
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(r))
-        }
+        if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) }
     };
     let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
     // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use.
     unsafe {
         check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-        let result = check(libc::pthread_mutexattr_setpshared(
-            attr.as_mut_ptr(),
-            libc::PTHREAD_PROCESS_SHARED,
-        ))
-        .and_then(|()| {
-            check(libc::pthread_mutexattr_setrobust(
-                attr.as_mut_ptr(),
-                libc::PTHREAD_MUTEX_ROBUST,
-            ))
-        })
-        .and_then(|()| check(libc::pthread_mutex_init(m, attr.as_ptr())));
+        let result = check(libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED))
+            .and_then(|()| check(libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST)))
+            .and_then(|()| check(libc::pthread_mutex_init(m, attr.as_ptr())));
         libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
         result
     }
@@ -223,16 +191,11 @@ pub(crate) unsafe fn mutex_lock(
 /// The `CLOCK_REALTIME` time `after` from now, as `pthread_mutex_timedlock`
 /// wants it.
 fn realtime_after(after: Duration) -> libc::timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
-    let secs = (now.tv_sec as u64)
-        .saturating_add(after.as_secs())
-        .saturating_add(nanos / 1_000_000_000);
+    let secs = (now.tv_sec as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
     libc::timespec {
         tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
@@ -253,11 +216,7 @@ pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
 /// exists, else the temporary directory.
 pub(crate) fn spill_dir() -> PathBuf {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
+    if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
 }
 
 /// Writes `bytes` to a new, nameless file in `dir` (`O_TMPFILE`, mode
@@ -276,29 +235,16 @@ pub(crate) fn spill_tmpfile(dir: &Path, bytes: &[u8]) -> io::Result<File> {
 /// Gives a file made by [`spill_tmpfile`] the name `path` (which must not
 /// exist: `AlreadyExists`).
 pub(crate) fn spill_link(file: &File, path: &Path) -> io::Result<()> {
-    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(io::Error::other)?;
-    let to =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io::Error::other)?;
+    let to = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
     // SAFETY: both are valid C strings; linkat only touches the file system.
-    cvt(unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    })?;
+    cvt(unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) })?;
     Ok(())
 }
 
 /// Opens a spill file and removes its name.
 pub(crate) fn spill_take(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)?;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(path)?;
     std::fs::remove_file(path)?;
     Ok(f)
 }

@@ -34,7 +34,7 @@ use windows_sys::Win32::System::Pipes::{
 };
 use windows_sys::Win32::System::Threading::{CreateEventW, ResetEvent, WaitForSingleObject};
 
-use super::{RawChild, owned, wait_any, wide};
+use super::{RawChild, owned, wait_objects, wide};
 
 /// Size of each end's read buffer, and of the pipe's buffers.
 const BUF_LEN: usize = 64 * 1024;
@@ -87,7 +87,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A manual-reset event, initially not signalled.
-fn event() -> io::Result<OwnedHandle> {
+pub(super) fn event() -> io::Result<OwnedHandle> {
     // SAFETY: null security attributes and name are allowed.
     let h = unsafe { CreateEventW(null(), TRUE, FALSE, null()) };
     owned(h)
@@ -113,68 +113,8 @@ impl Channel {
 
     /// A connected pair; neither handle is inheritable.
     pub(crate) fn pair() -> io::Result<(Channel, ChildEnd)> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut reject_remote = PIPE_REJECT_REMOTE_CLIENTS;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut rnd = [0u8; 8];
-            getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-            let name = wide(&format!(
-                r"\\.\pipe\multiproc-{}-{}-{:016x}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed),
-                u64::from_le_bytes(rnd)
-            ));
-            // SAFETY: `name` is NUL-terminated; null security attributes
-            // give a non-inheritable handle with the default DACL.
-            let server = unsafe {
-                CreateNamedPipeW(
-                    name.as_ptr(),
-                    PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-                    PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | reject_remote,
-                    1,
-                    BUF_LEN as u32,
-                    BUF_LEN as u32,
-                    0,
-                    null(),
-                )
-            };
-            if server == INVALID_HANDLE_VALUE {
-                // SAFETY: GetLastError has no preconditions.
-                match unsafe { GetLastError() } {
-                    // Systems older than Vista do not know the flag.
-                    ERROR_INVALID_PARAMETER if reject_remote != 0 => {
-                        reject_remote = 0;
-                        continue;
-                    }
-                    // The name is taken (a collision or a squatter): another.
-                    ERROR_ACCESS_DENIED if attempts < 10 => continue,
-                    e => return Err(io::Error::from_raw_os_error(e as i32)),
-                }
-            }
-            // SAFETY: the handle was just created and is valid.
-            let server = unsafe { OwnedHandle::from_raw_handle(server) };
-            // SAFETY: as above; SECURITY_IDENTIFICATION keeps the server
-            // (ourselves) from impersonating the client.
-            let client = unsafe {
-                CreateFileW(
-                    name.as_ptr(),
-                    GENERIC_READ | GENERIC_WRITE,
-                    0,
-                    null(),
-                    OPEN_EXISTING,
-                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                    null_mut(),
-                )
-            };
-            if client == INVALID_HANDLE_VALUE {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: the handle was just created and is valid.
-            let client = unsafe { OwnedHandle::from_raw_handle(client) };
-            return Ok((Channel::new(server)?, ChildEnd(client)));
-        }
+        let (server, client) = pipe_pair()?;
+        Ok((Channel::new(server)?, ChildEnd(client)))
     }
 
     /// The channel a child inherited, from the handle value in the bootstrap
@@ -406,7 +346,7 @@ impl Channel {
         if let Some(child) = self.child.get() {
             handles.push(child.as_raw_handle());
         }
-        wait_any(&handles, timeout)
+        wait_objects(&handles, timeout)
     }
 
     /// True once the other end is closed everywhere (its process died).
@@ -420,6 +360,74 @@ impl Channel {
             return true;
         }
         st.eof
+    }
+}
+
+/// The two ends of a new duplex named pipe with a random, single-instance
+/// name, both opened for overlapped I/O, neither inheritable: (server,
+/// client).
+pub(super) fn pipe_pair() -> io::Result<(OwnedHandle, OwnedHandle)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut reject_remote = PIPE_REJECT_REMOTE_CLIENTS;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+        let name = wide(&format!(
+            r"\\.\pipe\multiproc-{}-{}-{:016x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            u64::from_le_bytes(rnd)
+        ));
+        // SAFETY: `name` is NUL-terminated; null security attributes
+        // give a non-inheritable handle with the default DACL.
+        let server = unsafe {
+            CreateNamedPipeW(
+                name.as_ptr(),
+                PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | reject_remote,
+                1,
+                BUF_LEN as u32,
+                BUF_LEN as u32,
+                0,
+                null(),
+            )
+        };
+        if server == INVALID_HANDLE_VALUE {
+            // SAFETY: GetLastError has no preconditions.
+            match unsafe { GetLastError() } {
+                // Systems older than Vista do not know the flag.
+                ERROR_INVALID_PARAMETER if reject_remote != 0 => {
+                    reject_remote = 0;
+                    continue;
+                }
+                // The name is taken (a collision or a squatter): another.
+                ERROR_ACCESS_DENIED if attempts < 10 => continue,
+                e => return Err(io::Error::from_raw_os_error(e as i32)),
+            }
+        }
+        // SAFETY: the handle was just created and is valid.
+        let server = unsafe { OwnedHandle::from_raw_handle(server) };
+        // SAFETY: as above; SECURITY_IDENTIFICATION keeps the server
+        // (ourselves) from impersonating the client.
+        let client = unsafe {
+            CreateFileW(
+                name.as_ptr(),
+                GENERIC_READ | GENERIC_WRITE,
+                0,
+                null(),
+                OPEN_EXISTING,
+                FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                null_mut(),
+            )
+        };
+        if client == INVALID_HANDLE_VALUE {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the handle was just created and is valid.
+        let client = unsafe { OwnedHandle::from_raw_handle(client) };
+        return Ok((server, client));
     }
 }
 

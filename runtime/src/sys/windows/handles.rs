@@ -17,16 +17,14 @@
 use std::fs::File;
 use std::io;
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::windows::io::{
-    AsHandle, AsRawHandle, AsSocket, FromRawHandle, FromRawSocket, OwnedHandle, OwnedSocket,
-};
+use std::os::windows::io::{AsHandle, AsRawHandle, AsSocket, FromRawHandle, FromRawSocket, OwnedHandle, OwnedSocket};
 use std::ptr::null_mut;
 use std::sync::Once;
 
 use windows_sys::Win32::Foundation::{DUPLICATE_SAME_ACCESS, DuplicateHandle, GetHandleInformation, HANDLE};
 use windows_sys::Win32::Networking::WinSock::{
-    FROM_PROTOCOL_INFO, INVALID_SOCKET, WSA_FLAG_NO_HANDLE_INHERIT, WSA_FLAG_OVERLAPPED, WSADATA,
-    WSADuplicateSocketW, WSAGetLastError, WSAPROTOCOL_INFOW, WSASocketW, WSAStartup,
+    FROM_PROTOCOL_INFO, INVALID_SOCKET, WSA_FLAG_NO_HANDLE_INHERIT, WSA_FLAG_OVERLAPPED, WSADATA, WSADuplicateSocketW,
+    WSAGetLastError, WSAPROTOCOL_INFOW, WSASocketW, WSAStartup,
 };
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 

@@ -2,10 +2,13 @@
 //! list of inherited handles, a duplex named pipe as the bootstrap channel
 //! (see [`channel`]), process handles for waiting, `TerminateProcess`, and a
 //! kill-on-close Job Object that takes daemonic children down with their
-//! parent.
+//! parent. Handles passed as task arguments are put into the started child
+//! (see [`handles`]); a `Connection` is the same kind of named pipe (see
+//! [`pipe`]).
 
 mod channel;
 mod handles;
+pub(crate) mod pipe;
 mod spawn;
 
 use std::io;
@@ -32,6 +35,7 @@ use windows_sys::Win32::System::Threading::{
 pub(crate) use channel::{Channel, ChildEnd};
 pub use handles::OsHandle;
 pub(crate) use handles::{adopt, transfer};
+pub(crate) use pipe::{recv, send_vectored, socketpair, spin_until_readable, wait_any, wait_readable};
 pub(crate) use spawn::spawn_self;
 
 use crate::exit::ExitStatus;
@@ -58,7 +62,7 @@ fn wide(s: &str) -> Vec<u16> {
 
 /// Waits until any of `handles` is signalled (true) or `timeout` passes
 /// (false). `None` waits forever.
-fn wait_any(handles: &[HANDLE], timeout: Option<Duration>) -> io::Result<bool> {
+fn wait_objects(handles: &[HANDLE], timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let n = handles.len() as u32;
     loop {
@@ -102,6 +106,12 @@ impl RawChild {
         self.pid
     }
 
+    /// The process handle: signalled once the child has ended.
+    pub(crate) fn sentinel(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        use std::os::windows::io::AsHandle;
+        self.process.as_handle()
+    }
+
     fn exited(&self) -> bool {
         // SAFETY: a valid process handle; a zero timeout only polls.
         unsafe { WaitForSingleObject(self.process.as_raw_handle(), 0) == WAIT_OBJECT_0 }
@@ -127,7 +137,7 @@ impl RawChild {
 
     /// Blocks until the child exits, on its process handle.
     pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
-        wait_any(&[self.process.as_raw_handle()], None)?;
+        wait_objects(&[self.process.as_raw_handle()], None)?;
         self.exit_status()
     }
 
