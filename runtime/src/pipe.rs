@@ -19,6 +19,7 @@ use std::io::{self, Read};
 use std::marker::PhantomData;
 #[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -246,7 +247,36 @@ pub struct Connection<T, M = Duplex> {
     fd: OwnedFd,
     /// Set after a broken frame: the stream position is lost.
     broken: Cell<bool>,
+    /// Bytes read from the socket ahead of need, shared by this end's
+    /// clones in this process.
+    inbox: Arc<Mutex<Inbox>>,
     _marker: Marker<T, M>,
+}
+
+/// How much a small read fetches at once: a short message's header and
+/// body arrive in one system call.
+const READ_AHEAD: usize = 4096;
+
+/// Bytes received but not yet consumed: `buf[start..end]`.
+#[derive(Default)]
+struct Inbox {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    fn pending(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Moves up to `out.len()` pending bytes into `out`.
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let n = self.pending().min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        n
+    }
 }
 
 /// Carries `T` and `M` without owning either: a connection is `Send`
@@ -285,7 +315,7 @@ pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, W
 
 impl<T, M> Connection<T, M> {
     fn new(fd: OwnedFd) -> Self {
-        Connection { fd, broken: Cell::new(false), _marker: PhantomData }
+        Connection { fd, broken: Cell::new(false), inbox: Arc::default(), _marker: PhantomData }
     }
 
     /// Another copy of this end (a duplicated descriptor). Passing a
@@ -302,7 +332,49 @@ impl<T, M> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<Self> {
-        Ok(Connection::new(self.fd.try_clone()?))
+        let mut clone = Connection::new(self.fd.try_clone()?);
+        // Bytes one copy read ahead belong to whichever copy reads next.
+        clone.inbox = Arc::clone(&self.inbox);
+        Ok(clone)
+    }
+
+    /// Whether bytes read ahead are waiting in this process.
+    pub(crate) fn has_read_ahead(&self) -> bool {
+        self.inbox().pending() > 0
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads what is available into `out` (blocking if nothing is); 0 means
+    /// EOF. Served from the bytes read ahead first; a small read fetches up
+    /// to [`READ_AHEAD`] bytes in one call and keeps the rest, so reading a
+    /// short message's header and body costs one system call, not two.
+    fn read_some(&self, out: &mut [u8]) -> io::Result<usize> {
+        let mut inbox = self.inbox();
+        if inbox.pending() > 0 {
+            return Ok(inbox.take(out));
+        }
+        if out.len() >= READ_AHEAD {
+            return sys::recv(self.fd.as_fd(), out);
+        }
+        inbox.buf.resize(READ_AHEAD, 0);
+        let n = sys::recv(self.fd.as_fd(), &mut inbox.buf)?;
+        (inbox.start, inbox.end) = (0, n);
+        Ok(inbox.take(out))
+    }
+
+    /// Reads until `buf` is full or EOF; returns how many bytes were read.
+    fn read_full(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.read_some(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -420,7 +492,7 @@ impl<T, M: Readable> Connection<T, M> {
         }
         let target = &mut buf[..len as usize];
         self.guard(|| {
-            let got = read_full(self.fd.as_fd(), target)?;
+            let got = self.read_full(target)?;
             if got < target.len() {
                 return Err(ConnectionError::Truncated { got: got as u64, want: len });
             }
@@ -446,7 +518,7 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, ConnectionError> {
-        if self.broken.get() {
+        if self.broken.get() || self.has_read_ahead() {
             return Ok(true);
         }
         Ok(sys::wait_readable(self.fd.as_fd(), timeout)?)
@@ -457,12 +529,12 @@ impl<T, M: Readable> Connection<T, M> {
         if self.broken.get() {
             return Err(ConnectionError::Broken);
         }
-        if spinning_pays() {
+        if spinning_pays() && !self.has_read_ahead() {
             sys::spin_until_readable(self.fd.as_fd(), SPIN_BUDGET);
         }
         self.guard(|| {
             let mut h = [0u8; HEADER_LEN];
-            match read_full(self.fd.as_fd(), &mut h)? {
+            match self.read_full(&mut h)? {
                 0 => Err(ConnectionError::Eof),
                 n if n < HEADER_LEN => Err(ConnectionError::Truncated { got: n as u64, want: HEADER_LEN as u64 }),
                 _ => match wire::parse_header(&h) {
@@ -477,7 +549,7 @@ impl<T, M: Readable> Connection<T, M> {
 
     /// Appends a body of `len` bytes to `out`, growing it as bytes arrive.
     fn read_body(&self, len: u64, out: &mut Vec<u8>) -> Result<(), ConnectionError> {
-        let got = FdReader(self.fd.as_fd()).take(len).read_to_end(out)? as u64;
+        let got = ConnReader(self).take(len).read_to_end(out)? as u64;
         if got < len {
             return Err(ConnectionError::Truncated { got, want: len });
         }
@@ -496,11 +568,11 @@ impl<T, M: Readable> Connection<T, M> {
     }
 }
 
-struct FdReader<'a>(BorrowedFd<'a>);
+struct ConnReader<'a, T, M>(&'a Connection<T, M>);
 
-impl Read for FdReader<'_> {
+impl<T, M> Read for ConnReader<'_, T, M> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv(self.0, buf)
+        self.0.read_some(buf)
     }
 }
 
@@ -512,18 +584,6 @@ const SPIN_BUDGET: Duration = Duration::from_micros(50);
 fn spinning_pays() -> bool {
     static PAYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *PAYS.get_or_init(|| crate::usable_cpu_count().get() > 1)
-}
-
-/// Reads until `buf` is full or EOF; returns how many bytes were read.
-fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::recv(fd, &mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 impl<T, M> fmt::Debug for Connection<T, M> {
@@ -669,6 +729,12 @@ impl<T, M> Serialize for Connection<T, M> {
         allow(clippy::useless_conversion, reason = "a passed handle is an `OwnedFd` on Unix, not on Windows")
     )]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.has_read_ahead() {
+            return Err(serde::ser::Error::custom(
+                "this end has received data not yet read (a message arrived behind the last one received); \
+                 receive it before passing the end to a child",
+            ));
+        }
         let index = handles::share(|| self.fd.try_clone().map(Into::into)).map_err(serde::ser::Error::custom)?;
         serializer.serialize_u32(index)
     }

@@ -418,3 +418,30 @@ const _: () = {
     send::<Connection<std::rc::Rc<u8>>>();
     send::<Connection<String, ReadOnly>>();
 };
+
+/// Read-ahead never loses or duplicates a message: clones share what one
+/// of them read ahead, and an end holding read-ahead bytes refuses to be
+/// passed to a child (the bytes would stay behind) until they are read.
+#[test]
+fn read_ahead_is_shared_by_clones_and_blocks_passing() {
+    let (a, b) = multiproc::pipe::<u32>().unwrap();
+    for i in 0..4 {
+        a.send(&i).unwrap();
+    }
+    let b2 = b.try_clone().unwrap();
+    // One receive fetches all four short messages at once.
+    assert_eq!(b.recv().unwrap(), 0);
+    assert_eq!(b2.recv().unwrap(), 1);
+    assert!(b2.poll(Some(std::time::Duration::ZERO)).unwrap());
+    let err = multiproc::spawn(takes_end, (b2.try_clone().unwrap(),)).unwrap_err();
+    assert!(err.to_string().contains("received data not yet read"), "{err}");
+    assert_eq!(b.recv().unwrap(), 2);
+    assert_eq!(b2.recv().unwrap(), 3);
+    drop(a);
+    assert!(matches!(b.recv(), Err(multiproc::ConnectionError::Eof)));
+    // Nothing pending now: the end can go to a child.
+    multiproc::spawn(takes_end, (b2,)).unwrap().join().unwrap();
+}
+
+#[process_task]
+fn takes_end(_end: Connection<u32>) {}

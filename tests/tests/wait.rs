@@ -43,3 +43,17 @@ fn wait_reports_exactly_the_ready_objects() {
     assert_eq!(ready, [1, 2], "EOF on `out`, and the child's end");
     child.join().unwrap();
 }
+
+/// A message already read ahead into this process counts as ready, even
+/// though the socket itself is empty.
+#[test]
+fn wait_sees_messages_read_ahead() {
+    let (a, b) = multiproc::pipe::<u32>().unwrap();
+    a.send(&1).unwrap();
+    a.send(&2).unwrap();
+    assert_eq!(b.recv().unwrap(), 1); // fetches both
+    let objects: [&dyn Waitable; 1] = [&b];
+    assert_eq!(multiproc::wait(&objects, Some(Duration::from_secs(5))).unwrap(), [0]);
+    assert_eq!(b.recv().unwrap(), 2);
+    assert!(multiproc::wait(&objects, Some(Duration::from_millis(50))).unwrap().is_empty());
+}
