@@ -39,6 +39,7 @@ const EXAMPLES: &[&str] = &[
     "many_processes",
     "parallel_join",
     "pids",
+    "queue_message",
     "random_sleep_workers",
     "start_one",
     "start_two",
@@ -632,4 +633,13 @@ fn chat_server_with_several_clients() {
     assert!(server.wait().unwrap().success());
     assert_eq!(rest.matches(" left (served by process ").count(), CLIENTS, "{rest}");
     assert!(rest.contains("server done"), "{rest}");
+}
+
+#[test]
+fn queue_message() {
+    if !(cfg!(target_os = "linux") && cross_target().is_none()) {
+        return;
+    }
+    let r = run("queue_message", &[], 1.0);
+    r.expect_order(&["主进程准备发送数据...", "子进程已收到数据...", "有内鬼，终止交易！"]);
 }
