@@ -204,6 +204,19 @@ pub enum ConnectionError {
     /// that is closed everywhere.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// An offset or size outside the buffer given to
+    /// [`send_bytes_range`](Connection::send_bytes_range) or
+    /// [`recv_bytes_into_at`](Connection::recv_bytes_into_at) (Python's
+    /// `ValueError`); nothing was sent or received.
+    #[error("offset {offset} and size {size:?} do not fit a buffer of {len} bytes")]
+    InvalidRange {
+        /// The offset given.
+        offset: usize,
+        /// The size given, if any.
+        size: Option<usize>,
+        /// The buffer's length.
+        len: usize,
+    },
 }
 
 /// One end of a pipe: sends and receives whole messages, typed values of
@@ -398,6 +411,35 @@ impl<T: Serialize, M: Writable> Connection<T, M> {
 }
 
 impl<T, M: Writable> Connection<T, M> {
+    /// Sends `buf[offset..offset + size]` as one message (Python's
+    /// `send_bytes(buf, offset, size)`; `size: None` means to the end). An
+    /// offset or size that does not fit is [`ConnectionError::InvalidRange`];
+    /// `offset == buf.len()` sends an empty message.
+    ///
+    /// ```
+    /// use multiproc::ConnectionError;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// let buf = b"abcdefghijklmnopqrstuvwxyz";
+    /// a.send_bytes_range(buf, 22, Some(4))?;
+    /// a.send_bytes_range(buf, 26, None)?;
+    /// assert_eq!(b.recv_bytes()?, b"wxyz");
+    /// assert_eq!(b.recv_bytes()?, b"");
+    /// for (offset, size) in [(27, None), (22, Some(5)), (26, Some(1))] {
+    ///     assert!(matches!(a.send_bytes_range(buf, offset, size), Err(ConnectionError::InvalidRange { .. })));
+    /// }
+    /// # Ok::<(), ConnectionError>(())
+    /// ```
+    pub fn send_bytes_range(&self, buf: &[u8], offset: usize, size: Option<usize>) -> Result<(), ConnectionError> {
+        let len = buf.len();
+        let end = match size {
+            None if offset <= len => len,
+            Some(n) if offset.checked_add(n).is_some_and(|e| e <= len) => offset + n,
+            _ => return Err(ConnectionError::InvalidRange { offset, size, len }),
+        };
+        self.send_bytes(&buf[offset..end])
+    }
+
     /// Sends `bytes` as one raw message, bypassing the codec (Python's
     /// `send_bytes`; for `buf[offset:offset+size]`, pass the sub-slice).
     /// An empty slice is a message too.
@@ -458,6 +500,31 @@ impl<T, M: Readable> Connection<T, M> {
         let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
         Ok(body)
+    }
+
+    /// Receives one raw message into `buf` starting at `offset` (Python's
+    /// `recv_bytes_into(buf, offset)`) and returns its length. An offset past
+    /// the end is [`ConnectionError::InvalidRange`] and receives nothing; a
+    /// message longer than the room left is
+    /// [`ConnectionError::BufferTooShort`], carrying the whole message.
+    ///
+    /// ```
+    /// use multiproc::ConnectionError;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// let mut buf = *b"......";
+    /// a.send_bytes(b"hi")?;
+    /// assert_eq!(b.recv_bytes_into_at(&mut buf, 3)?, 2);
+    /// assert_eq!(&buf, b"...hi.");
+    /// assert!(matches!(b.recv_bytes_into_at(&mut buf, 7), Err(ConnectionError::InvalidRange { .. })));
+    /// # Ok::<(), ConnectionError>(())
+    /// ```
+    pub fn recv_bytes_into_at(&self, buf: &mut [u8], offset: usize) -> Result<usize, ConnectionError> {
+        let len = buf.len();
+        match buf.get_mut(offset..) {
+            Some(room) => self.recv_bytes_into(room),
+            None => Err(ConnectionError::InvalidRange { offset, size: None, len }),
+        }
     }
 
     /// Receives one raw message into the front of `buf` and returns its
