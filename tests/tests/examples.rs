@@ -203,20 +203,26 @@ impl Run {
     }
 }
 
-/// Runs example `name` with `args`, sleeps scaled by `scale`, and checks
-/// that it exits with 0 before the deadline.
-fn run(name: &str, args: &[&str], scale: f64) -> Run {
+/// A command that runs example `name`, through the runner if one is set
+/// (Wine for the Windows build).
+fn command(name: &str) -> Command {
     let exe = exe_path(name);
     let runner = std::env::var("MULTIPROC_EXAMPLE_RUNNER").unwrap_or_default();
     let mut runner = runner.split_whitespace();
-    let mut cmd = match runner.next() {
+    match runner.next() {
         Some(program) => {
             let mut c = Command::new(program);
             c.args(runner).arg(&exe);
             c
         }
         None => Command::new(&exe),
-    };
+    }
+}
+
+/// Runs example `name` with `args`, sleeps scaled by `scale`, and checks
+/// that it exits with 0 before the deadline.
+fn run(name: &str, args: &[&str], scale: f64) -> Run {
+    let mut cmd = command(name);
     cmd.args(args)
         .env("EXAMPLE_TIME_SCALE", scale.to_string())
         .env("EXAMPLE_ROUNDS", "2")
@@ -226,7 +232,8 @@ fn run(name: &str, args: &[&str], scale: f64) -> Run {
 
     let start = Instant::now();
     let deadline = start + DEADLINE;
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("example {name}: cannot run {}: {e}", exe.display()));
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("example {name}: cannot run {}: {e}", exe_path(name).display()));
     let read_all = |mut r: Box<dyn Read + Send>| {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -589,13 +596,10 @@ fn tour() {
 /// back upper-cased, each connection served by its own process.
 #[test]
 fn chat_server_with_several_clients() {
-    if !native_unix() {
-        return;
-    }
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     const CLIENTS: usize = 3;
-    let mut server = Command::new(exe_path("chat_server"))
+    let mut server = command("chat_server")
         .args(["127.0.0.1:0", &CLIENTS.to_string()])
         .stdout(Stdio::piped())
         .spawn()
@@ -607,7 +611,7 @@ fn chat_server_with_several_clients() {
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let mut c = Command::new(exe_path("chat_client"))
+            let mut c = command("chat_client")
                 .arg(&addr)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
