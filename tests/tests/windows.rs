@@ -299,3 +299,34 @@ fn handles_and_sockets_reach_the_child() {
     file.read_to_string(&mut content).unwrap();
     assert_eq!(content, "written by the child");
 }
+
+#[process_task]
+fn nothing() {}
+
+/// Many spawns, half of them dropped unjoined, leave this process's handle
+/// count where it was (the Windows side of the "no leaked fd" test).
+#[test]
+fn many_spawns_leak_no_handle() {
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
+    let _serial = serial();
+    let count = || {
+        let mut n = 0u32;
+        // SAFETY: the pseudo-handle needs no closing; `n` is a valid out-pointer.
+        assert_ne!(unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) }, 0);
+        n
+    };
+    // Warm up whatever is created once (per-thread events, the job object).
+    for _ in 0..3 {
+        multiproc::spawn(nothing, ()).unwrap().join().unwrap();
+    }
+    let before = count();
+    assert!(before > 0, "the handle count is not reported");
+    for i in 0..60 {
+        let c = multiproc::spawn(nothing, ()).unwrap();
+        if i % 2 == 0 {
+            c.join().unwrap();
+        }
+    }
+    assert!(eventually(Duration::from_secs(60), || multiproc::active_children().is_empty()));
+    assert_eq!(count(), before, "handles leaked over 60 spawns");
+}
