@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# A fresh toolchain may lack these components.
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
