@@ -459,8 +459,18 @@ impl<T, M: Writable> Connection<T, M> {
             return Err(ConnectionError::TooLarge { len: bytes.len() as u64, limit: MAX_MESSAGE_LEN });
         }
         let header = wire::header(FrameKind::Message, bytes.len());
-        // One `sendmsg` for header and body: no copy, no extra wake-up.
-        sys::send_vectored(self.fd.as_fd(), &[&header, bytes])?;
+        // Header and body leave in one system call, so the receiver wakes
+        // once: a short message is copied behind its header on the stack,
+        // a long one goes out as two parts of one `sendmsg`, uncopied.
+        const SHORT: usize = 512;
+        if bytes.len() <= SHORT {
+            let mut frame = [0u8; HEADER_LEN + SHORT];
+            frame[..HEADER_LEN].copy_from_slice(&header);
+            frame[HEADER_LEN..HEADER_LEN + bytes.len()].copy_from_slice(bytes);
+            sys::send_vectored(self.fd.as_fd(), &[&frame[..HEADER_LEN + bytes.len()]])?;
+        } else {
+            sys::send_vectored(self.fd.as_fd(), &[&header, bytes])?;
+        }
         Ok(())
     }
 }

@@ -218,32 +218,44 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// kernel allows (one `sendmsg` when the buffer has room), never raising
 /// SIGPIPE.
 pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let mut iov: Vec<libc::iovec> =
-            parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+    // Few parts, kept on the stack: a small message costs no allocation.
+    const MAX_PARTS: usize = 4;
+    assert!(parts.len() <= MAX_PARTS, "send_vectored takes at most {MAX_PARTS} parts");
+    let mut left: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
+    left[..parts.len()].copy_from_slice(parts);
+    loop {
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_PARTS];
+        let mut n = 0;
+        for part in left.iter().filter(|p| !p.is_empty()) {
+            iov[n] = libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() };
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
         // SAFETY: an all-zero msghdr is a valid empty message header.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len() as _;
+        msg.msg_iovlen = n as _;
         let mut sent = retry(|| {
-            // SAFETY: `msg` points at `iov`, whose entries point into
-            // `parts`, all alive for the call.
+            if n == 1 {
+                // One buffer: plain `send` is the cheaper call.
+                // SAFETY: `iov[0]` points into `parts`, alive for the call.
+                let r = unsafe { libc::send(fd.as_raw_fd(), iov[0].iov_base, iov[0].iov_len, libc::MSG_NOSIGNAL) };
+                return if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) };
+            }
+            // SAFETY: `msg` points at `iov`, whose first `n` entries point
+            // into `parts`, all alive for the call.
             let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
             if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
         })?;
         // Drop what was sent; keep the rest for the next call.
-        while let Some(first) = parts.first_mut() {
-            if sent >= first.len() {
-                sent -= first.len();
-                parts.remove(0);
-            } else {
-                *first = &first[sent..];
-                break;
-            }
+        for part in left.iter_mut() {
+            let k = sent.min(part.len());
+            *part = &part[k..];
+            sent -= k;
         }
     }
-    Ok(())
 }
 
 /// Busy-polls `fd` for up to `budget`: true as soon as a read would not
