@@ -626,7 +626,18 @@ impl<T, M: Readable> Connection<T, M> {
 
     /// Appends a body of `len` bytes to `out`, growing it as bytes arrive.
     fn read_body(&self, len: u64, out: &mut Vec<u8>) -> Result<(), ConnectionError> {
-        let got = ConnReader(self).take(len).read_to_end(out)? as u64;
+        // What was read ahead first, in one piece (all of a short message).
+        let ahead = {
+            let mut inbox = self.inbox();
+            let n = (inbox.pending() as u64).min(len) as usize;
+            out.extend_from_slice(&inbox.buf[inbox.start..inbox.start + n]);
+            inbox.start += n;
+            n as u64
+        };
+        if ahead == len {
+            return Ok(());
+        }
+        let got = ahead + ConnReader(self).take(len - ahead).read_to_end(out)? as u64;
         if got < len {
             return Err(ConnectionError::Truncated { got, want: len });
         }
