@@ -37,11 +37,18 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
         .iter()
         .map(|ty| quote_spanned! {ty.span()=> #krate::__private::assert_argument::<#ty>(); })
         .chain(std::iter::once(quote_spanned! {output.span()=> #krate::__private::assert_output::<#output>(); }));
+    // Trait-bound errors about the arguments or the result point at the
+    // signature, not at the attribute.
+    let args_span = t.func.sig.paren_token.span.join();
+    let output_span = output.span();
+    let args_type = quote_spanned! {args_span=> ( #(#tys,)* ) };
+    let output_type = quote_spanned! {output_span=> #output };
     let finish = if t.fallible {
-        quote!(#krate::__private::finish_fallible(&out))
+        quote_spanned!(output_span=> #krate::__private::finish_fallible(&out))
     } else {
-        quote!(#krate::__private::finish(&out))
+        quote_spanned!(output_span=> #krate::__private::finish(&out))
     };
+    let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<#args_type>(payload));
 
     let kwargs = (!t.args.is_empty()).then(|| {
         let args_struct = &t.args_struct;
@@ -96,8 +103,8 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
 
         #(#cfgs)*
         impl #krate::Task for #ty {
-            type Args = ( #(#tys,)* );
-            type Output = #output;
+            type Args = #args_type;
+            type Output = #output_type;
 
             fn call(self, args: Self::Args) -> #output {
                 let ( #(#names,)* ) = args;
@@ -106,7 +113,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
 
             fn __entry(self) -> &'static #krate::__private::TaskEntry {
                 fn invoke(payload: &[u8]) -> #krate::__private::Invoked {
-                    let args = match #krate::__private::decode_args(payload) {
+                    let args = match #decode {
                         ::core::result::Result::Ok(args) => args,
                         ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),
                     };
