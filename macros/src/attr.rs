@@ -19,7 +19,18 @@ impl Krate {
             if self.0.is_some() {
                 return Err(meta.error("`crate` is given twice"));
             }
-            self.0 = Some(meta.value()?.parse()?);
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("expected `crate = path::to::multiproc`"));
+            }
+            let value = meta.value()?;
+            if value.peek(syn::LitStr) {
+                let lit: syn::LitStr = value.parse()?;
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "`crate` takes a path, not a string: write `crate = multiproc`",
+                ));
+            }
+            self.0 = Some(value.parse()?);
             Ok(())
         } else {
             Err(meta.error("unknown option; the only option is `crate = path::to::multiproc`"))

@@ -24,12 +24,19 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
             &input.generics,
             "a process type cannot be generic: the dispatch table needs one concrete entry point per type",
         );
+        // No registration can be generated for a generic type.
+        return errors.finish().err().map(|e| e.to_compile_error()).unwrap_or_default();
     }
-    if let Err(e) = errors.finish() {
-        return e.to_compile_error();
-    }
+    // A bad option still registers the type (with the default path), so the
+    // option's error is not followed by "not a registered process type".
+    let options_error = errors.finish().err().map(|e| e.to_compile_error());
     let krate = krate.path();
     let name = &input.ident;
+    let registration = registration(name, &krate);
+    quote! { #registration #options_error }
+}
+
+fn registration(name: &syn::Ident, krate: &TokenStream) -> TokenStream {
     quote! {
         const _: () = {
             impl #krate::__private::Registered for #name {
