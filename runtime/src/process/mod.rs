@@ -78,18 +78,14 @@ impl<R: DeserializeOwned> Builder<R> {
     /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
     /// equivalent of Python's `kwargs`.
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
-        let entry = task.__entry();
-        let args = args.into();
-        let (payload, handles) = wire::handles::collecting(|| wire::encode(&args));
-        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
-        Self::with_payload(entry, payload, handles)
+        Self::encoding(task.__entry(), &args.into())
     }
 
-    fn with_payload(
-        entry: &'static TaskEntry,
-        payload: Result<Vec<u8>, Error>,
-        handles: Vec<crate::sys::OsHandle>,
-    ) -> Self {
+    /// A builder for `entry` whose payload is `value`, encoded now with
+    /// the OS handles it holds collected aside.
+    fn encoding(entry: &'static TaskEntry, value: &impl serde::Serialize) -> Self {
+        let (payload, handles) = wire::handles::collecting(|| wire::encode(value));
+        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
         let me = current_process();
         let identity = me.next_identity();
         let digits: Vec<String> = identity.iter().map(u32::to_string).collect();
@@ -196,10 +192,7 @@ impl<R: DeserializeOwned> Builder<R> {
 impl Builder<()> {
     /// A process that will run `process`'s [`Process::run`].
     pub fn process<P: Process>(process: P) -> Self {
-        let entry = <P as crate::__private::Registered>::__entry();
-        let (payload, handles) = wire::handles::collecting(|| wire::encode(&process));
-        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
-        Self::with_payload(entry, payload, handles)
+        Self::encoding(<P as crate::__private::Registered>::__entry(), &process)
     }
 }
 

@@ -58,11 +58,9 @@ pub(crate) struct ChildEnd(OwnedFd);
 impl Channel {
     /// A connected pair; both ends are close-on-exec.
     pub(crate) fn pair() -> io::Result<(Channel, ChildEnd)> {
+        // Wherever the child's end sits, `spawn_sources` moves it out of
+        // the way of the descriptors it is mapped onto.
         let (a, b) = socketpair()?;
-        // The child's end must not sit on 0..=3: the spawn maps it onto
-        // CHILD_FD, and a source equal to the target would keep its
-        // close-on-exec flag.
-        let b = if b.as_raw_fd() <= CHILD_FD { dup_high(&b)? } else { b };
         Ok((Channel { fd: a }, ChildEnd(b)))
     }
 
@@ -85,19 +83,13 @@ impl Channel {
     }
 
     /// Writes all of `buf`. A vanished peer is `BrokenPipe`, never SIGPIPE.
-    pub(crate) fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = retry(|| {
-                // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-                let r = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-                if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
-            })?;
-            buf = &buf[n..];
-        }
-        Ok(())
+    pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        send_vectored(self.fd.as_fd(), &[buf])
     }
 
     /// Reads what is available (blocking if nothing is); 0 means EOF.
+    /// `read`, not `recv`: the bootstrap also accepts a plain pipe (a test
+    /// harness playing the parent feeds the frame through stdin).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         retry(|| {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
@@ -146,10 +138,6 @@ impl Channel {
         };
         r == 0 || (r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock)
     }
-}
-
-fn dup_high(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    dup_at_least(fd, 10)
 }
 
 /// A close-on-exec duplicate of `fd` numbered `min` or above.
