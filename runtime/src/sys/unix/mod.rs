@@ -1,0 +1,116 @@
+//! Unix backend: `posix_spawn` of `/proc/self/exe` (Linux) or `fork`/`exec`
+//! (other Unixes), a `socketpair` as the bootstrap channel, `waitpid` and
+//! signals for the lifecycle.
+
+use std::io;
+use std::os::fd::RawFd;
+
+mod channel;
+mod child;
+mod spawn;
+
+/// The shared-memory queue's primitives (memfd, futex, robust mutex).
+#[cfg(target_os = "linux")]
+pub(crate) mod shm;
+
+pub(crate) use channel::{
+    Channel, ChildEnd, recv, send_vectored, socketpair, spin_until_readable, wait_any, wait_readable,
+};
+pub(crate) use child::RawChild;
+pub(crate) use spawn::{adopt_handles, exe_identity, spawn_self};
+
+/// The descriptor number at which a child finds its bootstrap channel.
+const CHILD_FD: RawFd = 3;
+
+/// The descriptor number at which a child finds the first handle passed as
+/// a task argument; the others follow it (see `crate::wire::handles`).
+const HANDLE_FD: RawFd = 4;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// Retries `f` while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// Number of CPUs in the system (not just the ones we may run on).
+pub(crate) fn cpu_count() -> Option<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    (n > 0).then_some(n as usize)
+}
+
+pub(crate) fn pid() -> u32 {
+    std::process::id()
+}
+
+pub(crate) fn parent_pid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// Whether the calling thread is the process's main thread.
+pub(crate) fn is_main_thread() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() as u32 == pid() }
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    {
+        // SAFETY: pthread_main_np has no preconditions.
+        unsafe { libc::pthread_main_np() == 1 }
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )))]
+    {
+        false
+    }
+}
+
+/// Ignores SIGPIPE, as Rust's normal start-up does: a write to a vanished
+/// peer becomes an `EPIPE` error, not a silent death.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN has no memory-safety preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// Makes this (child) process die with its parent: on Linux, a parent-death
+/// signal when the parent spawned us from its main thread (the signal is
+/// tied to the spawning thread's life). Returns false if the parent is
+/// already gone, closing the race between spawn and this call.
+pub(crate) fn tie_to_parent(parent: u32, from_main_thread: bool) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if from_main_thread {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    }
+    let _ = from_main_thread;
+    parent_pid() == parent
+}
+
+/// Runs `f` when the process exits normally (`main` returns or `exit` is
+/// called).
+pub(crate) fn on_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with the C ABI, valid for the whole
+    // program.
+    unsafe { libc::atexit(f) };
+}
+
+/// Ends the process at once with `code`: no exit handlers, no destructors.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and never returns.
+    unsafe { libc::_exit(code) }
+}
