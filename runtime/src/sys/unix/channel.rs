@@ -2,11 +2,26 @@
 //! Unix stream socket pairs, vectored sends, receives and polling.
 
 use std::ffi::OsStr;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+#[cfg(not(target_vendor = "apple"))]
+use nix::sys::socket::SockFlag;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockType};
+
 use super::{RawChild, cvt, retry};
+
+/// Sends never raise SIGPIPE: a vanished peer is an `EPIPE` error.
+#[cfg(not(target_vendor = "apple"))]
+const NOSIGNAL: MsgFlags = MsgFlags::MSG_NOSIGNAL;
+/// nix leaves `MSG_NOSIGNAL` out of `MsgFlags` on Apple platforms; the bit
+/// is libc's, passed through unchanged as before.
+#[cfg(target_vendor = "apple")]
+const NOSIGNAL: MsgFlags = MsgFlags::from_bits_retain(libc::MSG_NOSIGNAL);
 
 /// One end of a bootstrap channel: a Unix stream socket.
 #[derive(Debug)]
@@ -41,14 +56,16 @@ impl Channel {
             .and_then(|s| s.parse().ok())
             .filter(|&fd| fd >= 0)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a descriptor number"))?;
+        // libc: nix's fcntl takes a BorrowedFd, which may only be made from a
+        // descriptor known to be open, and this call is what finds that out.
         // SAFETY: F_GETFD only inspects the descriptor table.
         cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+        // SAFETY: `fd` is open (checked above) and the parent handed it to
+        // us alone; nothing else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // Keep it out of grandchildren.
-        // SAFETY: `fd` is open (checked above).
-        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
-        // SAFETY: the parent handed this descriptor to us alone; nothing else
-        // in this process owns it.
-        Ok(Channel { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        Ok(Channel { fd })
     }
 
     /// Writes all of `buf`. A vanished peer is `BrokenPipe`, never SIGPIPE.
@@ -60,27 +77,21 @@ impl Channel {
     /// `read`, not `recv`: the bootstrap also accepts a plain pipe (a test
     /// harness playing the parent feeds the frame through stdin).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(|| {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-            let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
-        })
+        retry(|| Ok(nix::unistd::read(&self.fd, buf)?))
     }
 
     /// Reads what is available without blocking: `None` if nothing is,
     /// `Some(0)` at EOF.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        let r = retry(|| {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-            let r = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
-        });
-        match r {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            // The peer died with unread data queued: treat as EOF.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(Some(0)),
-            Err(e) => Err(e),
+        loop {
+            return match nix::sys::socket::recv(self.fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => Ok(Some(n)),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => Ok(None),
+                // The peer died with unread data queued: treat as EOF.
+                Err(Errno::ECONNRESET) => Ok(Some(0)),
+                Err(e) => Err(e.into()),
+            };
         }
     }
 
@@ -100,20 +111,19 @@ impl Channel {
         if !matches!(self.wait_readable(timeout), Ok(true)) {
             return false;
         }
-        let mut b = 0u8;
-        // SAFETY: one byte of valid buffer; MSG_PEEK leaves the data queued.
-        let r = unsafe {
-            libc::recv(self.fd.as_raw_fd(), (&mut b as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-        };
-        r == 0 || (r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock)
+        let mut b = [0u8; 1];
+        // MSG_PEEK leaves the data queued.
+        match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => n == 0,
+            Err(e) => e != Errno::EAGAIN,
+        }
     }
 }
 
 /// A close-on-exec duplicate of `fd` numbered `min` or above.
 pub(super) fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor we then own.
-    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
-    // SAFETY: `n` was just created by fcntl.
+    let n = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: F_DUPFD_CLOEXEC just created `n`; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
@@ -128,24 +138,29 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
 /// `None` waits forever; an empty result means the timeout passed.
 pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let mut polls: Vec<libc::pollfd> =
-        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut polls: Vec<PollFd<'_>> = fds.iter().map(|&fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
     loop {
-        let ms = match deadline {
-            None => -1,
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                // Round up so a short timeout does not become a busy loop.
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+                // Round up so a short timeout does not become a busy loop;
+                // a longer one than poll takes is cut to its maximum (the
+                // loop waits again until the deadline).
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         };
-        // SAFETY: `polls` is a valid array of `polls.len()` pollfds.
-        match cvt(unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) }) {
+        match poll(&mut polls, timeout) {
             Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(Vec::new()),
             Ok(0) => {}
-            Ok(_) => return Ok(polls.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            // `any()` is `None` for event bits nix does not name: those too
+            // mean the descriptor needs attention.
+            Ok(_) => {
+                return Ok(polls.iter().enumerate().filter(|(_, p)| p.any().unwrap_or(true)).map(|(i, _)| i).collect());
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -155,18 +170,13 @@ pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io:
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     // Apple platforms have no SOCK_CLOEXEC: the flag is set right after.
     #[cfg(not(target_vendor = "apple"))]
-    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    let flags = SockFlag::SOCK_CLOEXEC;
     #[cfg(target_vendor = "apple")]
-    let ty = libc::SOCK_STREAM;
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is a valid out-array of two descriptors.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) })?;
-    // SAFETY: socketpair succeeded, so both descriptors are open and ours.
-    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let flags = nix::sys::socket::SockFlag::empty();
+    let pair = nix::sys::socket::socketpair(AddressFamily::Unix, SockType::Stream, None, flags)?;
     #[cfg(target_vendor = "apple")]
     for fd in [&pair.0, &pair.1] {
-        // SAFETY: `fd` is open; F_SETFD only changes its flags.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     }
     Ok(pair)
 }
@@ -181,30 +191,24 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
     let mut left: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
     left[..parts.len()].copy_from_slice(parts);
     loop {
-        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_PARTS];
+        let mut iov = [IoSlice::new(&[]); MAX_PARTS];
         let mut n = 0;
         for part in left.iter().filter(|p| !p.is_empty()) {
-            iov[n] = libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() };
+            iov[n] = IoSlice::new(part);
             n += 1;
         }
         if n == 0 {
             return Ok(());
         }
-        // SAFETY: an all-zero msghdr is a valid empty message header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = n as _;
         let mut sent = retry(|| {
-            if n == 1 {
+            Ok(if n == 1 {
                 // One buffer: plain `send` is the cheaper call.
-                // SAFETY: `iov[0]` points into `parts`, alive for the call.
-                let r = unsafe { libc::send(fd.as_raw_fd(), iov[0].iov_base, iov[0].iov_len, libc::MSG_NOSIGNAL) };
-                return if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) };
-            }
-            // SAFETY: `msg` points at `iov`, whose first `n` entries point
-            // into `parts`, all alive for the call.
-            let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-            if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+                nix::sys::socket::send(fd.as_raw_fd(), &iov[0], NOSIGNAL)?
+            } else {
+                // No control messages: nix sizes its control buffer from
+                // them, so an empty slice means no allocation.
+                nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), &iov[..n], &[], NOSIGNAL, None)?
+            })
         })?;
         // Drop what was sent; keep the rest for the next call.
         for part in left.iter_mut() {
@@ -221,10 +225,10 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
 /// soon checks for it this way first, then blocks.
 pub(crate) fn spin_until_readable(fd: BorrowedFd<'_>, budget: Duration) -> bool {
     let start = Instant::now();
+    let mut p = [PollFd::new(fd, PollFlags::POLLIN)];
     loop {
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: `p` is one valid pollfd; a zero timeout never blocks.
-        if unsafe { libc::poll(&mut p, 1, 0) } > 0 {
+        // A zero timeout never blocks.
+        if matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0) {
             return true;
         }
         if start.elapsed() >= budget {
@@ -238,13 +242,11 @@ pub(crate) fn spin_until_readable(fd: BorrowedFd<'_>, budget: Duration) -> bool 
 /// retrying on `EINTR`; 0 means EOF. A peer that died with data unread on
 /// its side (`ECONNRESET`) also reads as EOF.
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let r = retry(|| {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
-    });
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(0),
-        other => other,
+    loop {
+        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::empty()) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => Ok(0),
+            r => Ok(r?),
+        };
     }
 }
