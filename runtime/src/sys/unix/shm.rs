@@ -4,36 +4,33 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use super::cvt;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::time::{ClockId, clock_gettime};
 
 /// An anonymous shared-memory file of `len` bytes (zero-filled),
 /// close-on-exec.
 pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
-    let name = std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `name` is a valid C string; memfd_create creates a descriptor we own.
-    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
-    // SAFETY: `fd` was just created and is not owned by anything else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // A name with a NUL in it is EINVAL (`InvalidInput`).
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
     let len = libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: ftruncate on an open descriptor.
-    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    nix::unistd::ftruncate(&fd, len)?;
     Ok(fd)
 }
 
 /// The size of the file behind `fd`.
 pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    // SAFETY: an all-zero `stat` is valid to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid out-pointer and `fd` is open.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.st_size as u64)
+    Ok(nix::sys::stat::fstat(fd)?.st_size as u64)
 }
 
 /// A `MAP_SHARED` read-write mapping of a whole file, unmapped on drop.
@@ -52,22 +49,12 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// Maps the first `len` bytes of `fd`.
     pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
-        // SAFETY: a fresh mapping chosen by the kernel; nothing else is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Mapping { ptr, len })
+        // An empty mapping is EINVAL, as mmap itself answers.
+        let size = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
+        // SAFETY: a fresh mapping at an address the kernel chooses; no
+        // existing memory is affected.
+        let p = unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0) }?;
+        Ok(Mapping { ptr: p.cast(), len })
     }
 
     /// The start of the mapping (page-aligned).
@@ -80,7 +67,7 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: this exact range was mapped by `new` and nothing uses it
         // any more (the owner is being dropped).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -94,6 +81,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // libc: nix has no futex wrapper.
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
     // the timeout pointer is null or points at `ts`.
     unsafe {
@@ -103,6 +91,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 
 /// Wakes every process sleeping in [`futex_wait`] on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // libc: nix has no futex wrapper.
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads the address.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
@@ -119,6 +108,8 @@ pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()>
         if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) }
     };
     let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // libc: nix wraps no pthread mutex or mutex-attribute call (its
+    // `pthread` module covers only threads and signals).
     // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use.
     unsafe {
         check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
@@ -155,6 +146,7 @@ pub(crate) unsafe fn mutex_lock(
 ) -> io::Result<Option<Locked>> {
     let mut r = libc::EBUSY;
     for _ in 0..200 {
+        // libc: nix has no pthread mutex calls.
         // SAFETY: per the caller's promise.
         r = unsafe { libc::pthread_mutex_trylock(m) };
         if r != libc::EBUSY {
@@ -163,6 +155,7 @@ pub(crate) unsafe fn mutex_lock(
         std::hint::spin_loop();
     }
     if r == libc::EBUSY {
+        // libc: nix has no pthread mutex calls.
         r = match deadline {
             // SAFETY: per the caller's promise.
             None => unsafe { libc::pthread_mutex_lock(m) },
@@ -177,6 +170,7 @@ pub(crate) unsafe fn mutex_lock(
         0 => Ok(Some(Locked::Clean)),
         libc::ETIMEDOUT => Ok(None),
         libc::EOWNERDEAD => {
+            // libc: nix has no pthread mutex calls.
             // SAFETY: we own the lock now; this marks its state usable again.
             let c = unsafe { libc::pthread_mutex_consistent(m) };
             if c != 0 {
@@ -191,11 +185,11 @@ pub(crate) unsafe fn mutex_lock(
 /// The `CLOCK_REALTIME` time `after` from now, as `pthread_mutex_timedlock`
 /// wants it.
 fn realtime_after(after: Duration) -> libc::timespec {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
-    let secs = (now.tv_sec as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
+    // Reading CLOCK_REALTIME does not fail; if it did, the zero time would
+    // make the lock time out at once, as before.
+    let now = clock_gettime(ClockId::CLOCK_REALTIME).map_or((0, 0), |t| (t.tv_sec(), t.tv_nsec()));
+    let nanos = now.1 as u64 + u64::from(after.subsec_nanos());
+    let secs = (now.0 as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
     libc::timespec {
         tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
@@ -208,6 +202,7 @@ fn realtime_after(after: Duration) -> libc::timespec {
 ///
 /// The calling thread must hold the lock.
 pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
+    // libc: nix has no pthread mutex calls.
     // SAFETY: per the caller's promise.
     unsafe { libc::pthread_mutex_unlock(m) };
 }
@@ -226,7 +221,7 @@ pub(crate) fn spill_tmpfile(dir: &Path, bytes: &[u8]) -> io::Result<File> {
         .read(true)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .custom_flags((OFlag::O_TMPFILE | OFlag::O_CLOEXEC).bits())
         .open(dir)?;
     f.write_all(bytes)?;
     Ok(f)
@@ -235,16 +230,14 @@ pub(crate) fn spill_tmpfile(dir: &Path, bytes: &[u8]) -> io::Result<File> {
 /// Gives a file made by [`spill_tmpfile`] the name `path` (which must not
 /// exist: `AlreadyExists`).
 pub(crate) fn spill_link(file: &File, path: &Path) -> io::Result<()> {
-    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io::Error::other)?;
-    let to = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both are valid C strings; linkat only touches the file system.
-    cvt(unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) })?;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    nix::unistd::linkat(AT_FDCWD, from.as_str(), AT_FDCWD, path, AtFlags::AT_SYMLINK_FOLLOW)?;
     Ok(())
 }
 
 /// Opens a spill file and removes its name.
 pub(crate) fn spill_take(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(path)?;
+    let f = OpenOptions::new().read(true).custom_flags(OFlag::O_CLOEXEC.bits()).open(path)?;
     std::fs::remove_file(path)?;
     Ok(f)
 }
