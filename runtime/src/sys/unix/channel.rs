@@ -250,3 +250,80 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_arrive_concatenated_and_empty_parts_are_skipped() {
+        let (a, b) = socketpair().unwrap();
+        send_vectored(a.as_fd(), &[b"ab", b"", b"cde", b"f"]).unwrap();
+        send_vectored(a.as_fd(), &[b"", b"g"]).unwrap();
+        send_vectored(a.as_fd(), &[]).unwrap();
+        drop(a);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        loop {
+            let n = recv(b.as_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdefg");
+    }
+
+    #[test]
+    fn a_peer_that_died_with_data_unread_reads_as_eof_and_refuses_sends() {
+        let (a, b) = socketpair().unwrap();
+        send_vectored(a.as_fd(), &[b"never read"]).unwrap();
+        // Closing with unread data resets the connection (ECONNRESET on
+        // Linux): still EOF to the reader.
+        drop(b);
+        let mut buf = [0u8; 16];
+        assert_eq!(recv(a.as_fd(), &mut buf).unwrap(), 0);
+        let err = send_vectored(a.as_fd(), &[b"x", b"y"]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(send_vectored(a.as_fd(), &[b"x"]).unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn try_read_and_peer_gone() {
+        let (a, b) = socketpair().unwrap();
+        let (a, b) = (Channel { fd: a }, Channel { fd: b });
+        let mut buf = [0u8; 4];
+        assert_eq!(b.try_read(&mut buf).unwrap(), None);
+        assert!(!b.peer_gone(Some(Duration::ZERO)));
+        a.write_all(b"hi").unwrap();
+        assert_eq!(b.try_read(&mut buf).unwrap(), Some(2));
+        drop(a);
+        assert!(b.peer_gone(Some(Duration::from_secs(5))));
+        assert_eq!(b.try_read(&mut buf).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn timeouts_round_up_and_long_ones_are_capped() {
+        let (a, b) = socketpair().unwrap();
+        let start = Instant::now();
+        assert!(!wait_readable(b.as_fd(), Some(Duration::from_micros(300))).unwrap());
+        assert!(start.elapsed() >= Duration::from_micros(300));
+        assert!(!spin_until_readable(b.as_fd(), Duration::from_micros(50)));
+        send_vectored(a.as_fd(), &[b"x"]).unwrap();
+        // Longer than poll's i32::MAX milliseconds: capped, not an error.
+        assert!(wait_readable(b.as_fd(), Some(Duration::from_secs(30 * 24 * 3600))).unwrap());
+        assert!(spin_until_readable(b.as_fd(), Duration::from_secs(5)));
+        assert_eq!(wait_any(&[a.as_fd(), b.as_fd()], Some(Duration::ZERO)).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn descriptors_are_close_on_exec() {
+        let (a, b) = socketpair().unwrap();
+        let high = dup_at_least(&a, 100).unwrap();
+        assert!(high.as_raw_fd() >= 100);
+        for fd in [&a, &b, &high] {
+            let flags = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD).unwrap());
+            assert!(flags.contains(FdFlag::FD_CLOEXEC));
+        }
+    }
+}
