@@ -200,16 +200,20 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
         if n == 0 {
             return Ok(());
         }
-        let mut sent = retry(|| {
-            Ok(if n == 1 {
+        let mut sent = loop {
+            let r = if n == 1 {
                 // One buffer: plain `send` is the cheaper call.
-                nix::sys::socket::send(fd.as_raw_fd(), &iov[0], NOSIGNAL)?
+                nix::sys::socket::send(fd.as_raw_fd(), &iov[0], NOSIGNAL)
             } else {
                 // No control messages: nix sizes its control buffer from
                 // them, so an empty slice means no allocation.
-                nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), &iov[..n], &[], NOSIGNAL, None)?
-            })
-        })?;
+                nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), &iov[..n], &[], NOSIGNAL, None)
+            };
+            match r {
+                Err(Errno::EINTR) => {}
+                r => break r?,
+            }
+        };
         // Drop what was sent; keep the rest for the next call.
         for part in left.iter_mut() {
             let k = sent.min(part.len());
