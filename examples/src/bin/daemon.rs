@@ -48,6 +48,16 @@
 //! When `main` returns, daemon `foo` is terminated at once (so `end123` is
 //! never printed) while the program still waits for `bar` (so `end456` is).
 //!
+//! The tutorials order these lines by sleeping; a slow machine could still
+//! shuffle them. So each child here also tells `main`, on a one-way pipe
+//! (Python would use an `Event`), when it has printed what `main` must see
+//! before it ends, and `main` waits for that: the daemons' first lines
+//! (and one `working` line) always come before `main`'s last one, `123`
+//! before `main-------`, and `bar` ends only after `main-------` (the
+//! tutorial's 0.1 s against 3 s). The lines that never appear (`end123`,
+//! the sleeper's last one) are still a matter of sleeps, as in Python: a
+//! machine stalled for longer than the difference would print them.
+//!
 //! ```sh
 //! cargo run -p multiproc-examples --bin daemon
 //! cargo run -p multiproc-examples --bin daemon -- mixed
@@ -55,24 +65,26 @@
 
 use std::thread::sleep;
 
-use multiproc::{Builder, Process, current_process, process_task};
+use multiproc::{Builder, Connection, Process, ReadOnly, WriteOnly, current_process, pipe_one_way, process_task};
 use multiproc_examples::secs;
 use serde::{Deserialize, Serialize};
 
 #[process_task]
-fn work() {
+fn work(worked: Connection<(), WriteOnly>) {
     // Loops forever, as in the tutorial: only the end of `main` stops it.
     loop {
         sleep(secs(1.0));
         println!("daemon work: working");
+        let _ = worked.send(&());
     }
 }
 
 #[process_task]
-fn sleeper() {
+fn sleeper(started: Connection<(), WriteOnly>) {
     println!("daemon sleeper: started");
+    let _ = started.send(&());
     sleep(secs(4.0));
-    println!("daemon sleeper: ended (never printed: main ends after 3 s)");
+    println!("daemon sleeper: ended (not printed: main ends after 3 s)");
 }
 
 #[process_task]
@@ -82,6 +94,8 @@ fn do_nothing() {}
 #[derive(Process, Serialize, Deserialize)]
 struct Chat {
     person: String,
+    /// Told when `run` has printed everything.
+    done: Connection<(), WriteOnly>,
 }
 
 impl Process for Chat {
@@ -97,39 +111,53 @@ impl Process for Chat {
             Err(e) => println!("daemon chat: unexpected error: {e}"),
             Ok(_) => println!("daemon chat: unexpectedly started a child"),
         }
+        let _ = self.done.send(&());
     }
 }
 
 #[process_task]
-fn foo() {
+fn foo(printed: Connection<(), WriteOnly>) {
     println!("123");
+    let _ = printed.send(&());
     sleep(secs(1.0));
     println!("end123");
 }
 
 #[process_task]
-fn bar() {
+fn bar(main_printed: Connection<(), ReadOnly>) {
     println!("456");
     sleep(secs(3.0));
+    // Until main's line is out (a message, or main's end closing the pipe).
+    let _ = main_printed.recv();
     println!("end456");
 }
 
-fn main() -> Result<(), multiproc::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("mixed") {
-        let p1 = Builder::new(foo, ()).daemon(true).start()?;
-        let p2 = Builder::new(bar, ()).start()?;
+        let (foo_printed, printed) = pipe_one_way()?;
+        let (main_printed, to_bar) = pipe_one_way()?;
+        let p1 = Builder::new(foo, (printed,)).daemon(true).start()?;
+        let p2 = Builder::new(bar, (main_printed,)).start()?;
         println!("main: started daemon {} and non-daemon {}", p1.name(), p2.name());
         sleep(secs(0.1));
+        foo_printed.recv()?;
         // Ending the main code terminates daemon p1 now; p2 is waited for.
         println!("main-------");
+        to_bar.send(&())?;
         return Ok(());
     }
 
-    let m_work = Builder::new(work, ()).daemon(true).start()?;
-    let p = Builder::new(sleeper, ()).daemon(true).start()?;
-    let chat = Chat { person: "Chen Song".into() }.builder().daemon(true).start()?;
+    let (worked, work_end) = pipe_one_way()?;
+    let (started, sleeper_end) = pipe_one_way()?;
+    let (chatted, chat_end) = pipe_one_way()?;
+    let m_work = Builder::new(work, (work_end,)).daemon(true).start()?;
+    let p = Builder::new(sleeper, (sleeper_end,)).daemon(true).start()?;
+    let chat = Chat { person: "Chen Song".into(), done: chat_end }.builder().daemon(true).start()?;
     println!("main: started daemons {}, {} and {} (pid {})", m_work.name(), p.name(), chat.name(), chat.pid());
     sleep(secs(3.0));
+    for told in [&worked, &started, &chatted] {
+        told.recv()?;
+    }
     println!("main: the main process ends; its daemons are terminated now");
     Ok(())
 }
