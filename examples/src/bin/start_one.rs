@@ -16,6 +16,10 @@
 //!    print('主程序')
 //!    ```
 //!
+//!    The sleep only makes that likely: the child here also says, on a
+//!    one-way pipe, when it has printed, and main waits for that after its
+//!    sleep, so the order holds on a slow machine too.
+//!
 //! 2. "创建进程的第一种方式" (tutorial "进程之multiprocessing模块"): the main
 //!    process just starts the child and ends; the program still waits for the
 //!    child, as Python does for non-daemonic children.
@@ -36,13 +40,14 @@
 
 use std::thread::sleep;
 
-use multiproc::{Builder, process_task};
+use multiproc::{Builder, Connection, WriteOnly, pipe_one_way, process_task};
 use multiproc_examples::secs;
 
 #[process_task]
-fn f(name: String) {
+fn f(name: String, printed: Connection<(), WriteOnly>) {
     println!("hello {name}");
     println!("child process");
+    let _ = printed.send(&());
 }
 
 #[process_task]
@@ -52,9 +57,11 @@ fn zi() {
     println!("zi: process finished");
 }
 
-fn main() -> Result<(), multiproc::Error> {
-    let p = Builder::new(f, ("aaron".to_string(),)).start()?;
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (child_printed, printed) = pipe_one_way()?;
+    let p = Builder::new(f, ("aaron".to_string(), printed)).start()?;
     sleep(secs(1.0));
+    child_printed.recv()?;
     println!("main program (after sleeping 1 s; {} printed first)", p.name());
 
     let p = Builder::new(zi, ()).start()?;
