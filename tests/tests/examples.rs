@@ -499,8 +499,14 @@ fn subclass() {
 
 #[test]
 fn terminate() {
-    let r = run("terminate", &[], 0.2);
+    // Nothing here sleeps unless terminate fails: part 1's child would sleep
+    // 1..=4 s times the scale, and is terminated right after its start. At
+    // this scale it cannot have ended by itself before (exit code 0), which
+    // would take longer than the deadline of the whole run.
+    let r = run("terminate", &[], 60.0);
     r.line_starting("is_alive right after terminate: ");
+    // main terminates (kills) these once they said they are chatting.
+    r.expect_order(&["Song Ge is chatting", "--- 3. kill while it runs", "Song Song is chatting", "main: done"]);
     r.expect_order(&["start", "is_alive after wait: false"]);
     r.expect_absent("never printed");
     if native_unix() {

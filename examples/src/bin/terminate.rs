@@ -25,8 +25,10 @@
 //! gone by then. Here the parent [`wait`](multiproc::Child::wait)s for it
 //! first, so the answer is always `false`, and the exit code shows how it
 //! ended: `-15` (SIGTERM) in Python's convention on Unix. The second part
-//! lets the child print its first line before terminating it, so the
-//! second line is never printed; `kill` is the same with SIGKILL (`-9`).
+//! lets the child print its first line before terminating it: the child
+//! says so on a pipe, then waits on it for an answer that never comes, so
+//! it is still running, and its second line is never printed, however
+//! slow the machine. `kill` is the same with SIGKILL (`-9`).
 //!
 //! ```sh
 //! cargo run -p multiproc-examples --bin terminate
@@ -34,7 +36,7 @@
 
 use std::thread::sleep;
 
-use multiproc::{Process, current_process};
+use multiproc::{Connection, Process, current_process, pipe};
 use multiproc_examples::{randint, secs};
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +51,26 @@ impl Process for Chat {
     }
 }
 
-fn main() -> Result<(), multiproc::Error> {
+/// Parts 2 and 3: chats until it is stopped, after telling `main` it has
+/// started.
+#[derive(Process, Serialize, Deserialize)]
+struct LongChat {
+    /// Told when the first line is out; never answered.
+    main: Connection<()>,
+}
+
+impl Process for LongChat {
+    fn run(&mut self) {
+        println!("{} is chatting", current_process().name());
+        let _ = self.main.send(&());
+        // Blocks until terminated (main keeps its end open until then).
+        if self.main.recv().is_ok() {
+            println!("{} is still chatting (never printed)", current_process().name());
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("--- 1. terminate right after start");
     let p1 = Chat.builder().name("Chen Song").start()?;
     p1.terminate()?;
@@ -61,15 +82,17 @@ fn main() -> Result<(), multiproc::Error> {
     println!("exitcode: {:?}", p1.exitcode());
 
     println!("--- 2. terminate while it runs");
-    let p2 = Chat.builder().name("Song Ge").start()?;
-    sleep(secs(0.5));
+    let (chatting, child_end) = pipe()?;
+    let p2 = LongChat { main: child_end }.builder().name("Song Ge").start()?;
+    chatting.recv()?;
     p2.terminate()?;
     let status = p2.wait()?;
     println!("{} ended with {status}; exitcode {:?}; is_alive {}", p2.name(), p2.exitcode(), p2.is_alive());
 
     println!("--- 3. kill while it runs");
-    let p3 = Chat.builder().name("Song Song").start()?;
-    sleep(secs(0.5));
+    let (chatting, child_end) = pipe()?;
+    let p3 = LongChat { main: child_end }.builder().name("Song Song").start()?;
+    chatting.recv()?;
     p3.kill()?;
     let status = p3.wait()?;
     println!("{} ended with {status}; exitcode {:?}", p3.name(), p3.exitcode());
