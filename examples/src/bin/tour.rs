@@ -24,7 +24,10 @@
 
 use std::thread::sleep;
 
-use multiproc::{Builder, Error, Process, active_children, cpu_count, current_process, parent_process, process_task};
+use multiproc::{
+    Builder, Connection, Error, Process, ReadOnly, active_children, cpu_count, current_process, parent_process,
+    pipe_one_way, process_task,
+};
 use multiproc_examples::secs;
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +63,12 @@ fn sleep_forever() {
     }
 }
 
+/// Sleeps, then stays until main has listed the active children (a message,
+/// or end of file if main is gone), so that the list always has it.
 #[process_task]
-fn nap(seconds: f64) {
+fn nap(seconds: f64, listed: Connection<(), ReadOnly>) {
     sleep(secs(seconds));
+    let _ = listed.recv();
 }
 
 #[process_task]
@@ -187,9 +193,17 @@ fn main() -> Result<(), Error> {
     println!("   {} ran Countdown::run and ended with {}", countdown.name(), countdown.wait()?);
 
     println!("\n== 8. active_children() and cpu_count()");
-    let _nappers = (0..2).map(|_| Builder::new(nap, (0.5,)).start()).collect::<Result<Vec<_>, _>>()?;
+    let mut nappers = Vec::new();
+    for _ in 0..2 {
+        let (listed, lister) = pipe_one_way::<()>().map_err(|source| Error::Io { context: "pipe", source })?;
+        nappers.push((Builder::new(nap, (0.5, listed)).start()?, lister));
+    }
     for c in active_children() {
         println!("   active: {} (pid {}, daemon {})", c.name, c.pid, c.daemon);
+    }
+    for (_, lister) in &nappers {
+        // Ignored: a napper that is gone needs no word.
+        let _ = lister.send(&());
     }
     println!("   cpu_count() = {}", cpu_count());
 
