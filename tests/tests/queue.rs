@@ -15,6 +15,9 @@ use multiproc_tests::eventually;
 use serde::{Deserialize, Serialize};
 
 const LONG: Duration = Duration::from_secs(30);
+/// An upper bound on a short timed wait that only catches a hang: how much
+/// longer than its timeout a wait takes depends on the machine's load.
+const HANG: Duration = Duration::from_secs(30);
 
 /// Joins a child within `LONG`, killing it (and failing) if it hangs.
 fn join_within<R: serde::de::DeserializeOwned>(child: Child<R>, what: &str) -> R {
@@ -50,10 +53,10 @@ fn get_timeout_on_an_empty_queue_waits_then_reports_empty() {
     assert!(matches!(q.get_timeout(Duration::from_millis(200)), Err(GetError::Empty)));
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took <= Duration::from_millis(2200), "{took:?}");
-    let t = Instant::now();
+    assert!(took < HANG, "{took:?}");
+    // get_nowait does not wait; that it returns at all is the check (a
+    // bound on how fast would be a benchmark).
     assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
-    assert!(t.elapsed() < Duration::from_millis(100));
 }
 
 #[test]
@@ -63,12 +66,10 @@ fn put_on_a_full_bounded_queue_reports_full_and_hands_the_value_back() {
     q.put("b".to_string()).unwrap();
     assert!(q.full());
 
-    let t = Instant::now();
     match q.put_nowait("c".to_string()) {
         Err(PutError::Full(v)) => assert_eq!(v, "c"),
         other => panic!("{other:?}"),
     }
-    assert!(t.elapsed() < Duration::from_millis(100), "block=false waits");
 
     let t = Instant::now();
     let err = q.put_timeout("d".to_string(), Duration::from_millis(200)).unwrap_err();
@@ -76,7 +77,7 @@ fn put_on_a_full_bounded_queue_reports_full_and_hands_the_value_back() {
     assert!(err.is_full());
     assert_eq!(err.into_inner(), "d");
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took <= Duration::from_millis(2200), "{took:?}");
+    assert!(took < HANG, "{took:?}");
 
     assert_eq!(q.get().unwrap(), "a");
     q.put_nowait("e".to_string()).unwrap();
@@ -371,7 +372,7 @@ fn a_consumer_killed_holding_the_lock_mid_get_leaves_the_item_for_others() {
     assert!(q.put_timeout(3, Duration::from_millis(200)).is_err());
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(300), "{took:?}");
-    assert!(took <= Duration::from_millis(4000), "{took:?}");
+    assert!(took < HANG, "{took:?}");
     child.kill().unwrap();
     child.wait().unwrap();
     // The copy the dead consumer made never counted: 1 is still first.
