@@ -28,6 +28,15 @@ pub enum Error {
         /// How it ended.
         status: ExitStatus,
     },
+    /// The child ended, but its exit status was collected by someone else:
+    /// the kernel, when `SIGCHLD` is set to `SIG_IGN`, or a `waitpid(-1)`
+    /// elsewhere in this process. Its result, if it sent one, is still
+    /// returned by [`Child::join`](crate::Child::join).
+    #[error("process {name} ended, but its exit status was collected elsewhere (is SIGCHLD ignored?)")]
+    StatusUnavailable {
+        /// The child's name.
+        name: String,
+    },
     /// The child could not start its target (bad bootstrap frame, unknown
     /// task, a different binary…). It exited with
     /// [`BootstrapFailure::exit_code`].

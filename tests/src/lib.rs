@@ -69,3 +69,41 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
+
+/// Waits until `path` exists, for at most two minutes: how a child that
+/// must run until its test says so waits for the word.
+pub fn await_release(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A release file for children waiting in [`await_release`], created when
+/// [`go`](Release::go) is called or the value is dropped, so that a failing
+/// test never leaves children waiting.
+#[derive(Debug)]
+pub struct Release(pub std::path::PathBuf);
+
+impl Release {
+    /// A release file in a fresh scratch directory.
+    pub fn new(name: &str) -> Release {
+        Release(scratch_dir(name).join("go"))
+    }
+
+    /// The path children wait on.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.0.clone()
+    }
+
+    /// Releases the children now.
+    pub fn go(&self) {
+        std::fs::write(&self.0, b"go").expect("write the release file");
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"go");
+    }
+}

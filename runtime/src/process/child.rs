@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::table::{self, ChildState, Wait};
+use super::table::{self, ChildState, Ended, Wait};
 use crate::authkey::AuthKey;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -31,10 +31,11 @@ pub struct Child<R> {
 
 impl<R> fmt::Debug for Child<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.status() {
+        let state = match self.state.ended() {
             None => "started".to_string(),
-            Some(ExitStatus::Signal(s)) => format!("stopped[signal {s}]"),
-            Some(ExitStatus::Code(c)) => format!("stopped[{c}]"),
+            Some(Ended::Exited(ExitStatus::Signal(s))) => format!("stopped[signal {s}]"),
+            Some(Ended::Exited(ExitStatus::Code(c))) => format!("stopped[{c}]"),
+            Some(Ended::Lost) => "stopped[status unavailable]".to_string(),
         };
         f.debug_struct("Child")
             .field("name", &self.state.name)
@@ -75,8 +76,7 @@ impl<R> Child<R> {
     /// [`wait`](crate::wait) or your own event loop.
     #[cfg(unix)]
     pub fn sentinel(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.state.sentinel.as_ref().map(|fd| fd.as_fd())
+        self.state.sentinel()
     }
 
     /// A handle that is signalled once the child has ended (Python's
@@ -84,18 +84,27 @@ impl<R> Child<R> {
     /// or `WaitForMultipleObjects`.
     #[cfg(windows)]
     pub fn sentinel(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
-        use std::os::windows::io::AsHandle;
-        self.state.sentinel.as_ref().map(|h| h.as_handle())
+        self.state.sentinel()
     }
 
     /// True until the child ends. A finished child is reaped here.
+    ///
+    /// The answer comes from the process itself (its pidfd, or its process
+    /// handle on Windows), so a child that closed its descriptors, replaced
+    /// itself with another program (`exec`) or left a helper behind is alive
+    /// exactly as long as it runs.
     pub fn is_alive(&self) -> bool {
-        self.state.status().is_none()
+        self.state.ended().is_none()
     }
 
-    /// How the child ended, or `None` while it runs.
+    /// How the child ended, or `None` while it runs (and also if it ended
+    /// but its status was collected elsewhere: see
+    /// [`Error::StatusUnavailable`]).
     pub fn status(&self) -> Option<ExitStatus> {
-        self.state.status()
+        match self.state.ended()? {
+            Ended::Exited(status) => Some(status),
+            Ended::Lost => None,
+        }
     }
 
     /// Python's `exitcode`: `None` while running, the exit code, or `-N`
@@ -106,14 +115,20 @@ impl<R> Child<R> {
 
     /// Waits for the child to end (Python's `join()`); may be called any
     /// number of times.
+    ///
+    /// No lock is held while it blocks: other threads may `terminate`,
+    /// `kill` or ask [`is_alive`](Child::is_alive) meanwhile. If the status
+    /// was collected elsewhere (SIGCHLD set to `SIG_IGN`, or a
+    /// `waitpid(-1)` in other code) the error is
+    /// [`Error::StatusUnavailable`].
     pub fn wait(&self) -> Result<ExitStatus, Error> {
-        Ok(self.state.wait(Wait::Forever)?.expect("an unbounded wait ends with a status"))
+        self.state.wait(Wait::Forever)?.expect("an unbounded wait ends with a status").status(&self.state.name)
     }
 
     /// Waits at most `timeout` (Python's `join(timeout)`): `Ok(None)` if the
     /// child is still running then.
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        self.state.wait(Wait::timeout(timeout))
+        self.state.wait(Wait::timeout(timeout))?.map(|end| end.status(&self.state.name)).transpose()
     }
 
     /// Asks the child to stop: SIGTERM on Unix. Its exit code becomes
@@ -145,8 +160,12 @@ impl<R: DeserializeOwned> Child<R> {
     /// result (`exit(n)`, a signal) is [`Error::NoResult`]. A target that
     /// returns `Result<T, E>` gives `Ok(Err(e))` here for its `Err`, and its
     /// exit code is 1.
+    ///
+    /// If the exit status was collected elsewhere (see
+    /// [`Error::StatusUnavailable`]) but the result had arrived, the result
+    /// is returned all the same.
     pub fn join(self) -> Result<R, Error> {
-        self.wait()?;
+        self.state.wait(Wait::Forever)?;
         let bytes = self.state.outcome()?;
         wire::decode(&bytes).map_err(|e| Error::BadResult { name: self.state.name.clone(), message: e.to_string() })
     }
@@ -155,7 +174,7 @@ impl<R: DeserializeOwned> Child<R> {
 impl<R> Drop for Child<R> {
     fn drop(&mut self) {
         // Reap now if it is over; otherwise the table keeps it.
-        if self.state.status().is_some() {
+        if self.state.ended().is_some() {
             table::reap();
         }
     }

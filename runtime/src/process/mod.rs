@@ -161,7 +161,7 @@ impl<R: DeserializeOwned> Builder<R> {
         let mut frame = encode(&boot)?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
-        let (mut raw, handle_info) =
+        let (raw, handle_info) =
             crate::sys::spawn_child(&end, boot.daemon, &self.handles).map_err(Error::io("spawning a child"))?;
         drop(end);
         if !handle_info.is_empty() {
@@ -170,8 +170,7 @@ impl<R: DeserializeOwned> Builder<R> {
             frame = match encode(&boot) {
                 Ok(frame) => frame,
                 Err(e) => {
-                    let _ = raw.kill();
-                    let _ = raw.wait();
+                    raw.abandon();
                     return Err(e);
                 }
             };

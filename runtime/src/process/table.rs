@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::authkey::AuthKey;
+use std::io;
+
 use crate::error::{BootstrapFailure, Error, PanicInfo};
 use crate::exit::ExitStatus;
+use crate::sys::Reaped;
 use crate::sys::imp::{Channel, RawChild};
 use crate::wire::{self, FrameKind, Outcome};
 
@@ -42,99 +45,139 @@ pub(crate) struct ChildState {
     pub(crate) name: String,
     pub(crate) daemon: bool,
     pub(crate) authkey: AuthKey,
-    /// Readable once the child ends, for `multiproc::wait`.
-    pub(crate) sentinel: Option<crate::sys::Sentinel>,
+    /// The process itself: its pidfd (or handle) is used without the lock,
+    /// so that waiting never blocks anyone else.
+    raw: RawChild,
     inner: Mutex<Inner>,
+}
+
+/// How a child is known to have ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// With this status.
+    Exited(ExitStatus),
+    /// Its status was collected elsewhere (the kernel, with SIGCHLD ignored).
+    Lost,
 }
 
 #[derive(Debug)]
 struct Inner {
-    raw: RawChild,
-    /// The parent's end of the channel, until the child closes its end.
+    /// The parent's end of the channel, until the child closes its end or
+    /// is seen to end.
     chan: Option<Arc<Channel>>,
     /// The child's report, as it arrives.
     report: Vec<u8>,
     /// Set when the report's header is bad; later bytes are discarded.
     report_error: Option<String>,
-    /// Set once the child is reaped.
-    status: Option<ExitStatus>,
+    /// Set once the child is seen to end.
+    ended: Option<Ended>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Ended {
+    /// The exit status, or the error that says it is unknown.
+    pub(crate) fn status(self, name: &str) -> Result<ExitStatus, Error> {
+        match self {
+            Ended::Exited(status) => Ok(status),
+            Ended::Lost => Err(Error::StatusUnavailable { name: name.to_owned() }),
+        }
+    }
+}
+
 impl ChildState {
     pub(crate) fn new(raw: RawChild, chan: Arc<Channel>, name: String, daemon: bool, authkey: AuthKey) -> Self {
         chan.watch_exit(&raw);
         ChildState {
-            sentinel: crate::sys::sentinel(&raw, &chan),
             pid: raw.pid(),
             name,
             daemon,
             authkey,
-            inner: Mutex::new(Inner { raw, chan: Some(chan), report: Vec::new(), report_error: None, status: None }),
+            raw,
+            inner: Mutex::new(Inner { chan: Some(chan), report: Vec::new(), report_error: None, ended: None }),
         }
     }
 
-    /// The exit status if the child has ended (reaping it), without blocking.
-    pub(crate) fn status(&self) -> Option<ExitStatus> {
+    /// The OS object that is signalled when the child ends (its pidfd or
+    /// process handle), if the platform has one.
+    pub(crate) fn sentinel(&self) -> Option<crate::sys::BorrowedSentinel<'_>> {
+        self.raw.sentinel()
+    }
+
+    /// How the child ended, if it has (reaping it), without blocking.
+    pub(crate) fn ended(&self) -> Option<Ended> {
         self.wait(Wait::Now).ok().flatten()
     }
 
     /// Waits for the child to end, collecting its report on the way.
     /// `Ok(None)` means the wait timed out with the child still running.
     ///
-    /// The child's end of the channel closes when it exits, so EOF on the
-    /// channel is the exit signal; the reap that follows does not block for
-    /// longer than the child takes to finish dying. Where the OS can wait on
-    /// the process itself (Windows), the channel also watches it
-    /// (`watch_exit`) and reports EOF once the child has exited and its
-    /// report is read, so a leaked copy of the child's end cannot hang this.
-    pub(crate) fn wait(&self, how: Wait) -> Result<Option<ExitStatus>, Error> {
+    /// The end is learned from the process (its pidfd or handle), never
+    /// from the channel: a child that closes its channel, execs another
+    /// program or leaves a helper holding the channel is still seen exactly
+    /// as long as it runs. The lock is only taken for non-blocking steps,
+    /// so other threads can signal, ask or start meanwhile.
+    pub(crate) fn wait(&self, how: Wait) -> Result<Option<Ended>, Error> {
+        let io = || Error::io("waiting for a child");
         loop {
             let chan = {
                 let mut g = lock(&self.inner);
-                if let Some(s) = g.status {
-                    return Ok(Some(s));
+                if let Some(end) = g.ended {
+                    return Ok(Some(end));
                 }
-                match g.chan.clone() {
-                    Some(c) => c,
-                    None => {
-                        let status = match how {
-                            Wait::Now => g.raw.try_wait(),
-                            _ => g.raw.wait().map(Some),
-                        }
-                        .map_err(Error::io("waiting for a child"))?;
-                        g.status = status;
-                        return Ok(status);
-                    }
+                if let Some(chan) = g.chan.clone() {
+                    g.drain(&chan)?;
                 }
+                if let Some(end) = self.reap(&mut g).map_err(io())? {
+                    return Ok(Some(end));
+                }
+                g.chan.clone()
             };
-            // Block without the lock, so other threads can still ask.
-            let ready = chan.wait_readable(how.remaining()).map_err(Error::io("waiting for a child"))?;
-            if !ready {
+            let left = how.remaining();
+            if left == Some(Duration::ZERO) {
                 return Ok(None);
             }
-            lock(&self.inner).drain(&chan)?;
+            // Block without the lock: on the process and on its report.
+            self.raw.wait_event(chan.as_deref(), left).map_err(io())?;
         }
+    }
+
+    /// Reaps the child if it has ended; then takes what is left of its
+    /// report (all of it is queued by now) and closes the channel.
+    fn reap(&self, g: &mut Inner) -> io::Result<Option<Ended>> {
+        let end = match self.raw.try_reap()? {
+            Reaped::Running => return Ok(None),
+            Reaped::Exited(status) => Ended::Exited(status),
+            Reaped::Lost => Ended::Lost,
+        };
+        if let Some(chan) = g.chan.take() {
+            // What cannot be read now never will be: a report is written
+            // whole before the child exits.
+            let _ = g.drain(&chan);
+        }
+        g.ended = Some(end);
+        Ok(Some(end))
     }
 
     /// Sends SIGTERM (or its platform equivalent) unless the child has
     /// already been reaped; signalling a finished child is not an error.
     pub(crate) fn terminate(&self, kill: bool) -> Result<(), Error> {
+        // The lock keeps the pid from being reaped meanwhile, which matters
+        // only where there is no pidfd to signal through.
         let g = lock(&self.inner);
-        if g.status.is_some() {
+        if g.ended.is_some() {
             return Ok(());
         }
-        let r = if kill { g.raw.kill() } else { g.raw.terminate() };
+        let r = if kill { self.raw.kill() } else { self.raw.terminate() };
         r.map_err(Error::io("signalling a child"))
     }
 
     /// The child's result, once it has been reaped.
     pub(crate) fn outcome(&self) -> Result<Vec<u8>, Error> {
         let g = lock(&self.inner);
-        let status = g.status.expect("outcome() after the child was reaped");
+        let end = g.ended.expect("outcome() after the child was reaped");
         let name = || self.name.clone();
         if let Some(message) = &g.report_error {
             return Err(Error::BadResult { name: name(), message: message.clone() });
@@ -145,14 +188,13 @@ impl ChildState {
                 return Err(Error::BadResult { name: name(), message: format!("unexpected {kind:?} frame") });
             }
             Err(e) => return Err(Error::BadResult { name: name(), message: e.to_string() }),
+            // No report: the exit status tells all there is. A code in the
+            // bootstrap range is the task's own here (it called `exit`):
+            // a child that fails its bootstrap says so in a report.
             Ok(None) => {
-                return Err(match status {
-                    ExitStatus::Code(c) if BootstrapFailure::from_exit_code(c).is_some() => Error::Bootstrap {
-                        name: name(),
-                        kind: BootstrapFailure::from_exit_code(c).expect("checked"),
-                        message: "the child could not report why (see its stderr)".into(),
-                    },
-                    _ => Error::NoResult { name: name(), status },
+                return Err(match end {
+                    Ended::Exited(status) => Error::NoResult { name: name(), status },
+                    Ended::Lost => Error::StatusUnavailable { name: name() },
                 });
             }
         };
@@ -186,18 +228,30 @@ impl Inner {
         }
     }
 
-    fn accept(&mut self, bytes: &[u8]) {
-        if self.report_error.is_some() {
-            return;
-        }
-        self.report.extend_from_slice(bytes);
-        // Validate the header as soon as it is complete, so an absurd length
-        // stops the accumulation instead of feeding it.
-        if let Some(h) = self.report.first_chunk::<{ wire::HEADER_LEN }>()
-            && let Err(e) = wire::parse_header(h)
-        {
-            self.report_error = Some(e.to_string());
-            self.report = Vec::new();
+    fn accept(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.report_error.is_none() {
+            // Up to the end of the header, then up to the end of the one
+            // frame a child sends; nothing after it is kept.
+            let have = self.report.len() as u64;
+            let want = match self.report.first_chunk::<{ wire::HEADER_LEN }>().map(wire::parse_header) {
+                None => wire::HEADER_LEN as u64 - have,
+                Some(Ok((_, len))) => (wire::HEADER_LEN as u64 + len).saturating_sub(have),
+                Some(Err(_)) => 0,
+            };
+            if want == 0 {
+                return;
+            }
+            let (now, rest) = bytes.split_at(usize::try_from(want).unwrap_or(usize::MAX).min(bytes.len()));
+            self.report.extend_from_slice(now);
+            bytes = rest;
+            // Validate the header as soon as it is complete, so an absurd
+            // length stops the accumulation instead of feeding it.
+            if let Some(h) = self.report.first_chunk::<{ wire::HEADER_LEN }>()
+                && let Err(e) = wire::parse_header(h)
+            {
+                self.report_error = Some(e.to_string());
+                self.report = Vec::new();
+            }
         }
     }
 }
@@ -215,7 +269,7 @@ pub(crate) fn register(child: Arc<ChildState>) {
 /// Reaps every finished child and returns the ones still running.
 pub(crate) fn reap() -> Vec<Arc<ChildState>> {
     let mut children = lock(&CHILDREN);
-    children.retain(|c| c.status().is_none());
+    children.retain(|c| c.ended().is_none());
     children.clone()
 }
 

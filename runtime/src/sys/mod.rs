@@ -8,8 +8,8 @@
 //!   `watch_exit`), also the child's view of its parent (`inherited`,
 //!   `peer_gone`);
 //! - `ChildEnd`: the end handed to the child at spawn;
-//! - `RawChild`: a started child (`pid`, `try_wait`, `wait`, `terminate`,
-//!   `kill`);
+//! - `RawChild`: a started child (`pid`, `sentinel`, `try_reap`,
+//!   `wait_event`, `terminate`, `kill`, `abandon`);
 //! - `spawn_self`: re-execute the current binary as a child that finds its
 //!   channel through [`BOOTSTRAP_ENV`] (daemonic children are told apart:
 //!   Windows ties them to the parent with a Job Object);
@@ -30,6 +30,29 @@ pub(crate) use windows as imp;
 /// and where to read its bootstrap frame from. It is removed from the
 /// environment before any user code runs.
 pub(crate) const BOOTSTRAP_ENV: &str = "MULTIPROC_BOOTSTRAP";
+
+/// What a non-blocking look at a child found (`RawChild::try_reap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reaped {
+    /// The child is still running.
+    Running,
+    /// The child ended like this; it is reaped now.
+    Exited(crate::exit::ExitStatus),
+    /// The child ended, but its status was collected by someone else: the
+    /// kernel (SIGCHLD ignored) or a `waitpid(-1)` elsewhere in the process.
+    /// Never on Windows, where the process handle keeps the status.
+    #[cfg_attr(windows, allow(dead_code))]
+    Lost,
+}
+
+/// A child's sentinel, borrowed from its handle: a pidfd on Linux, the
+/// process handle on Windows.
+#[cfg(unix)]
+pub(crate) type BorrowedSentinel<'a> = std::os::fd::BorrowedFd<'a>;
+/// A child's sentinel, borrowed from its handle: a pidfd on Linux, the
+/// process handle on Windows.
+#[cfg(windows)]
+pub(crate) type BorrowedSentinel<'a> = std::os::windows::io::BorrowedHandle<'a>;
 
 /// An OS handle passed to a child as a task argument (see
 /// `crate::wire::handles`).
@@ -63,12 +86,11 @@ pub(crate) fn spawn_child(
     daemon: bool,
     handles: &[OsHandle],
 ) -> std::io::Result<(imp::RawChild, Vec<Vec<u8>>)> {
-    let mut child = imp::spawn_self(end, daemon)?;
+    let child = imp::spawn_self(end, daemon)?;
     match windows::transfer(&child, handles) {
         Ok(info) => Ok((child, info)),
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.abandon();
             Err(e)
         }
     }
@@ -117,31 +139,4 @@ impl<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>> Shareable for T {
     fn adopt(handle: OsHandle) -> std::io::Result<Self> {
         Ok(T::from(handle))
     }
-}
-
-/// A descriptor that becomes readable when a child ends (Python's
-/// `Process.sentinel`), for `multiproc::wait`.
-#[cfg(unix)]
-pub(crate) type Sentinel = std::os::fd::OwnedFd;
-
-/// The sentinel of a just-started child: its pidfd where the kernel has
-/// one, else a copy of its channel (readable when it reports or exits).
-#[cfg(unix)]
-pub(crate) fn sentinel(raw: &imp::RawChild, chan: &imp::Channel) -> Option<Sentinel> {
-    use std::os::fd::AsFd;
-    match raw.sentinel() {
-        Some(fd) => fd.try_clone_to_owned().ok(),
-        None => chan.as_fd().try_clone_to_owned().ok(),
-    }
-}
-
-/// A handle that is signalled when a child ends (Python's
-/// `Process.sentinel`), for `multiproc::wait`: the process handle.
-#[cfg(windows)]
-pub(crate) type Sentinel = std::os::windows::io::OwnedHandle;
-
-/// The sentinel of a just-started child: a copy of its process handle.
-#[cfg(windows)]
-pub(crate) fn sentinel(raw: &imp::RawChild, _chan: &imp::Channel) -> Option<Sentinel> {
-    raw.sentinel().try_clone_to_owned().ok()
 }

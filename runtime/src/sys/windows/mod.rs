@@ -107,9 +107,9 @@ impl RawChild {
     }
 
     /// The process handle: signalled once the child has ended.
-    pub(crate) fn sentinel(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+    pub(crate) fn sentinel(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
         use std::os::windows::io::AsHandle;
-        self.process.as_handle()
+        Some(self.process.as_handle())
     }
 
     fn exited(&self) -> bool {
@@ -130,15 +130,28 @@ impl RawChild {
         })
     }
 
-    /// The exit status if the child has exited.
-    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.exited() { self.exit_status().map(Some) } else { Ok(None) }
+    /// The exit status if the child has exited; never blocks. A process
+    /// handle keeps the status, so it is never lost.
+    pub(crate) fn try_reap(&self) -> io::Result<crate::sys::Reaped> {
+        use crate::sys::Reaped;
+        if self.exited() { self.exit_status().map(Reaped::Exited) } else { Ok(Reaped::Running) }
     }
 
-    /// Blocks until the child exits, on its process handle.
-    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
-        wait_objects(&[self.process.as_raw_handle()], None)?;
-        self.exit_status()
+    /// Waits until the child has exited or `chan` is readable, for at most
+    /// `timeout` (`None`: without bound). The channel's own wait also ends
+    /// on the process handle (see `Channel::watch_exit`).
+    pub(crate) fn wait_event(&self, chan: Option<&Channel>, timeout: Option<Duration>) -> io::Result<()> {
+        match chan {
+            Some(chan) => chan.wait_readable(timeout).map(drop),
+            None => wait_objects(&[self.process.as_raw_handle()], timeout).map(drop),
+        }
+    }
+
+    /// Kills and waits for a child that never got its bootstrap frame (a
+    /// spawn that failed half-way).
+    pub(crate) fn abandon(&self) {
+        let _ = self.terminate();
+        let _ = wait_objects(&[self.process.as_raw_handle()], None);
     }
 
     /// `TerminateProcess` with [`TERMINATE_CODE`]; an exited child is left
