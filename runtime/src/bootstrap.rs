@@ -7,34 +7,103 @@
 //! Code here therefore cannot rely on what Rust's start-up normally does:
 //! it ignores SIGPIPE itself, and flushes stdout before exiting.
 
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
+use std::time::Duration;
 
-use crate::authkey::AuthKey;
 use crate::error::{BootstrapFailure, PanicInfo};
-use crate::process::{self, ParentProcess, table};
+use crate::process::{self, table};
 use crate::registry::{self, Invoked};
 use crate::sys::{self, imp::Channel};
 use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome};
 
+/// The longest a child waits for the next bytes of its bootstrap frame
+/// before it gives up with [`BootstrapFailure::Stalled`] (exit code 119):
+/// a stalled parent or a descriptor nobody writes to never hangs a child.
+/// The parent writes the frame right after starting the child, so only a
+/// parent that is stopped (`SIGSTOP`, a debugger) or gone comes near it.
+pub const BOOTSTRAP_SILENCE: Duration = Duration::from_secs(10);
+
 #[ctor::ctor(unsafe)]
 fn multiproc_dispatch() {
-    let Some(spec) = std::env::var_os(sys::BOOTSTRAP_ENV) else {
-        return;
-    };
-    // SAFETY: constructors run before `main`, while this process has a
-    // single thread, so nothing can read the environment concurrently.
-    unsafe { std::env::remove_var(sys::BOOTSTRAP_ENV) };
-    run_child(spec)
+    if let Some(child) = prepared() {
+        run_child(child)
+    }
 }
 
+/// A child's bootstrap, read and checked, waiting to be dispatched.
+pub(crate) struct Prepared {
+    /// The channel to the parent.
+    pub(crate) chan: Arc<Channel>,
+    /// The frame, but for what dispatch takes out of it.
+    pub(crate) boot: Bootstrap,
+    /// The payload, until dispatch takes it.
+    payload: Mutex<Vec<u8>>,
+}
+
+/// Set once the task is about to run: from then on this child may start
+/// children of its own.
+static DISPATCHED: AtomicBool = AtomicBool::new(false);
+
+/// This process's bootstrap if it is a spawned child, read on first use:
+/// by the dispatcher, or earlier by code that runs before it (a user's
+/// constructor asking for `current_process()`), so that both see the same
+/// identity. A child whose bootstrap cannot be trusted or read exits here
+/// with its failure's code.
+pub(crate) fn prepared() -> Option<&'static Prepared> {
+    static PREPARED: OnceLock<Option<Prepared>> = OnceLock::new();
+    PREPARED.get_or_init(prepare).as_ref()
+}
+
+/// True in a spawned child until its task starts: it may not start
+/// children yet (that would be a fork bomb in the making).
+pub(crate) fn not_dispatched() -> bool {
+    prepared().is_some() && !DISPATCHED.load(Ordering::Acquire)
+}
+
+fn prepare() -> Option<Prepared> {
+    let spec = std::env::var_os(sys::BOOTSTRAP_ENV)?;
+    // SAFETY: this runs before `main` (from the dispatcher, or from another
+    // constructor's first call into the runtime), while the process has a
+    // single thread, so nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(sys::BOOTSTRAP_ENV) };
+    if sys::imp::is_secure_execution() {
+        refuse(
+            None,
+            BootstrapFailure::Insecure,
+            format!("{} is ignored: this process runs setuid, setgid or with capabilities", sys::BOOTSTRAP_ENV),
+        );
+    }
+    let chan = Channel::inherited(&spec).unwrap_or_else(|e| {
+        refuse(None, BootstrapFailure::BadEnvironment, format!("{}={spec:?}: {e}", sys::BOOTSTRAP_ENV))
+    });
+    let mut boot = read_bootstrap(&chan);
+    if boot.build_id != sys::imp::exe_identity() {
+        refuse(
+            Some(&chan),
+            BootstrapFailure::BinaryMismatch,
+            "the parent runs a different executable than this one (was it rebuilt?)".into(),
+        );
+    }
+    let payload = Mutex::new(std::mem::take(&mut boot.payload));
+    Some(Prepared { chan: Arc::new(chan), boot, payload })
+}
+
+/// Reads the bootstrap frame, waiting at most [`BOOTSTRAP_SILENCE`] for
+/// each part of it.
 struct ChannelReader<'a>(&'a Channel);
 
 impl Read for ChannelReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.0.wait_readable(Some(BOOTSTRAP_SILENCE))? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("nothing arrived for {} s", BOOTSTRAP_SILENCE.as_secs()),
+            ));
+        }
         self.0.read(buf)
     }
 }
@@ -56,7 +125,8 @@ fn read_bootstrap(chan: &Channel) -> Bootstrap {
     let (kind, body) = match wire::read_frame(&mut ChannelReader(chan)) {
         Ok(frame) => frame,
         Err(e) => {
-            let kind = match e {
+            let kind = match &e {
+                FrameError::Io(io) if io.kind() == io::ErrorKind::TimedOut => BootstrapFailure::Stalled,
                 FrameError::Truncated { .. } | FrameError::Io(_) => BootstrapFailure::Truncated,
                 FrameError::TooLarge(_) => BootstrapFailure::TooLarge,
                 FrameError::BadMagic(_) | FrameError::BadVersion(_) | FrameError::BadKind(_) => {
@@ -72,36 +142,27 @@ fn read_bootstrap(chan: &Channel) -> Bootstrap {
     wire::decode(&body).unwrap_or_else(|e| refuse(Some(chan), BootstrapFailure::Malformed, e.to_string()))
 }
 
-fn run_child(spec: OsString) -> ! {
-    let chan = Channel::inherited(&spec).unwrap_or_else(|e| {
-        refuse(None, BootstrapFailure::BadEnvironment, format!("{}={spec:?}: {e}", sys::BOOTSTRAP_ENV))
-    });
-    let boot = read_bootstrap(&chan);
-    if boot.build_id != sys::imp::exe_identity() {
-        refuse(
-            Some(&chan),
-            BootstrapFailure::BinaryMismatch,
-            "the parent runs a different executable than this one (was it rebuilt?)".into(),
-        );
-    }
+fn run_child(child: &'static Prepared) -> ! {
+    let (chan, boot) = (&child.chan, &child.boot);
     let entry = registry::lookup(&boot.task_id)
-        .unwrap_or_else(|message| refuse(Some(&chan), BootstrapFailure::UnknownTask, message));
+        .unwrap_or_else(|message| refuse(Some(chan), BootstrapFailure::UnknownTask, message));
     // The handles passed as arguments, for the payload's decode to claim.
     match sys::adopt_handles(boot.handles, &boot.handle_info) {
         Ok(handles) => wire::handles::install(handles),
-        Err(e) => refuse(Some(&chan), BootstrapFailure::Malformed, e.to_string()),
+        Err(e) => refuse(Some(chan), BootstrapFailure::Malformed, e.to_string()),
     }
-
-    let chan = Arc::new(chan);
-    let parent = ParentProcess::new(boot.parent_pid, boot.parent_name, Arc::clone(&chan));
-    process::become_child(boot.name.clone(), boot.identity, boot.daemon, AuthKey::new(boot.authkey), parent);
+    // The identity, if code before us has not asked for it already.
+    let _ = process::current_process();
     if boot.daemon {
-        watch_parent(&chan, boot.parent_pid, boot.from_main_thread);
+        watch_parent(chan, boot.parent_pid, boot.from_main_thread);
     }
     sys::imp::ignore_sigpipe();
-    install_panic_hook(boot.name.clone(), Arc::clone(&chan));
+    install_panic_hook(boot.name.clone(), Arc::clone(chan));
 
-    let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&boot.payload)));
+    let payload = std::mem::take(&mut *child.payload.lock().unwrap_or_else(PoisonError::into_inner));
+    DISPATCHED.store(true, Ordering::Release);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&payload)));
+    drop(payload);
     let (report, code) = match result {
         Ok(Invoked::Returned { bytes, failure }) => {
             if let Some(err) = &failure {
@@ -109,14 +170,14 @@ fn run_child(spec: OsString) -> ! {
             }
             (Outcome::Returned(bytes), if failure.is_some() { 1 } else { 0 })
         }
-        Ok(Invoked::BadArguments(message)) => refuse(Some(&chan), BootstrapFailure::BadArguments, message),
+        Ok(Invoked::BadArguments(message)) => refuse(Some(chan), BootstrapFailure::BadArguments, message),
         Ok(Invoked::BadResult(message)) => {
             let _ = writeln!(io::stderr(), "Process {}:\nthe return value could not be encoded: {message}", boot.name);
             (Outcome::Refused { code: 1, message: format!("the return value could not be encoded: {message}") }, 1)
         }
         Err(payload) => (panic_report(payload), 1),
     };
-    finish(&chan, &report, code)
+    finish(chan, &report, code)
 }
 
 /// Sends the report, does what a normal exit does (terminate daemonic

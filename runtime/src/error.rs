@@ -139,13 +139,21 @@ pub enum BootstrapFailure {
     BinaryMismatch,
     /// The payload does not decode as the task's arguments (116).
     BadArguments,
-    /// The bootstrap environment variable does not name a usable channel
-    /// (117).
+    /// The bootstrap environment variable does not name a usable channel:
+    /// not a descriptor, or not the socket (on Windows, the pipe) a parent
+    /// creates — a terminal, a plain pipe, a file (117).
     BadEnvironment,
+    /// The process runs in secure-execution mode (setuid, setgid or file
+    /// capabilities), where the environment cannot be trusted: it never
+    /// acts as a child (118).
+    Insecure,
+    /// The parent sent nothing for [`BOOTSTRAP_SILENCE`](crate::BOOTSTRAP_SILENCE)
+    /// while the frame was incomplete (119).
+    Stalled,
 }
 
 impl BootstrapFailure {
-    const ALL: [BootstrapFailure; 7] = [
+    const ALL: [BootstrapFailure; 9] = [
         Self::Truncated,
         Self::Malformed,
         Self::TooLarge,
@@ -153,6 +161,8 @@ impl BootstrapFailure {
         Self::BinaryMismatch,
         Self::BadArguments,
         Self::BadEnvironment,
+        Self::Insecure,
+        Self::Stalled,
     ];
 
     /// The child's exit code for this failure.
@@ -165,6 +175,8 @@ impl BootstrapFailure {
             Self::BinaryMismatch => 115,
             Self::BadArguments => 116,
             Self::BadEnvironment => 117,
+            Self::Insecure => 118,
+            Self::Stalled => 119,
         }
     }
 
@@ -184,6 +196,8 @@ impl fmt::Display for BootstrapFailure {
             Self::BinaryMismatch => "binary mismatch",
             Self::BadArguments => "arguments do not decode",
             Self::BadEnvironment => "bad bootstrap environment",
+            Self::Insecure => "secure-execution mode (setuid, setgid or capabilities)",
+            Self::Stalled => "the parent stopped sending the bootstrap frame",
         })
     }
 }

@@ -44,6 +44,7 @@ mod wait;
 mod wire;
 
 pub use authkey::AuthKey;
+pub use bootstrap::BOOTSTRAP_SILENCE;
 pub use error::{BootstrapFailure, Error, PanicInfo};
 pub use exit::ExitStatus;
 pub use handle::{Handle, Shareable};

@@ -2,8 +2,9 @@
 //! one-line message; a parent sees a typed error. Nothing hangs.
 //!
 //! These tests play the parent by hand: they run the `probe` binary with
-//! the bootstrap variable pointing at its stdin (on Windows, at an
-//! inherited pipe), and write the frame there.
+//! the bootstrap variable pointing at its stdin, a Unix socket pair's end
+//! as a parent makes it (on Windows, an inherited pipe), and write the
+//! frame there.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -45,39 +46,70 @@ fn inheritable_read_end() -> (std::os::windows::io::OwnedHandle, std::os::window
 /// Windows the channel is an inherited pipe instead, and `env_value` "0"
 /// stands for its handle value.
 fn feed(env_value: &str, input: &[u8]) -> (Option<i32>, String) {
-    #[cfg(unix)]
-    let env_value = env_value.to_owned();
-    #[cfg(windows)]
-    let (pipe, env_value) = {
-        use std::os::windows::io::AsRawHandle;
-        let pipe = inheritable_read_end();
-        let value = match env_value {
-            "0" => (pipe.0.as_raw_handle() as usize).to_string(),
-            other => other.to_owned(),
-        };
-        (pipe, value)
-    };
-    let mut child = Command::new(PROBE)
+    feed_with(env_value, input, false)
+}
+
+/// As [`feed`]; with `keep_open`, the parent's end stays open after the
+/// input (a parent that stalls) until the child has exited.
+#[cfg(unix)]
+fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
+    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = Command::new(PROBE)
         .env("MULTIPROC_BOOTSTRAP", env_value)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    {
-        #[cfg(unix)]
-        let mut sink = child.stdin.take().unwrap();
-        #[cfg(windows)]
-        let mut sink = {
-            drop(child.stdin.take());
-            let (read, write) = pipe;
-            drop(read);
-            std::fs::File::from(write)
-        };
-        let _ = sink.write_all(input);
-    }
+    let _ = parent.write_all(input);
+    let kept = keep_open.then_some(parent);
+    let result = finish(child, input);
+    drop(kept);
+    result
+}
+
+#[cfg(windows)]
+fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
+    use std::os::windows::io::AsRawHandle;
+    let (read, write) = inheritable_read_end();
+    let env_value = match env_value {
+        "0" => (read.as_raw_handle() as usize).to_string(),
+        other => other.to_owned(),
+    };
+    let child = Command::new(PROBE)
+        .env("MULTIPROC_BOOTSTRAP", env_value)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(read);
+    let mut sink = std::fs::File::from(write);
+    let _ = sink.write_all(input);
+    let kept = keep_open.then_some(sink);
+    let result = finish(child, input);
+    drop(kept);
+    result
+}
+
+/// Runs the probe with the bootstrap variable naming its stdin, which is
+/// `stdin`: not what a parent creates.
+fn run_with_stdin(stdin: Stdio) -> (Option<i32>, String) {
+    let child = Command::new(PROBE)
+        .env("MULTIPROC_BOOTSTRAP", "0")
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child, b"")
+}
+
+/// Waits (with a bound that only tells a hang) for the child's exit code
+/// and stderr.
+fn finish(mut child: std::process::Child, input: &[u8]) -> (Option<i32>, String) {
     let mut status = None;
-    let done = eventually(Duration::from_secs(20), || {
+    let done = eventually(Duration::from_secs(60), || {
         status = child.try_wait().unwrap();
         status.is_some()
     });
@@ -90,13 +122,17 @@ fn feed(env_value: &str, input: &[u8]) -> (Option<i32>, String) {
     (status.unwrap().code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn assert_refused(env_value: &str, input: &[u8], want: BootstrapFailure) {
-    let (code, stderr) = feed(env_value, input);
+fn assert_one_line(code: Option<i32>, stderr: &str, want: BootstrapFailure) {
     assert_eq!(code, Some(want.exit_code()), "stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line, got: {stderr}");
     assert!(lines[0].starts_with("multiproc: child process could not start: "), "{stderr}");
     assert!(lines[0].contains(&want.to_string()), "{stderr}");
+}
+
+fn assert_refused(env_value: &str, input: &[u8], want: BootstrapFailure) {
+    let (code, stderr) = feed(env_value, input);
+    assert_one_line(code, &stderr, want);
 }
 
 fn header(magic: &[u8; 2], version: u8, kind: u8, len: u64) -> Vec<u8> {
@@ -190,4 +226,115 @@ fn parent_sees_a_typed_bootstrap_error() {
         }
         other => panic!("expected a bootstrap error, got {other:?}"),
     }
+}
+
+#[test]
+fn a_parent_that_stalls_does_not_hang_the_child() {
+    // Nothing at all, then half a header: each wait is bounded.
+    let (code, stderr) = feed_with("0", b"", true);
+    assert_one_line(code, &stderr, BootstrapFailure::Stalled);
+    let (code, stderr) = feed_with("0", &frame("square")[..5], true);
+    assert_one_line(code, &stderr, BootstrapFailure::Stalled);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_descriptor_a_parent_does_not_create_is_refused_at_once() {
+    let dir = multiproc_tests::scratch_dir("bad-input-kinds");
+    // A regular file holding a good frame: it must not run.
+    let path = dir.join("frame");
+    std::fs::write(&path, frame("square")).unwrap();
+    let (code, stderr) = run_with_stdin(Stdio::from(std::fs::File::open(&path).unwrap()));
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
+    assert!(stderr.contains("a regular file"), "{stderr}");
+    // A plain pipe, with a good frame in it.
+    let (code, stderr) = {
+        let mut child = Command::new(PROBE)
+            .env("MULTIPROC_BOOTSTRAP", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(&frame("square"));
+        finish(child, b"pipe")
+    };
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
+    assert!(stderr.contains("a pipe"), "{stderr}");
+    // A terminal, kept open and silent: refused, not read from.
+    let (code, stderr) = run_with_stdin(Stdio::from(pty()));
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
+    assert!(stderr.contains("terminal"), "{stderr}");
+    let (code, stderr) = run_with_stdin(Stdio::null());
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
+}
+
+/// The terminal end of a new pseudo-terminal (its controlling end leaks on
+/// purpose: it must stay open while the child looks at the terminal).
+#[cfg(unix)]
+fn pty() -> std::fs::File {
+    // SAFETY: posix_openpt returns a new descriptor or -1.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(master >= 0, "posix_openpt");
+    // SAFETY: `master` is a pty master descriptor.
+    assert_eq!(unsafe { libc::grantpt(master) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::unlockpt(master) }, 0);
+    // SAFETY: as above; the returned string is copied before any other call.
+    let name = unsafe { std::ffi::CStr::from_ptr(libc::ptsname(master)) }.to_str().unwrap().to_owned();
+    std::fs::OpenOptions::new().read(true).write(true).open(name).unwrap()
+}
+
+/// A socket pair end that a grandparent made: not the parent's.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_socket_another_process_made_is_refused() {
+    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    // `sh` forks the probe: its parent is the shell, not this process.
+    let child = Command::new("/bin/sh")
+        .args(["-c", &format!("'{PROBE}'; exit $?")])
+        .env("MULTIPROC_BOOTSTRAP", "0")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = parent.write_all(&frame("square"));
+    let (code, stderr) = finish(child, b"socket of another process");
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
+    assert!(stderr.contains("not by the parent"), "{stderr}");
+}
+
+/// A setgid copy of the probe runs in secure-execution mode (`AT_SECURE`):
+/// fed a good frame, it refuses to act as a child. Needs root (to give the
+/// copy another group); skipped otherwise.
+#[cfg(target_os = "linux")]
+#[test]
+fn secure_execution_never_acts_as_a_child() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = multiproc_tests::scratch_dir("bad-input-setgid");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("probe-setgid");
+    std::fs::copy(PROBE, &copy).unwrap();
+    let path = std::ffi::CString::new(copy.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path; chown changes only the file's owner.
+    if unsafe { libc::chown(path.as_ptr(), 0, 65534) } != 0 {
+        eprintln!("skipped: cannot give the copy another group (needs root)");
+        return;
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = Command::new(&copy)
+        .env("MULTIPROC_BOOTSTRAP", "0")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = parent.write_all(&frame("square"));
+    let (code, stderr) = finish(child, b"setgid");
+    assert_one_line(code, &stderr, BootstrapFailure::Insecure);
+    // Without the variable the same binary is an ordinary program.
+    let out = Command::new(&copy).arg("frame").arg("square").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
 }

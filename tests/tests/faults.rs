@@ -87,3 +87,16 @@ fn undispatched_child_cannot_start_processes() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("refused: an attempt was made to start a new process before"), "{stdout}");
 }
+
+/// A constructor of the program's own that asks for `current_process()`
+/// (and makes a `Builder`) before the runtime's dispatcher has run: the
+/// child still dispatches, and everyone sees the identity the parent gave.
+#[test]
+fn code_before_main_does_not_break_children() {
+    let out = Command::new(env!("CARGO_BIN_EXE_early_ctor")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    // The constructor's builder took `Process-1`.
+    assert_eq!(stdout.trim(), "early=Process-2 task=Process-2 child=Process-2", "stderr: {stderr}");
+}

@@ -199,6 +199,19 @@ fn exit_n_gives_code_n_and_no_result() {
     assert!(matches!(c.join(), Err(Error::NoResult { status: ExitStatus::Code(3), .. })));
 }
 
+/// 111–119 are the bootstrap's codes only when the child never reached its
+/// task: a task that exits with one of them is reported as that code.
+#[test]
+fn a_task_exiting_with_a_bootstrap_code_is_reported_as_that_code() {
+    let children: Vec<_> = (111..=119).map(|code| (code, multiproc::spawn(exit_with, (code,)).unwrap())).collect();
+    for (code, c) in children {
+        match c.join() {
+            Err(Error::NoResult { status: ExitStatus::Code(n), .. }) if n == code => {}
+            other => panic!("exit({code}) came back as {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn returned_err_is_typed_and_exits_1() {
     let c = multiproc::spawn(fails, ("nope".to_string(),)).unwrap();

@@ -1,12 +1,13 @@
 //! This process, its parent and its children.
 
 use std::num::NonZeroUsize;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::table;
 use crate::authkey::AuthKey;
+use crate::bootstrap;
 use crate::sys::imp::{self as sys, Channel};
 
 /// The process this code runs in (Python's `current_process()`).
@@ -30,22 +31,31 @@ static CURRENT: OnceLock<CurrentProcess> = OnceLock::new();
 static PARENT: OnceLock<ParentProcess> = OnceLock::new();
 
 /// The process this code runs in.
+///
+/// In a spawned child this is the identity its parent gave it, even when
+/// asked before `main` (from a constructor of your own), before the task
+/// is dispatched.
 pub fn current_process() -> &'static CurrentProcess {
-    CURRENT.get_or_init(|| CurrentProcess {
-        name: "MainProcess".into(),
-        daemon: false,
-        authkey: AuthKey::random(),
-        identity: Vec::new(),
-        next_child: AtomicU32::new(1),
+    CURRENT.get_or_init(|| match bootstrap::prepared() {
+        Some(child) => {
+            let boot = &child.boot;
+            let _ = PARENT.set(ParentProcess::new(boot.parent_pid, boot.parent_name.clone(), Arc::clone(&child.chan)));
+            CurrentProcess {
+                name: boot.name.clone(),
+                daemon: boot.daemon,
+                authkey: AuthKey::new(boot.authkey.clone()),
+                identity: boot.identity.clone(),
+                next_child: AtomicU32::new(1),
+            }
+        }
+        None => CurrentProcess {
+            name: "MainProcess".into(),
+            daemon: false,
+            authkey: AuthKey::random(),
+            identity: Vec::new(),
+            next_child: AtomicU32::new(1),
+        },
     })
-}
-
-/// Installs the identity a spawned child was given. Called by the
-/// bootstrap before any user code runs.
-pub(crate) fn become_child(name: String, identity: Vec<u32>, daemon: bool, authkey: AuthKey, parent: ParentProcess) {
-    let me = CurrentProcess { name, daemon, authkey, identity, next_child: AtomicU32::new(1) };
-    assert!(CURRENT.set(me).is_ok(), "the process identity was read before the bootstrap set it");
-    let _ = PARENT.set(parent);
 }
 
 impl CurrentProcess {
@@ -93,11 +103,11 @@ impl CurrentProcess {
 pub struct ParentProcess {
     pid: u32,
     name: String,
-    lifeline: std::sync::Arc<Channel>,
+    lifeline: Arc<Channel>,
 }
 
 impl ParentProcess {
-    pub(crate) fn new(pid: u32, name: String, lifeline: std::sync::Arc<Channel>) -> Self {
+    pub(crate) fn new(pid: u32, name: String, lifeline: Arc<Channel>) -> Self {
         ParentProcess { pid, name, lifeline }
     }
 
@@ -128,6 +138,7 @@ impl ParentProcess {
 /// assert!(multiproc::parent_process().is_none());
 /// ```
 pub fn parent_process() -> Option<&'static ParentProcess> {
+    current_process();
     PARENT.get()
 }
 

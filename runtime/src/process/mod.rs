@@ -11,7 +11,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 pub use child::{Child, CloseError};
-pub(crate) use current::become_child;
 pub use current::{
     ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process, parent_process,
     usable_cpu_count,
@@ -124,7 +123,7 @@ impl<R: DeserializeOwned> Builder<R> {
     /// Starts the child: re-executes this binary, which runs the target
     /// before any of your code.
     pub fn start(self) -> Result<Child<R>, Error> {
-        if std::env::var_os(crate::sys::BOOTSTRAP_ENV).is_some() {
+        if std::env::var_os(crate::sys::BOOTSTRAP_ENV).is_some() || crate::bootstrap::not_dispatched() {
             return Err(Error::NotBootstrapped);
         }
         let me = current_process();

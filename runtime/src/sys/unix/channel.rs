@@ -13,7 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::SockFlag;
 use nix::sys::socket::{AddressFamily, MsgFlags, SockType};
 
-use super::{RawChild, cvt, retry};
+use super::{RawChild, cvt};
 
 /// Sends never raise SIGPIPE: a vanished peer is an `EPIPE` error.
 #[cfg(not(target_vendor = "apple"))]
@@ -22,6 +22,37 @@ const NOSIGNAL: MsgFlags = MsgFlags::MSG_NOSIGNAL;
 /// is libc's, passed through unchanged as before.
 #[cfg(target_vendor = "apple")]
 const NOSIGNAL: MsgFlags = MsgFlags::from_bits_retain(libc::MSG_NOSIGNAL);
+
+/// Refuses a bootstrap descriptor that is not what a parent creates.
+fn check_parent_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{UnixAddr, getsockname, getsockopt, sockopt};
+    use nix::sys::stat::{SFlag, fstat};
+    let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+    let kind = SFlag::from_bits_truncate(fstat(fd)?.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFSOCK {
+        let what = match kind {
+            SFlag::S_IFCHR => "a character device (a terminal?)",
+            SFlag::S_IFIFO => "a pipe",
+            SFlag::S_IFREG => "a regular file",
+            SFlag::S_IFDIR => "a directory",
+            _ => "not a socket",
+        };
+        return Err(refuse(format!("descriptor {} is {what}, not the socket a parent creates", fd.as_raw_fd())));
+    }
+    if getsockopt(&fd, sockopt::SockType)? != SockType::Stream || getsockname::<UnixAddr>(fd.as_raw_fd()).is_err() {
+        return Err(refuse(format!("descriptor {} is not a Unix stream socket", fd.as_raw_fd())));
+    }
+    // The other end of a socket pair records the process that made it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let peer = getsockopt(&fd, sockopt::PeerCredentials)?.pid();
+        let parent = nix::unistd::getppid().as_raw();
+        if peer != parent {
+            return Err(refuse(format!("the socket was made by process {peer}, not by the parent {parent}")));
+        }
+    }
+    Ok(())
+}
 
 /// One end of a bootstrap channel: a Unix stream socket.
 #[derive(Debug)]
@@ -49,7 +80,10 @@ impl Channel {
     }
 
     /// The channel a child inherited at descriptor `fd` (from the
-    /// bootstrap environment variable).
+    /// bootstrap environment variable). It must be what a parent creates:
+    /// a Unix stream socket, whose other end (on Linux) the parent process
+    /// made. A terminal, a pipe, a file or someone else's socket is refused
+    /// before anything is read from it.
     pub(crate) fn inherited(spec: &OsStr) -> io::Result<Channel> {
         let fd: RawFd = spec
             .to_str()
@@ -65,6 +99,7 @@ impl Channel {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // Keep it out of grandchildren.
         fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        check_parent_socket(fd.as_fd())?;
         Ok(Channel { fd })
     }
 
@@ -74,10 +109,8 @@ impl Channel {
     }
 
     /// Reads what is available (blocking if nothing is); 0 means EOF.
-    /// `read`, not `recv`: the bootstrap also accepts a plain pipe (a test
-    /// harness playing the parent feeds the frame through stdin).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(|| Ok(nix::unistd::read(&self.fd, buf)?))
+        recv(self.fd.as_fd(), buf)
     }
 
     /// Reads what is available without blocking: `None` if nothing is,
@@ -101,8 +134,7 @@ impl Channel {
         wait_readable(self.fd.as_fd(), timeout)
     }
 
-    /// Nothing to do here: the child's end closes exactly when it exits
-    /// (it is close-on-exec everywhere), so EOF already is the exit signal.
+    /// Nothing to do here: the pidfd tells when the child exits.
     pub(crate) fn watch_exit(&self, _child: &RawChild) {}
 
     /// True once the other end is closed everywhere (its process died).

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 mod channel;
 mod child;
+mod secure;
 mod spawn;
 
 /// The shared-memory queue's primitives (memfd, futex, robust mutex).
@@ -17,6 +18,7 @@ pub(crate) use channel::{
     Channel, ChildEnd, recv, send_vectored, socketpair, spin_until_readable, wait_any, wait_readable,
 };
 pub(crate) use child::RawChild;
+pub(crate) use secure::is_secure_execution;
 pub(crate) use spawn::{adopt_handles, exe_identity, spawn_self};
 
 /// The descriptor number at which a child finds its bootstrap channel.
@@ -28,16 +30,6 @@ const HANDLE_FD: RawFd = 4;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
-}
-
-/// Retries `f` while it fails with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    loop {
-        match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
 }
 
 /// Number of CPUs in the system (not just the ones we may run on).

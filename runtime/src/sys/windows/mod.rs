@@ -296,6 +296,11 @@ pub(crate) fn is_main_thread() -> bool {
 /// Nothing to do: Windows has no SIGPIPE.
 pub(crate) fn ignore_sigpipe() {}
 
+/// Windows has no setuid or setgid programs: never secure-execution mode.
+pub(crate) fn is_secure_execution() -> bool {
+    false
+}
+
 /// Makes this (child) process die with its parent. The parent put a daemonic
 /// child in its kill-on-close job before it ran, so this only checks that
 /// the parent is still alive, closing the race between spawn and this call.
