@@ -5,13 +5,24 @@
 use std::ffi::OsString;
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::stat::stat;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use nix::{
+    errno::Errno,
+    fcntl::OFlag,
+    spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn},
+    sys::signal::{SigSet, Signal},
+    sys::stat::Mode,
+};
+
 use super::channel::{ChildEnd, dup_at_least};
-use super::{CHILD_FD, HANDLE_FD, RawChild, cvt};
+use super::{CHILD_FD, HANDLE_FD, RawChild};
 
 /// Takes ownership of the `count` descriptors a parent passed as task
 /// arguments (at `HANDLE_FD`, `HANDLE_FD + 1`, …) and makes them
@@ -22,9 +33,12 @@ pub(crate) fn adopt_handles(count: u32) -> io::Result<Vec<OwnedFd>> {
         let fd = RawFd::try_from(i).ok().and_then(|i| i.checked_add(HANDLE_FD)).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("{count} handles is more than a process can hold"))
         })?;
-        // SAFETY: F_SETFD on a descriptor number only touches the table;
-        // it fails with EBADF if the descriptor is not open.
-        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })
+        // SAFETY: descriptors from HANDLE_FD up are the parent's handles,
+        // which nothing in this process has claimed; if one was not passed,
+        // fcntl fails with EBADF and the borrow ends with the call.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(io::Error::from)
             .map_err(|e| io::Error::new(e.kind(), format!("handle {i} (descriptor {fd}) was not passed: {e}")))?;
         // SAFETY: the parent put this descriptor here for us alone, and
         // nothing else in this process has claimed it.
@@ -77,12 +91,9 @@ fn exe_path() -> &'static CString {
 pub(crate) fn exe_identity() -> u64 {
     static ID: OnceLock<u64> = OnceLock::new();
     *ID.get_or_init(|| {
-        // SAFETY: an all-zero `stat` is a valid value to be overwritten.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: the path is NUL-terminated and `st` is a valid out-pointer.
-        if unsafe { libc::stat(exe_path().as_ptr(), &mut st) } != 0 {
-            return 0;
-        }
+        let Ok(st) = stat(exe_path().as_c_str()) else { return 0 };
+        // The field types differ between Unixes; on some the casts are no-ops.
+        #[allow(clippy::unnecessary_cast)]
         let parts =
             [st.st_dev as u64, st.st_ino as u64, st.st_size as u64, st.st_mtime as u64, st.st_mtime_nsec as u64];
         crate::util::fnv1a(parts.iter().flat_map(|p| p.to_le_bytes()))
@@ -122,9 +133,23 @@ fn envp(key: &str) -> Vec<CString> {
     env
 }
 
+/// Adds a "close every descriptor from `from` up" action to `actions`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn nul_terminated(v: &[CString]) -> Vec<*mut libc::c_char> {
-    v.iter().map(|s| s.as_ptr() as *mut libc::c_char).chain(std::iter::once(std::ptr::null_mut())).collect()
+fn add_closefrom(actions: &mut PosixSpawnFileActions, from: RawFd) -> nix::Result<()> {
+    // libc, not nix: nix 0.32 has no wrapper for the glibc extension
+    // posix_spawn_file_actions_addclosefrom_np. `PosixSpawnFileActions` is
+    // `#[repr(transparent)]` over `posix_spawn_file_actions_t`, so a pointer
+    // cast reaches the object it initialised.
+    const _: () = assert!(
+        std::mem::size_of::<PosixSpawnFileActions>() == std::mem::size_of::<libc::posix_spawn_file_actions_t>()
+    );
+    let raw = std::ptr::from_mut(actions).cast::<libc::posix_spawn_file_actions_t>();
+    // SAFETY: `raw` points to the live, initialised file-actions object that
+    // `actions` wraps (same layout, see above), borrowed mutably for the call.
+    match unsafe { libc::posix_spawn_file_actions_addclosefrom_np(raw, from) } {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
+    }
 }
 
 /// Re-executes this binary. The child gets `/dev/null` as stdin, the
@@ -132,47 +157,25 @@ fn nul_terminated(v: &[CString]) -> Vec<*mut libc::c_char> {
 /// descriptors 4, 5, …, and no other descriptor.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> io::Result<RawChild> {
-    use std::mem::MaybeUninit;
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
-    let args = argv();
     let env = envp(crate::sys::BOOTSTRAP_ENV);
-    let (argv_p, envp_p) = (nul_terminated(args), nul_terminated(&env));
-    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) };
 
-    let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
-    let mut attr = MaybeUninit::<libc::posix_spawnattr_t>::uninit();
-    // SAFETY: every pointer passed below points to initialised, live data:
-    // `actions`/`attr` are initialised by their `_init` calls before use and
-    // destroyed exactly once; the argv/envp arrays are NUL-terminated arrays
-    // of NUL-terminated strings that outlive the call.
-    unsafe {
-        check(libc::posix_spawn_file_actions_init(actions.as_mut_ptr()))?;
-        let actions = &mut *actions.as_mut_ptr();
-        check(libc::posix_spawnattr_init(attr.as_mut_ptr())).inspect_err(|_| {
-            libc::posix_spawn_file_actions_destroy(actions);
-        })?;
-        let attr = &mut *attr.as_mut_ptr();
-        let result = (|| {
-            check(libc::posix_spawn_file_actions_addopen(actions, 0, c"/dev/null".as_ptr(), libc::O_RDONLY, 0))?;
-            for (target, &src) in (CHILD_FD..).zip(&sources) {
-                check(libc::posix_spawn_file_actions_adddup2(actions, src, target))?;
-            }
-            check(libc::posix_spawn_file_actions_addclosefrom_np(actions, first_free))?;
-            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-            libc::sigemptyset(set.as_mut_ptr());
-            check(libc::posix_spawnattr_setsigmask(attr, set.as_ptr()))?;
-            libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
-            check(libc::posix_spawnattr_setsigdefault(attr, set.as_ptr()))?;
-            let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
-            check(libc::posix_spawnattr_setflags(attr, flags as libc::c_short))?;
-            let mut pid: libc::pid_t = 0;
-            check(libc::posix_spawn(&mut pid, exe_path().as_ptr(), actions, attr, argv_p.as_ptr(), envp_p.as_ptr()))?;
-            Ok(RawChild::new(pid))
-        })();
-        libc::posix_spawn_file_actions_destroy(actions);
-        libc::posix_spawnattr_destroy(attr);
-        result
+    let mut actions = PosixSpawnFileActions::init()?;
+    actions.add_open(0, c"/dev/null", OFlag::O_RDONLY, Mode::empty())?;
+    for (target, &src) in (CHILD_FD..).zip(&sources) {
+        actions.add_dup2(src, target)?;
     }
+    add_closefrom(&mut actions, first_free)?;
+
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_sigmask(&SigSet::empty())?;
+    let mut default = SigSet::empty();
+    default.add(Signal::SIGPIPE);
+    attr.set_sigdefault(&default)?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF)?;
+
+    let pid = posix_spawn(exe_path().as_c_str(), &actions, &attr, argv(), &env)?;
+    Ok(RawChild::new(pid.as_raw()))
 }
 
 /// Re-executes this binary (portable `fork`/`exec` path for Unixes without
