@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::stat::stat;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use nix::unistd::{SysconfVar, sysconf};
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 use nix::{
     errno::Errno,
@@ -178,6 +180,33 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
     Ok(RawChild::new(pid.as_raw()))
 }
 
+/// Marks every descriptor from `from` up close-on-exec. Called between
+/// `fork` and `exec`: async-signal-safe calls only, no allocation. `max` is
+/// the bound of the fallback loop, computed before the fork.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cloexec_from(from: RawFd, max: RawFd) {
+    #[cfg(all(target_os = "linux", target_env = "musl"))]
+    {
+        // libc, not nix: nix 0.32 has no close_range, and musl no wrapper.
+        // SAFETY: close_range takes two descriptor numbers and flags, no
+        // pointers; with CLOSE_RANGE_CLOEXEC it only sets flags, closes nothing.
+        let r = unsafe {
+            libc::syscall(libc::SYS_close_range, from as libc::c_uint, !0 as libc::c_uint, libc::CLOSE_RANGE_CLOEXEC)
+        };
+        if r == 0 {
+            return;
+        }
+        // Older kernels (before 5.11) or a seccomp filter: mark one by one.
+    }
+    for fd in from..max {
+        // SAFETY: between fork and exec this process has a single thread and
+        // nothing else claims descriptor numbers; if `fd` is not open, fcntl
+        // fails with EBADF and the borrow ends with the call.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+}
+
 /// Re-executes this binary (portable `fork`/`exec` path for Unixes without
 /// `posix_spawn_file_actions_addclosefrom_np`).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -188,11 +217,14 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(crate::sys::BOOTSTRAP_ENV, CHILD_FD.to_string()).stdin(Stdio::null());
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
+    let max = sysconf(SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(-1).clamp(256, 65536) as RawFd;
     // SAFETY: the closure only calls async-signal-safe functions (dup2,
-    // fcntl, sysconf) between fork and exec, and does not allocate.
+    // close_range, fcntl) between fork and exec, and does not allocate.
     unsafe {
         cmd.pre_exec(move || {
             for (target, &src) in (CHILD_FD..).zip(&sources) {
+                // libc, not nix: nix's dup2 wants the target as an OwnedFd,
+                // and its dup2_raw does not check dup2's result.
                 if libc::dup2(src, target) < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -200,10 +232,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> 
             // Mark, rather than close, everything above the channel and the
             // handles: std's own exec-error pipe lives up there and must
             // survive until exec.
-            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65536) as RawFd;
-            for fd in first_free..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
+            cloexec_from(first_free, max);
             Ok(())
         });
     }
