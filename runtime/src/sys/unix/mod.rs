@@ -34,6 +34,11 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// Number of CPUs in the system (not just the ones we may run on).
 pub(crate) fn cpu_count() -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let n = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN).ok().flatten().unwrap_or(-1);
+    // libc, not nix: nix 0.32 offers _SC_NPROCESSORS_ONLN on Linux and
+    // Android only.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     (n > 0).then_some(n as usize)
@@ -44,19 +49,18 @@ pub(crate) fn pid() -> u32 {
 }
 
 pub(crate) fn parent_pid() -> u32 {
-    // SAFETY: getppid has no preconditions.
-    unsafe { libc::getppid() as u32 }
+    nix::unistd::getppid().as_raw() as u32
 }
 
 /// Whether the calling thread is the process's main thread.
 pub(crate) fn is_main_thread() -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() as u32 == pid() }
+        nix::unistd::gettid().as_raw() as u32 == pid()
     }
     #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
     {
+        // libc, not nix: nix 0.32 has no pthread_main_np.
         // SAFETY: pthread_main_np has no preconditions.
         unsafe { libc::pthread_main_np() == 1 }
     }
@@ -75,8 +79,10 @@ pub(crate) fn is_main_thread() -> bool {
 /// Ignores SIGPIPE, as Rust's normal start-up does: a write to a vanished
 /// peer becomes an `EPIPE` error, not a silent death.
 pub(crate) fn ignore_sigpipe() {
-    // SAFETY: installing SIG_IGN has no memory-safety preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN is no handler function, so nothing runs in signal
+    // context and no other handler is replaced behind its owner's back.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
 /// Makes this (child) process die with its parent: on Linux, a parent-death
@@ -86,8 +92,7 @@ pub(crate) fn ignore_sigpipe() {
 pub(crate) fn tie_to_parent(parent: u32, from_main_thread: bool) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if from_main_thread {
-        // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     }
     let _ = from_main_thread;
     parent_pid() == parent
@@ -96,6 +101,7 @@ pub(crate) fn tie_to_parent(parent: u32, from_main_thread: bool) -> bool {
 /// Runs `f` when the process exits normally (`main` returns or `exit` is
 /// called).
 pub(crate) fn on_exit(f: extern "C" fn()) {
+    // libc, not nix: nix 0.32 has no atexit.
     // SAFETY: `f` is a plain function with the C ABI, valid for the whole
     // program.
     unsafe { libc::atexit(f) };
@@ -103,6 +109,7 @@ pub(crate) fn on_exit(f: extern "C" fn()) {
 
 /// Ends the process at once with `code`: no exit handlers, no destructors.
 pub(crate) fn exit_now(code: i32) -> ! {
+    // libc, not nix: nix 0.32 has no _exit.
     // SAFETY: _exit has no preconditions and never returns.
     unsafe { libc::_exit(code) }
 }
