@@ -115,7 +115,9 @@ pub struct PanicInfo {
 
 /// Why a re-executed child refused to run its target. Each has a distinct
 /// exit code, so the failure is recognisable even from outside (for
-/// example in a shell) and when the result channel is gone.
+/// example in a shell). The parent reports one only when the child said
+/// so on its channel: a task that itself exits with one of these codes is
+/// reported as that code ([`Error::NoResult`]).
 ///
 /// ```
 /// use multiproc::BootstrapFailure;

@@ -26,6 +26,31 @@
 //! ```
 //!
 //! See the crate's `README.md` for the map from Python's API to this one.
+//!
+//! # How a child knows it is one
+//!
+//! The parent starts the child with the environment variable
+//! `MULTIPROC_BOOTSTRAP` set to the number of an inherited descriptor (on
+//! Windows, a handle value), and writes one frame there: the task, its
+//! arguments, the child's name and identity. The variable is removed from
+//! the environment before any user code runs, so neither your code nor the
+//! child's own children see it. Because anyone can set a variable, it is
+//! treated as an entry point, and a process trusts it only so far:
+//!
+//! - in secure-execution mode (a program run setuid, setgid or with file
+//!   capabilities) a process never acts as a child: it prints one line and
+//!   exits with [`BootstrapFailure::Insecure`] (118);
+//! - the descriptor must be what a parent creates: a Unix stream socket
+//!   whose other end the parent process made (on Windows, a pipe); a
+//!   terminal, a pipe, a file or another process's socket is refused before
+//!   anything is read ([`BootstrapFailure::BadEnvironment`], 117);
+//! - each read of the frame waits at most [`BOOTSTRAP_SILENCE`]: a stalled
+//!   parent or a silent descriptor ends the child with
+//!   [`BootstrapFailure::Stalled`] (119), never a hang.
+//!
+//! The child's side runs from a constructor, before `main`. Constructors of
+//! your own may run before or after it; if one asks for
+//! [`current_process`] first, it gets the child's identity all the same.
 
 mod authkey;
 mod bootstrap;

@@ -379,14 +379,17 @@ fn a_connection_passes_on_to_grandchildren() {
 #[cfg(unix)]
 fn feed_frame(frame: &[u8]) -> (Option<i32>, String) {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // The channel a parent makes: one end of a Unix socket pair.
+    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
         .env("MULTIPROC_BOOTSTRAP", "0")
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(frame);
+    let _ = parent.write_all(frame);
+    drop(parent);
     let out = child.wait_with_output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
