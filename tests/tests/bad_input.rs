@@ -24,22 +24,55 @@ fn frame(kind: &str) -> Vec<u8> {
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
-/// The read end of an anonymous pipe, inheritable (only it: a child
-/// started meanwhile must not keep the write end open), and the write end.
+/// A bootstrap pipe as a parent makes one: a byte-mode named pipe whose
+/// client end (overlapped, and the only inheritable handle) goes to the
+/// child; the server end is for writing the frame.
 #[cfg(windows)]
-fn inheritable_read_end() -> (std::os::windows::io::OwnedHandle, std::os::windows::io::OwnedHandle) {
-    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
-    use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation};
-    use windows_sys::Win32::System::Pipes::CreatePipe;
-    let (mut r, mut w): (HANDLE, HANDLE) = (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: valid out-pointers; null attributes: neither end inheritable.
-    assert_ne!(unsafe { CreatePipe(&mut r, &mut w, std::ptr::null(), 0) }, 0);
-    // SAFETY: fresh handles owned by nobody else.
-    let (r, w) = unsafe { (OwnedHandle::from_raw_handle(r), OwnedHandle::from_raw_handle(w)) };
-    // SAFETY: a valid handle of this process.
-    let ok = unsafe { SetHandleInformation(r.as_raw_handle(), HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
-    assert_ne!(ok, 0);
-    (r, w)
+fn bootstrap_pipe() -> (std::os::windows::io::OwnedHandle, std::os::windows::io::OwnedHandle) {
+    use std::os::windows::io::{FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE, INVALID_HANDLE_VALUE, TRUE};
+    use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
+    use windows_sys::Win32::Storage::FileSystem::{
+        CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
+    };
+    use windows_sys::Win32::System::Pipes::{CreateNamedPipeW, PIPE_READMODE_BYTE, PIPE_TYPE_BYTE, PIPE_WAIT};
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name: Vec<u16> = format!(r"\\.\pipe\bad-input-{}-{n}", std::process::id()).encode_utf16().chain([0]).collect();
+    // SAFETY: a NUL-terminated name; null attributes: not inheritable.
+    let server = unsafe {
+        CreateNamedPipeW(
+            name.as_ptr(),
+            PIPE_ACCESS_DUPLEX,
+            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT,
+            1,
+            65536,
+            65536,
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_ne!(server, INVALID_HANDLE_VALUE);
+    let inherit = SECURITY_ATTRIBUTES {
+        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: std::ptr::null_mut(),
+        bInheritHandle: TRUE,
+    };
+    // SAFETY: as above; the attributes make this one handle inheritable.
+    let client = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            GENERIC_READ | GENERIC_WRITE,
+            0,
+            &inherit,
+            OPEN_EXISTING,
+            FILE_FLAG_OVERLAPPED,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_ne!(client, INVALID_HANDLE_VALUE);
+    // SAFETY: both handles were just created and are owned by nobody else.
+    unsafe { (OwnedHandle::from_raw_handle(server), OwnedHandle::from_raw_handle(client)) }
 }
 
 /// Runs a child whose bootstrap channel is its stdin, fed `input`. On
@@ -71,7 +104,7 @@ fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, St
 #[cfg(windows)]
 fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
     use std::os::windows::io::AsRawHandle;
-    let (read, write) = inheritable_read_end();
+    let (write, read) = bootstrap_pipe();
     let env_value = match env_value {
         "0" => (read.as_raw_handle() as usize).to_string(),
         other => other.to_owned(),
@@ -94,6 +127,7 @@ fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, St
 
 /// Runs the probe with the bootstrap variable naming its stdin, which is
 /// `stdin`: not what a parent creates.
+#[cfg(unix)]
 fn run_with_stdin(stdin: Stdio) -> (Option<i32>, String) {
     let child = Command::new(PROBE)
         .env("MULTIPROC_BOOTSTRAP", "0")
@@ -230,10 +264,13 @@ fn parent_sees_a_typed_bootstrap_error() {
 
 #[test]
 fn a_parent_that_stalls_does_not_hang_the_child() {
-    // Nothing at all, then half a header: each wait is bounded.
+    // Nothing at all, and half a header (side by side: each waits out the
+    // bound): each wait is bounded.
+    let half = frame("square")[..5].to_vec();
+    let half = std::thread::spawn(move || feed_with("0", &half, true));
     let (code, stderr) = feed_with("0", b"", true);
     assert_one_line(code, &stderr, BootstrapFailure::Stalled);
-    let (code, stderr) = feed_with("0", &frame("square")[..5], true);
+    let (code, stderr) = half.join().unwrap();
     assert_one_line(code, &stderr, BootstrapFailure::Stalled);
 }
 
@@ -337,4 +374,31 @@ fn secure_execution_never_acts_as_a_child() {
     // Without the variable the same binary is an ordinary program.
     let out = Command::new(&copy).arg("frame").arg("square").output().unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// An anonymous pipe is not what a parent makes: refused at once.
+#[cfg(windows)]
+#[test]
+fn an_anonymous_pipe_is_refused_at_once() {
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation};
+    use windows_sys::Win32::System::Pipes::CreatePipe;
+    let (mut r, mut w): (HANDLE, HANDLE) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: valid out-pointers; null attributes: neither end inheritable.
+    assert_ne!(unsafe { CreatePipe(&mut r, &mut w, std::ptr::null(), 0) }, 0);
+    // SAFETY: fresh handles owned by nobody else.
+    let (r, w) = unsafe { (OwnedHandle::from_raw_handle(r), OwnedHandle::from_raw_handle(w)) };
+    // SAFETY: a valid handle of this process.
+    assert_ne!(unsafe { SetHandleInformation(r.as_raw_handle(), HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) }, 0);
+    let child = Command::new(PROBE)
+        .env("MULTIPROC_BOOTSTRAP", (r.as_raw_handle() as usize).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(r);
+    let (code, stderr) = finish(child, b"anonymous pipe");
+    drop(w);
+    assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
 }

@@ -22,11 +22,16 @@ const HANG: Duration = Duration::from_secs(20);
 /// then works until released and returns.
 #[process_task]
 fn close_everything_then_work(release: PathBuf) -> u32 {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     // SAFETY: close_range only closes descriptors; nothing in this process
     // uses the ones from 3 up afterwards.
     unsafe {
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    for fd in 3..4096 {
+        // SAFETY: as above, one descriptor at a time.
+        unsafe { libc::close(fd) };
     }
     #[cfg(windows)]
     close_inherited_channel();
@@ -90,6 +95,31 @@ fn leave_a_helper(release: PathBuf) -> u32 {
     }
 }
 
+/// Starts a helper with std's `Command`, which on Windows hands it every
+/// inheritable handle, that lives until released; returns its pid.
+#[cfg(windows)]
+#[process_task]
+fn leave_a_helper(release: PathBuf) -> u32 {
+    let helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_waits_for_release", "--ignored"])
+        .env("LIVENESS_RELEASE", &release)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    helper.id()
+}
+
+/// The helper of the Windows `leave_a_helper`, run by it.
+#[cfg(windows)]
+#[test]
+#[ignore = "run as a helper process by a_helper_holding_the_channel_does_not_keep_the_child_alive"]
+fn helper_waits_for_release() {
+    if let Some(path) = std::env::var_os("LIVENESS_RELEASE") {
+        await_release(std::path::Path::new(&path));
+    }
+}
+
 #[process_task]
 fn wait_for(release: PathBuf) -> u32 {
     await_release(&release);
@@ -143,7 +173,6 @@ fn a_task_that_execs_is_alive_until_the_program_ends() {
     assert!(matches!(child.join(), Err(Error::NoResult { status: ExitStatus::Code(7), .. })));
 }
 
-#[cfg(unix)]
 #[test]
 fn a_helper_holding_the_channel_does_not_keep_the_child_alive() {
     let go = Release::new("liveness-helper");

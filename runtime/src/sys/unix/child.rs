@@ -8,7 +8,7 @@
 //! polling `waitpid` at short intervals.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -122,6 +122,7 @@ impl RawChild {
 fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
+        use std::os::fd::{FromRawFd, RawFd};
         // libc: nix has no pidfd_open.
         // SAFETY: pidfd_open takes a pid and flags and returns a new
         // descriptor (close-on-exec by definition) or -1.
@@ -156,6 +157,7 @@ fn waitid_pidfd(fd: BorrowedFd<'_>) -> nix::Result<WaitStatus> {
 fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
+        use std::os::fd::AsRawFd;
         // libc: nix has no pidfd_send_signal.
         // SAFETY: the descriptor is a live pidfd; a null siginfo asks for
         // the same information `kill` would send.

@@ -30,7 +30,8 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::{
-    CreateNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT, PeekNamedPipe,
+    CreateNamedPipeW, GetNamedPipeInfo, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_SERVER_END,
+    PIPE_TYPE_BYTE, PIPE_TYPE_MESSAGE, PIPE_WAIT, PeekNamedPipe,
 };
 use windows_sys::Win32::System::Threading::{CreateEventW, ResetEvent, WaitForSingleObject};
 
@@ -131,6 +132,19 @@ impl Channel {
         // makes it fail.
         if unsafe { GetFileType(h) } != FILE_TYPE_PIPE {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the handle is not a pipe"));
+        }
+        // What a parent hands over is the client end of a byte-mode named
+        // pipe (see `pipe_pair`); an anonymous pipe's read end is a server
+        // end, and would not honour a bounded wait.
+        let mut flags = 0u32;
+        // SAFETY: the handle is a pipe (checked above); only the flags are
+        // asked for, the other out-pointers may be null.
+        let info = unsafe { GetNamedPipeInfo(h, &mut flags, null_mut(), null_mut(), null_mut()) };
+        if info == 0 || flags & PIPE_SERVER_END != 0 || flags & PIPE_TYPE_MESSAGE != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the handle is not the client end of a byte-mode named pipe, as a parent creates",
+            ));
         }
         // SAFETY: the handle is valid (checked above).
         if unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0) } == 0 {
