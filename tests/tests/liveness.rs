@@ -99,6 +99,8 @@ fn leave_a_helper(release: PathBuf) -> u32 {
 /// inheritable handle, that lives until released; returns its pid.
 #[cfg(windows)]
 #[process_task]
+// The helper outlives this process on purpose (and Windows has no zombies).
+#[allow(clippy::zombie_processes)]
 fn leave_a_helper(release: PathBuf) -> u32 {
     let helper = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_waits_for_release", "--ignored"])
