@@ -88,3 +88,36 @@ fn a_recycled_pid_is_never_signalled() {
         None => eprintln!("skipped: could not recycle a pid here (needs root for ns_last_pid)"),
     }
 }
+
+/// In a child whose descriptor limit is 1024: starts children that wait
+/// until released, until a start fails; returns how many ran at once and
+/// the descriptors open before the first.
+#[process_task]
+fn children_at_once_under_1024() -> (usize, usize) {
+    let limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+    // SAFETY: a valid rlimit; lowering our own limit has no other effect.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let go = Release::new(&format!("pidfd-many-{}", std::process::id()));
+    let baseline = open_fds().len();
+    let mut children = Vec::new();
+    while children.len() < 1024 {
+        match multiproc::spawn(wait_for, (go.path(),)) {
+            Ok(c) => children.push(c),
+            Err(_) => break,
+        }
+    }
+    let n = children.len();
+    go.go();
+    for c in children {
+        c.join().unwrap();
+    }
+    (n, baseline)
+}
+
+#[test]
+fn under_1024_descriptors_two_per_running_child() {
+    let (n, baseline) = multiproc::spawn(children_at_once_under_1024, ()).unwrap().join().unwrap();
+    eprintln!("{n} children ran at once under ulimit -n 1024 ({baseline} descriptors open before)");
+    // Two per running child, and the two a spawn needs for a moment.
+    assert!(n >= (1024 - baseline - 2) / 2, "only {n} children under 1024 descriptors");
+}
