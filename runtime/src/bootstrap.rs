@@ -98,13 +98,18 @@ struct ChannelReader<'a>(&'a Channel);
 
 impl Read for ChannelReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.0.wait_readable(Some(BOOTSTRAP_SILENCE))? {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("nothing arrived for {} s", BOOTSTRAP_SILENCE.as_secs()),
-            ));
+        loop {
+            // What has arrived costs one call; only an empty channel waits.
+            if let Some(n) = self.0.try_read(buf)? {
+                return Ok(n);
+            }
+            if !self.0.wait_readable(Some(BOOTSTRAP_SILENCE))? {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing arrived for {} s", BOOTSTRAP_SILENCE.as_secs()),
+                ));
+            }
         }
-        self.0.read(buf)
     }
 }
 

@@ -1,12 +1,11 @@
 //! The parent's table of its children: one shared state per child, the
 //! reaping that keeps zombies away, and the exit-time cleanup.
 
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::authkey::AuthKey;
-use std::io;
-
 use crate::error::{BootstrapFailure, Error, PanicInfo};
 use crate::exit::ExitStatus;
 use crate::sys::Reaped;

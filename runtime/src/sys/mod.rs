@@ -4,7 +4,7 @@
 //! crate through `sys::imp`:
 //!
 //! - `Channel`: the parent's end of the bootstrap channel to one child
-//!   (`pair()`, `write_all`, `read`, `try_read`, `wait_readable`,
+//!   (`pair()`, `write_all`, `try_read`, `wait_readable`,
 //!   `watch_exit`), also the child's view of its parent (`inherited`,
 //!   `peer_gone`);
 //! - `ChildEnd`: the end handed to the child at spawn;

@@ -108,11 +108,6 @@ impl Channel {
         send_vectored(self.fd.as_fd(), &[buf])
     }
 
-    /// Reads what is available (blocking if nothing is); 0 means EOF.
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        recv(self.fd.as_fd(), buf)
-    }
-
     /// Reads what is available without blocking: `None` if nothing is,
     /// `Some(0)` at EOF.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {

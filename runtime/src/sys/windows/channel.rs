@@ -202,16 +202,6 @@ impl Channel {
         Ok(())
     }
 
-    /// Reads what is available (blocking if nothing is); 0 means EOF.
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(n) = self.try_read(buf)? {
-                return Ok(n);
-            }
-            self.wait_readable(None)?;
-        }
-    }
-
     /// Reads what is available without blocking: `None` if nothing is,
     /// `Some(0)` at EOF.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
