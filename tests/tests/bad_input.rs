@@ -86,9 +86,17 @@ fn feed(env_value: &str, input: &[u8]) -> (Option<i32>, String) {
 /// input (a parent that stalls) until the child has exited.
 #[cfg(unix)]
 fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
+    let mut probe = Command::new(PROBE);
+    probe.env("MULTIPROC_BOOTSTRAP", env_value);
+    feed_via(probe, input, keep_open)
+}
+
+/// Runs `cmd` with stdin one end of a new Unix socket pair, as a parent
+/// makes it, and writes `input` into the other end.
+#[cfg(unix)]
+fn feed_via(mut cmd: Command, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
     let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
-    let child = Command::new(PROBE)
-        .env("MULTIPROC_BOOTSTRAP", env_value)
+    let child = cmd
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -326,18 +334,10 @@ fn pty() -> std::fs::File {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_socket_another_process_made_is_refused() {
-    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
     // `sh` forks the probe: its parent is the shell, not this process.
-    let child = Command::new("/bin/sh")
-        .args(["-c", &format!("'{PROBE}'; exit $?")])
-        .env("MULTIPROC_BOOTSTRAP", "0")
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = parent.write_all(&frame("square"));
-    let (code, stderr) = finish(child, b"socket of another process");
+    let mut shell = Command::new("/bin/sh");
+    shell.args(["-c", &format!("'{PROBE}'; exit $?")]).env("MULTIPROC_BOOTSTRAP", "0");
+    let (code, stderr) = feed_via(shell, &frame("square"), false);
     assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
     assert!(stderr.contains("not by the parent"), "{stderr}");
 }
@@ -360,16 +360,9 @@ fn secure_execution_never_acts_as_a_child() {
         return;
     }
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
-    let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
-    let child = Command::new(&copy)
-        .env("MULTIPROC_BOOTSTRAP", "0")
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = parent.write_all(&frame("square"));
-    let (code, stderr) = finish(child, b"setgid");
+    let mut setgid = Command::new(&copy);
+    setgid.env("MULTIPROC_BOOTSTRAP", "0");
+    let (code, stderr) = feed_via(setgid, &frame("square"), false);
     assert_one_line(code, &stderr, BootstrapFailure::Insecure);
     // Without the variable the same binary is an ordinary program.
     let out = Command::new(&copy).arg("frame").arg("square").output().unwrap();
