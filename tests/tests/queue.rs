@@ -623,3 +623,57 @@ fn queues_cannot_travel_inside_other_messages() {
     let carrier = Queue::<Queue<u8>>::new().unwrap();
     assert!(matches!(carrier.put(q), Err(PutError::Encode(..))));
 }
+
+// ------------------------------------------------------------ a stopped lock holder
+
+/// Runs `f` on a thread; its answer, or `None` if it has not answered
+/// within `HANG` (a hang detector, not a speed limit).
+fn answers_within_hang<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG).ok()
+}
+
+/// Sends `signal` to the child `pid`.
+fn signal_child(pid: u32, signal: libc::c_int) {
+    // libc: the tests do not depend on nix.
+    // SAFETY: kill(2) on a pid this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+}
+
+#[test]
+fn nowait_calls_and_task_done_answer_while_the_lock_holder_is_stopped() {
+    let q = JoinableQueue::<u64>::new().unwrap();
+    q.put(1).unwrap();
+    let (ready, signal) = pipe_one_way().unwrap();
+    let child = Builder::new(stall_in_get, ((*q).clone(), signal)).daemon(true).start().unwrap();
+    assert!(ready.poll(Some(LONG)).unwrap());
+    ready.recv().unwrap();
+    // The child holds the lock; stop it there.
+    signal_child(child.pid(), libc::SIGSTOP);
+
+    let q2 = q.clone();
+    let put = answers_within_hang(move || q2.put_nowait(2));
+    let q2 = q.clone();
+    let got = answers_within_hang(move || q2.get_nowait());
+    let q2 = q.clone();
+    let done = answers_within_hang(move || q2.task_done());
+
+    // Clean up before judging, so that a failure leaves no stopped child.
+    signal_child(child.pid(), libc::SIGCONT);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let put = put.expect("put_nowait answers");
+    assert!(put.unwrap_err().is_full(), "the lock is busy: no room now");
+    let got = got.expect("get_nowait answers");
+    assert!(matches!(got, Err(GetError::Empty)), "{got:?}");
+    match done.expect("task_done answers") {
+        Err(TaskDoneError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    q.task_done().unwrap();
+    assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
+}

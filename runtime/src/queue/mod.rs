@@ -185,8 +185,13 @@ pub enum TaskDoneError {
 ///   ignored. Nobody receives a torn or duplicated item and nobody hangs
 ///   (Python's queue can deadlock or corrupt here). An item a killed
 ///   consumer had already taken goes with it. The lock is held only to
-///   copy an item in or out; a process *stopped* (not killed) while holding
-///   it stalls the others until it continues.
+///   copy an item in or out. A process *stopped* (not killed) while
+///   holding it (SIGSTOP, a debugger, a frozen cgroup) stalls `put` and
+///   `get` until it continues or their timeout passes, but never the
+///   non-blocking calls: `put_nowait` and `get_nowait` only *try* the lock
+///   and answer `Full` / `Empty` at once when it is taken (as Python's do);
+///   `task_done` gives up after 5 seconds with an `Io` error of kind
+///   `TimedOut`, and so does the clean-up of the last handle (see below).
 /// - **A producer never waits at exit for a reader.** Joining a child that
 ///   put a large item before anyone got it does not deadlock.
 ///
@@ -204,7 +209,9 @@ pub enum TaskDoneError {
 /// is committed, and a process that takes the lock over from a dead owner
 /// removes a file the owner named but did not commit: a producer killed in
 /// the middle of `put` leaves no file behind. When the last handle to a
-/// queue is dropped, the files of items nobody got are removed. What can
+/// queue is dropped, the files of items nobody got are removed (unless the
+/// queue's lock stays held for 5 seconds, by a stopped process: then the
+/// drop returns and leaves them). What can
 /// be left behind: the files still queued when a handle was lost to a
 /// SIGKILL (or was encoded for a child that never started), since the
 /// queue then never sees its last handle drop. The shared memory itself
@@ -436,7 +443,9 @@ impl<T: Serialize> Queue<T> {
     }
 
     /// Puts `value` only if there is room now (Python's `put_nowait`, or
-    /// `put(obj, block=False)`).
+    /// `put(obj, block=False)`). It never waits: while another process
+    /// holds the queue's lock (copying an item, or stopped while holding
+    /// it) the answer is [`PutError::Full`] too, as in Python.
     ///
     /// ```
     /// let q = multiproc::Queue::with_maxsize(1)?;
@@ -506,7 +515,9 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 
     /// Removes and returns the next item only if one is there now (Python's
-    /// `get_nowait`, or `get(block=False)`).
+    /// `get_nowait`, or `get(block=False)`). It never waits: while another
+    /// process holds the queue's lock (copying an item, or stopped while
+    /// holding it) the answer is [`GetError::Empty`] too, as in Python.
     ///
     /// ```
     /// use multiproc::{GetError, Queue};
@@ -793,7 +804,11 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Says that one item got earlier is fully processed. Calling it more
-    /// times than items were put is [`TaskDoneError::TooManyCalls`].
+    /// times than items were put is [`TaskDoneError::TooManyCalls`]. It
+    /// waits at most 5 seconds for the queue's lock (held that long only
+    /// by a stopped process); then it fails with [`TaskDoneError::Io`] of
+    /// kind [`TimedOut`](io::ErrorKind::TimedOut) and the task is *not*
+    /// marked done (call again).
     ///
     /// ```
     /// let q = multiproc::JoinableQueue::new()?;

@@ -51,6 +51,11 @@ const KIND_ITEM: u32 = 0;
 const KIND_SPILL: u32 = 1;
 const KIND_PAD: u32 = 2;
 
+/// How long `task_done` and the clean-up of the last handle wait for the
+/// lock. A running holder keeps it only to copy one item; a holder that
+/// stays on it this long is stopped (SIGSTOP, a debugger, a frozen cgroup).
+pub(crate) const LOCK_BOUND: Duration = Duration::from_secs(5);
+
 /// The longest a sleeper sleeps before it looks again on its own.
 const SLICE: Duration = Duration::from_millis(50);
 /// How long a waiter spins, watching its futex word, before sleeping.
@@ -179,6 +184,23 @@ fn deadline(block: bool, timeout: Option<Duration>) -> Option<Option<Instant>> {
     }
     // A timeout too long to represent waits forever.
     Some(timeout.and_then(|t| Instant::now().checked_add(t)))
+}
+
+/// How long a call with this [`deadline`] may wait for the lock: a
+/// non-blocking call (`None`) not at all, only trying it.
+fn lock_deadline(deadline: Option<Option<Instant>>) -> Option<Instant> {
+    match deadline {
+        None => Some(Instant::now()),
+        Some(d) => d,
+    }
+}
+
+/// A lock not taken within [`LOCK_BOUND`], as an error.
+fn lock_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the queue's lock stayed held for {LOCK_BOUND:?} (its holder may be stopped)"),
+    )
 }
 
 impl Ring {
@@ -367,7 +389,7 @@ impl Ring {
         }
         loop {
             let h = self.header();
-            let Some(guard) = self.lock_until(deadline.flatten())? else {
+            let Some(guard) = self.lock_until(lock_deadline(deadline))? else {
                 return Err(RingError::WouldBlock);
             };
             let st = self.state();
@@ -475,7 +497,10 @@ impl Ring {
                     return Err(RingError::WouldBlock);
                 }
             }
-            let Some(guard) = self.lock_until(deadline.flatten())? else {
+            if deadline.is_none() && self.state().count == 0 {
+                return Err(RingError::WouldBlock);
+            }
+            let Some(guard) = self.lock_until(lock_deadline(deadline))? else {
                 return Err(RingError::WouldBlock);
             };
             let st = self.state();
@@ -561,7 +586,7 @@ impl Ring {
     /// Marks one task done; false if none was unfinished.
     pub(crate) fn task_done(&self) -> io::Result<bool> {
         let h = self.header();
-        let guard = self.lock()?;
+        let guard = self.lock_until(Some(Instant::now() + LOCK_BOUND))?.ok_or_else(lock_timed_out)?;
         let mut st = self.state();
         if st.unfinished == 0 {
             return Ok(false);
@@ -634,8 +659,9 @@ impl Ring {
 
     /// Removes the spill files still named in the ring (the last handle is
     /// going away, so nobody will read them).
+    /// Gives up, leaving them, if the lock stays held for [`LOCK_BOUND`].
     fn remove_spills(&self) {
-        let Ok(guard) = self.lock() else { return };
+        let Ok(Some(guard)) = self.lock_until(Some(Instant::now() + LOCK_BOUND)) else { return };
         let mut st = self.state();
         while st.count > 0 {
             match self.take(&guard, st) {

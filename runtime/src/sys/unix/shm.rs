@@ -134,7 +134,8 @@ pub(crate) enum Locked {
 
 /// Locks the robust mutex at `m`: a short spin of `trylock`s (the holders
 /// only copy a few bytes), then a blocking lock, given up at `deadline`
-/// (`None`: never; then `Ok(None)`).
+/// (`None`: never; then `Ok(None)`). A deadline already passed makes it a
+/// pure `trylock`: it never sleeps, whoever holds the lock.
 ///
 /// # Safety
 ///
@@ -153,6 +154,9 @@ pub(crate) unsafe fn mutex_lock(
             break;
         }
         std::hint::spin_loop();
+    }
+    if r == libc::EBUSY && deadline.is_some_and(|d| d <= Instant::now()) {
+        return Ok(None);
     }
     if r == libc::EBUSY {
         // libc: nix has no pthread mutex calls.
