@@ -677,3 +677,55 @@ fn nowait_calls_and_task_done_answer_while_the_lock_holder_is_stopped() {
     q.task_done().unwrap();
     assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
 }
+
+// ------------------------------------------------------------ a faulty peer
+
+#[process_task]
+fn resize_shared_memory(q: Queue<u64>) -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    let fd = q.shared_memory_fd().as_raw_fd();
+    [0, 1 << 30]
+        .into_iter()
+        .map(|len| {
+            // libc: the tests do not depend on nix.
+            // SAFETY: ftruncate(2) on a descriptor this process holds.
+            let r = unsafe { libc::ftruncate(fd, len) };
+            if r == 0 { 0 } else { std::io::Error::last_os_error().raw_os_error().unwrap_or(-1) }
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_cannot_shrink_or_grow_the_shared_memory() {
+    let q = Queue::<u64>::new().unwrap();
+    q.put(1).unwrap();
+    let errnos = join_within(Builder::new(resize_shared_memory, (q.clone(),)).start().unwrap(), "the resizer");
+    // (Before the memfd was sealed, the shrink succeeded and the get below
+    // died of SIGBUS.)
+    assert_eq!(errnos, [libc::EPERM, libc::EPERM]);
+    assert_eq!(q.get_nowait().unwrap(), 1);
+    q.put(2).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+}
+
+#[process_task]
+fn scribble_state(q: Queue<u64>, words: [u64; 4]) {
+    q.scribble_shared_state(words)
+}
+
+#[test]
+fn a_peer_scribbling_over_the_shared_indices_is_a_typed_error_in_the_others() {
+    // Each set of garbage would make an unchecked ring read a bogus record,
+    // overflow an index, or take room that is not there.
+    let garbage = [[8, u64::MAX - 3, 3, u64::MAX], [1000, 8, 1, 1], [0, 1 << 40, 1, 1], [2, 6, 1, 1], [0, 8, 100, 100]];
+    for words in garbage {
+        let q = Queue::<u64>::new().unwrap();
+        q.put(1).unwrap();
+        join_within(Builder::new(scribble_state, (q.clone(), words)).start().unwrap(), "the scribbler");
+        assert!(matches!(q.get_nowait(), Err(GetError::Corrupt(_))), "{words:?}: {:?}", q.get_nowait());
+        assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(GetError::Corrupt(_))), "{words:?}");
+        assert!(matches!(q.put_nowait(2), Err(PutError::Corrupt(2, _))), "{words:?}");
+        assert!(matches!(q.put(3), Err(PutError::Corrupt(3, _))), "{words:?}");
+        let _ = q.qsize();
+    }
+}

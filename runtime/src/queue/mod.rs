@@ -53,6 +53,9 @@ pub enum PutError<T> {
     /// The value could not be encoded (a value holding an OS handle, say);
     /// it took no room in the queue.
     Encode(T, String),
+    /// The queue's shared memory holds something no queue writes (another
+    /// program wrote to it); nothing was put.
+    Corrupt(T, String),
     /// The operating system refused (writing a spill file, say).
     Io(T, io::Error),
 }
@@ -69,7 +72,11 @@ impl<T> PutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(v) | PutError::Closed(v) | PutError::Encode(v, _) | PutError::Io(v, _) => v,
+            PutError::Full(v)
+            | PutError::Closed(v)
+            | PutError::Encode(v, _)
+            | PutError::Corrupt(v, _)
+            | PutError::Io(v, _) => v,
         }
     }
 
@@ -92,6 +99,7 @@ impl<T> fmt::Display for PutError<T> {
             PutError::Full(_) => f.write_str("the queue is full"),
             PutError::Closed(_) => f.write_str("the queue is closed"),
             PutError::Encode(_, e) => write!(f, "the value could not be encoded: {e}"),
+            PutError::Corrupt(_, e) => write!(f, "the queue's shared memory is corrupt: {e}"),
             PutError::Io(_, e) => write!(f, "{e}"),
         }
     }
@@ -103,6 +111,7 @@ impl<T> fmt::Debug for PutError<T> {
             PutError::Full(_) => f.write_str("Full(..)"),
             PutError::Closed(_) => f.write_str("Closed(..)"),
             PutError::Encode(_, e) => f.debug_tuple("Encode").field(&"..").field(e).finish(),
+            PutError::Corrupt(_, e) => f.debug_tuple("Corrupt").field(&"..").field(e).finish(),
             PutError::Io(_, e) => f.debug_tuple("Io").field(&"..").field(e).finish(),
         }
     }
@@ -217,6 +226,13 @@ pub enum TaskDoneError {
 /// queue then never sees its last handle drop. The shared memory itself
 /// is freed by the kernel when the last process holding it exits, however
 /// it exits.
+///
+/// Every process holding a queue can write to its shared memory, so a
+/// faulty or hostile one could break it, but not crash the others: the
+/// memfd is sealed (it can be neither shrunk, which would make the others'
+/// next access a SIGBUS, nor grown), and the shared indices are checked
+/// under the lock before they address anything. Garbage in them is
+/// [`GetError::Corrupt`] / [`PutError::Corrupt`] in every other process.
 ///
 /// A queue reaches another process only as an argument of a
 /// [`#[process_task]`](crate::process_task) (or a field of a process type),
@@ -405,6 +421,20 @@ impl<T> Queue<T> {
         self.ring.recoveries()
     }
 
+    /// The memfd holding the queue's shared memory. For tests.
+    #[doc(hidden)]
+    pub fn shared_memory_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ring.memfd()
+    }
+
+    /// Overwrites the queue's shared head, tail, item count and
+    /// unfinished-task count with `words`, through this process's mapping,
+    /// as a buggy or hostile peer could. For tests.
+    #[doc(hidden)]
+    pub fn scribble_shared_state(&self, words: [u64; 4]) {
+        self.ring.scribble_state(words)
+    }
+
     fn unfinished(&self) -> u64 {
         self.ring.unfinished()
     }
@@ -477,7 +507,7 @@ impl<T: Serialize> Queue<T> {
             Ok(()) => Ok(()),
             Err(RingError::WouldBlock) => Err(PutError::Full(value)),
             Err(RingError::Io(e)) => Err(PutError::Io(value, e)),
-            Err(RingError::Corrupt(m)) => Err(PutError::Io(value, io::Error::new(io::ErrorKind::InvalidData, m))),
+            Err(RingError::Corrupt(m)) => Err(PutError::Corrupt(value, m)),
         }
     }
 }

@@ -11,6 +11,11 @@
 //! it wrote beyond the tail are garbage nobody reads). The next locker gets
 //! `EOWNERDEAD`, marks the mutex consistent and carries on.
 //!
+//! The memfd is sealed against resizing, and the committed state is
+//! checked under the lock before it addresses the ring: any holder can
+//! write anything to the mapping, which must cost the others a `Corrupt`
+//! error at most, never a signal or an access outside the ring.
+//!
 //! Records in the ring are 4-byte aligned: a `u32` header (kind in the top
 //! two bits, payload length below) and the payload. An item is either
 //! inline, or a spill record naming a file that holds it; a pad record
@@ -69,6 +74,11 @@ pub(crate) const MAX_RING: usize = 1 << 30;
 /// (in hex) follows.
 const SPILL_PREFIX: &str = "multiproc-queue-";
 const SPILL_RANDOM: usize = 12;
+
+/// No committed index exceeds this: the ring would have to carry 4 EiB
+/// first. A larger one is corrupt, and below it index arithmetic cannot
+/// overflow.
+const MAX_INDEX: u64 = 1 << 62;
 
 /// Inline items leave `1 / RESERVE_DIVISOR` of the ring free, so that when
 /// the ring is otherwise full, references to spilled items still fit.
@@ -238,8 +248,11 @@ impl Ring {
             return Err(bad("bad magic"));
         }
         let capacity = h.capacity.load(Ordering::Relaxed);
-        if capacity + HEADER_LEN as u64 != len || capacity % 4096 != 0 {
+        if len.checked_sub(HEADER_LEN as u64) != Some(capacity) || capacity % 4096 != 0 {
             return Err(bad("inconsistent capacity"));
+        }
+        if !shm::is_sealed(fd.as_fd())? {
+            return Err(bad("its size is not sealed"));
         }
         if !counted {
             h.handles.fetch_add(1, Ordering::AcqRel);
@@ -328,6 +341,28 @@ impl Ring {
         }
     }
 
+    /// The committed state, checked: any process mapping the queue can
+    /// write anything into it, and every index is used to address the ring.
+    /// Only under the lock (so that it is exact).
+    fn checked_state(&self, _guard: &Guard<'_>) -> Result<Snapshot, RingError> {
+        let st = self.state();
+        let used = st.tail.checked_sub(st.head);
+        let problem = if st.head % ALIGN as u64 != 0 || st.tail % ALIGN as u64 != 0 {
+            "a misaligned index"
+        } else if st.tail > MAX_INDEX {
+            "an index past any the queue reaches"
+        } else if used.is_none_or(|used| used > self.capacity) {
+            "a head and tail further apart than the ring"
+        } else if used.is_some_and(|used| st.count > used / REC_HEADER as u64) {
+            "more items than records fit between head and tail"
+        } else if self.maxsize > 0 && st.count > self.maxsize {
+            "more items than the queue's maxsize"
+        } else {
+            return Ok(st);
+        };
+        Err(RingError::Corrupt(format!("{problem} (head {}, tail {}, count {})", st.head, st.tail, st.count)))
+    }
+
     /// Writes `new` into the spare slot and flips to it: the commit point.
     /// Only under the lock.
     fn commit(&self, _guard: &Guard<'_>, new: Snapshot) {
@@ -392,7 +427,7 @@ impl Ring {
             let Some(guard) = self.lock_until(lock_deadline(deadline))? else {
                 return Err(RingError::WouldBlock);
             };
-            let st = self.state();
+            let st = self.checked_state(&guard)?;
             let room_for_count = self.maxsize == 0 || st.count < self.maxsize;
             if room_for_count {
                 let record: &[u8] = match &spill {
@@ -479,7 +514,8 @@ impl Ring {
         }
         new.tail += rec;
         new.count += 1;
-        new.unfinished += 1;
+        // (Saturating: the shared count may be garbage.)
+        new.unfinished = new.unfinished.saturating_add(1);
         Some(new)
     }
 
@@ -503,7 +539,7 @@ impl Ring {
             let Some(guard) = self.lock_until(lock_deadline(deadline))? else {
                 return Err(RingError::WouldBlock);
             };
-            let st = self.state();
+            let st = self.checked_state(&guard)?;
             if st.count > 0 {
                 let (taken, new) = self.take(&guard, st)?;
                 self.commit(&guard, new);
@@ -587,7 +623,10 @@ impl Ring {
     pub(crate) fn task_done(&self) -> io::Result<bool> {
         let h = self.header();
         let guard = self.lock_until(Some(Instant::now() + LOCK_BOUND))?.ok_or_else(lock_timed_out)?;
-        let mut st = self.state();
+        let mut st = self.checked_state(&guard).map_err(|e| match e {
+            RingError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+        })?;
         if st.unfinished == 0 {
             return Ok(false);
         }
@@ -657,12 +696,28 @@ impl Ring {
         }
     }
 
+    /// Test hook: the memfd behind the ring.
+    pub(crate) fn memfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Test hook: overwrites both state slots (head, tail, count,
+    /// unfinished) with `words`, as a buggy or hostile peer could.
+    pub(crate) fn scribble_state(&self, words: [u64; 4]) {
+        for s in &self.header().states {
+            s.head.store(words[0], Ordering::Relaxed);
+            s.tail.store(words[1], Ordering::Relaxed);
+            s.count.store(words[2], Ordering::Relaxed);
+            s.unfinished.store(words[3], Ordering::Relaxed);
+        }
+    }
+
     /// Removes the spill files still named in the ring (the last handle is
     /// going away, so nobody will read them).
     /// Gives up, leaving them, if the lock stays held for [`LOCK_BOUND`].
     fn remove_spills(&self) {
         let Ok(Some(guard)) = self.lock_until(Some(Instant::now() + LOCK_BOUND)) else { return };
-        let mut st = self.state();
+        let Ok(mut st) = self.checked_state(&guard) else { return };
         while st.count > 0 {
             match self.take(&guard, st) {
                 Ok((Taken::File(..), new)) | Ok((Taken::Inline(_), new)) | Ok((Taken::Lost, new)) => st = new,

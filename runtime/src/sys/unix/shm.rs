@@ -13,19 +13,32 @@ use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
+use nix::fcntl::{AT_FDCWD, AtFlags, FcntlArg, OFlag, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use nix::time::{ClockId, clock_gettime};
 
+/// The seals every queue memfd carries: its size is fixed (a holder that
+/// shrank it would kill every other holder with SIGBUS at its next access)
+/// and no seal can be added later (one against writing would stop new
+/// holders from mapping it).
+const SEALS: SealFlag = SealFlag::F_SEAL_SHRINK.union(SealFlag::F_SEAL_GROW).union(SealFlag::F_SEAL_SEAL);
+
 /// An anonymous shared-memory file of `len` bytes (zero-filled),
-/// close-on-exec.
+/// close-on-exec, sealed against any change of size ([`is_sealed`]).
 pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
     // A name with a NUL in it is EINVAL (`InvalidInput`).
-    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
     let len = libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     nix::unistd::ftruncate(&fd, len)?;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(SEALS))?;
     Ok(fd)
+}
+
+/// Whether `fd` carries the seals [`memfd`] adds.
+pub(crate) fn is_sealed(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
+    Ok(seals.contains(SEALS))
 }
 
 /// The size of the file behind `fd`.
