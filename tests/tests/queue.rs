@@ -337,24 +337,25 @@ fn stall_in_big_put(q: Queue<Vec<u8>>, len: usize, signal: Connection<(), WriteO
 }
 
 #[test]
-fn a_producer_killed_mid_put_of_a_spilled_item_leaves_no_file() {
+fn a_producer_killed_mid_put_of_a_spilled_item_leaves_no_item_and_no_file() {
     const LEN: usize = 200_003; // encodes to a size no other test uses
     let size = LEN as u64 + 5;
     let q = Queue::<Vec<u8>>::with_ring_size(0, 64 * 1024).unwrap();
+    q.put(vec![2; LEN]).unwrap();
     let (ready, signal) = pipe_one_way().unwrap();
     let child = Builder::new(stall_in_big_put, (q.clone(), LEN, signal)).daemon(true).start().unwrap();
     assert!(ready.poll(Some(LONG)).unwrap());
     ready.recv().unwrap();
-    assert_eq!(spill_files_of_size(size).len(), 1, "the file is named");
+    // The child sent its item's memory and holds the lock, uncommitted.
     child.kill().unwrap();
     child.wait().unwrap();
-    // The next lock holder sees the dead owner's uncommitted file and
-    // removes it.
-    q.put(vec![1]).unwrap();
+    q.put(vec![3; LEN]).unwrap();
     assert!(q.lock_recoveries() >= 1);
-    assert_eq!(spill_files_of_size(size).len(), 0);
-    assert_eq!(q.get_nowait().unwrap(), [1]);
+    // The dead producer's item never appears; the ones around it do.
+    assert_eq!(q.get_nowait().unwrap(), vec![2; LEN]);
+    assert_eq!(q.get_nowait().unwrap(), vec![3; LEN]);
     assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
+    assert_eq!(spill_files_of_size(size).len(), 0);
 }
 
 #[test]
@@ -601,18 +602,19 @@ fn spill_files_of_size(size: u64) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn spill_files_nobody_got_are_removed_with_the_last_handle() {
+fn spilled_items_from_several_processes_arrive_whole_and_leave_no_file() {
     const LEN: usize = 300_001; // encodes to a size no other test uses
     let q = Queue::<Vec<u8>>::with_ring_size(0, 64 * 1024).unwrap();
     let child = Builder::new(put_big, (q.clone(), LEN)).start().unwrap();
     join_within(child, "the producer");
     q.put(vec![1; LEN]).unwrap();
     let size = LEN as u64 + 5; // and bincode's length prefix
-    assert_eq!(spill_files_of_size(size).len(), 2);
-    assert_eq!(q.get().unwrap().len(), LEN);
-    assert_eq!(spill_files_of_size(size).len(), 1, "get removes its file");
+    assert_eq!(spill_files_of_size(size).len(), 0, "spilled items have no name");
+    let first = q.get().unwrap();
+    assert!(first.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    assert_eq!(q.get().unwrap(), vec![1; LEN]);
+    q.put(vec![4; LEN]).unwrap();
     drop(q);
-    assert_eq!(spill_files_of_size(size).len(), 0, "drop removes the rest");
 }
 
 #[test]
@@ -728,4 +730,87 @@ fn a_peer_scribbling_over_the_shared_indices_is_a_typed_error_in_the_others() {
         assert!(matches!(q.put(3), Err(PutError::Corrupt(3, _))), "{words:?}");
         let _ = q.qsize();
     }
+}
+
+// ------------------------------------------------------------ spills outlive nobody
+
+/// The spill files under /dev/shm (the queue's name prefix) of one test,
+/// told apart from other tests' by their size.
+fn spill_file_count(size: u64) -> usize {
+    spill_files_of_size(size).len()
+}
+
+#[process_task]
+fn put_big_items_then_wait(q: Queue<Vec<u8>>, len: usize, n: usize, done: Connection<(), WriteOnly>) {
+    for i in 0..n {
+        q.put(vec![i as u8; len]).unwrap();
+    }
+    done.send(&()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[process_task]
+fn hold_queue(_q: Queue<Vec<u8>>, ready: Connection<(), WriteOnly>) {
+    ready.send(&()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn no_spill_file_outlives_a_queue_whose_holders_were_all_killed() {
+    const LEN: usize = 400_009; // encodes to a size no other test uses
+    let size = LEN as u64 + 5;
+    let before = spill_file_count(size);
+    let q = Queue::<Vec<u8>>::with_ring_size(0, 64 * 1024).unwrap();
+    let (produced, done) = pipe_one_way().unwrap();
+    let (held, ready) = pipe_one_way().unwrap();
+    let producer = Builder::new(put_big_items_then_wait, (q.clone(), LEN, 3, done)).daemon(true).start().unwrap();
+    let holder = Builder::new(hold_queue, (q.clone(), ready)).daemon(true).start().unwrap();
+    assert!(produced.poll(Some(LONG)).unwrap() && held.poll(Some(LONG)).unwrap());
+    assert_eq!(q.qsize(), 3);
+    // This process lets go; the producer and the other holder are killed.
+    drop(q);
+    producer.kill().unwrap();
+    holder.kill().unwrap();
+    producer.wait().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(spill_file_count(size), before, "spill files left in /dev/shm");
+}
+
+#[process_task]
+fn group_with_big_items_queued(len: usize, ready: Connection<u32, WriteOnly>) {
+    // libc: the tests do not depend on nix.
+    // SAFETY: setpgid(2) on this process: it leads a new process group,
+    // which the producer it starts joins.
+    assert_eq!(unsafe { libc::setpgid(0, 0) }, 0);
+    let q = Queue::<Vec<u8>>::with_ring_size(0, 64 * 1024).unwrap();
+    let (produced, done) = pipe_one_way().unwrap();
+    let producer = Builder::new(put_big_items_then_wait, (q.clone(), len, 3, done)).daemon(true).start().unwrap();
+    assert!(produced.poll(Some(LONG)).unwrap());
+    assert_eq!(q.qsize(), 3);
+    ready.send(&producer.pid()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn no_spill_file_outlives_a_program_group_stopped_by_ctrl_c() {
+    const LEN: usize = 500_009; // encodes to a size no other test uses
+    let size = LEN as u64 + 5;
+    let before = spill_file_count(size);
+    let (ready, tell) = pipe_one_way().unwrap();
+    let leader = Builder::new(group_with_big_items_queued, (LEN, tell)).start().unwrap();
+    assert!(ready.poll(Some(LONG)).unwrap());
+    let producer = ready.recv().unwrap();
+    // Ctrl-C: SIGINT to the whole group.
+    // libc: the tests do not depend on nix.
+    // SAFETY: kill(2) of the process group this test's child leads.
+    assert_eq!(unsafe { libc::kill(-(leader.pid() as libc::pid_t), libc::SIGINT) }, 0);
+    assert_eq!(leader.join_timeout(LONG).unwrap().map(|s| s.exitcode()), Some(-2));
+    assert!(eventually(LONG, || !multiproc_tests::process_running(producer)), "the producer outlived SIGINT");
+    assert_eq!(spill_file_count(size), before, "spill files left in /dev/shm");
 }

@@ -56,7 +56,7 @@ pub enum PutError<T> {
     /// The queue's shared memory holds something no queue writes (another
     /// program wrote to it); nothing was put.
     Corrupt(T, String),
-    /// The operating system refused (writing a spill file, say).
+    /// The operating system refused (making the memory for a spilled item, say).
     Io(T, io::Error),
 }
 
@@ -145,7 +145,7 @@ pub enum GetError {
     /// program wrote to it).
     #[error("the queue's shared memory is corrupt: {0}")]
     Corrupt(String),
-    /// The operating system refused (reading a spill file, say).
+    /// The operating system refused (receiving a spilled item, say).
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -200,32 +200,26 @@ pub enum TaskDoneError {
 ///   non-blocking calls: `put_nowait` and `get_nowait` only *try* the lock
 ///   and answer `Full` / `Empty` at once when it is taken (as Python's do);
 ///   `task_done` gives up after 5 seconds with an `Io` error of kind
-///   `TimedOut`, and so does the clean-up of the last handle (see below).
+///   `TimedOut`. Dropping a handle takes no lock.
 /// - **A producer never waits at exit for a reader.** Joining a child that
 ///   put a large item before anyone got it does not deadlock.
 ///
 /// Items too large for the ring (over half of it), and items that find the
 /// ring full while the queue is not full (below its `maxsize`, or
-/// unbounded), are written to a file in `/dev/shm` (created exclusively,
-/// mode 0600, random name, `multiproc-queue-…`) and only a 24-byte
-/// reference goes through the ring; the consumer removes the file. Inline items leave an eighth of
-/// the ring free for such references, so an unbounded queue with the
-/// default 1 MiB ring accepts about 5,000 spilled items beyond a full
-/// ring; past that, `put` waits for a `get` (and `put_nowait` reports
-/// `Full`) rather than grow without limit.
+/// unbounded), are *spilled*: written to a memfd of their own (anonymous
+/// memory with no name in any file system), which travels to the consumer
+/// over a socket pair that belongs to the queue, while only a 20-byte
+/// reference goes through the ring. Nothing spilled has a name: whatever
+/// is still queued when the last process holding the queue exits, however
+/// it exits (SIGKILL, Ctrl-C), is freed by the kernel with the queue's
+/// sockets, as the shared memory is. Nothing is ever left in `/dev/shm`.
 ///
-/// A spill file gets its name only under the lock, just before the item
-/// is committed, and a process that takes the lock over from a dead owner
-/// removes a file the owner named but did not commit: a producer killed in
-/// the middle of `put` leaves no file behind. When the last handle to a
-/// queue is dropped, the files of items nobody got are removed (unless the
-/// queue's lock stays held for 5 seconds, by a stopped process: then the
-/// drop returns and leaves them). What can
-/// be left behind: the files still queued when a handle was lost to a
-/// SIGKILL (or was encoded for a child that never started), since the
-/// queue then never sees its last handle drop. The shared memory itself
-/// is freed by the kernel when the last process holding it exits, however
-/// it exits.
+/// Inline items leave an eighth of the ring free for references, and the
+/// socket holds a limited number of spilled items in flight (a few hundred
+/// with the kernel's default `net.core.wmem_max`; descriptors in flight
+/// also count against the sender's `RLIMIT_NOFILE`). Past either limit,
+/// `put` waits for a `get` (and `put_nowait` reports `Full`) rather than
+/// grow without limit.
 ///
 /// Every process holding a queue can write to its shared memory, so a
 /// faulty or hostile one could break it, but not crash the others: the
@@ -303,12 +297,12 @@ impl<T> Queue<T> {
     /// holds `ring_bytes` bytes (rounded up to a page, between 4 KiB and
     /// 1 GiB; the default is [`DEFAULT_RING_SIZE`]). Items over half the
     /// ring, and items that find the ring full while the queue is not, go
-    /// through a file instead. The ring's pages are only allocated as they
+    /// through a memfd of their own instead. The ring's pages are only allocated as they
     /// are first used.
     ///
     /// ```
     /// let q = multiproc::Queue::with_ring_size(0, 64 * 1024)?;
-    /// q.put(vec![7u8; 100_000])?; // larger than the ring: spilled to a file
+    /// q.put(vec![7u8; 100_000])?; // larger than the ring: spilled
     /// assert_eq!(q.get()?.len(), 100_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -610,7 +604,7 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
-/// Encodes the queue as an index into the handle table of a child being
+/// Encodes the queue as indices into the handle table of a child being
 /// started; only possible while a task's arguments are encoded. Anywhere
 /// else it is an error.
 ///
@@ -622,8 +616,11 @@ impl<T> fmt::Debug for Queue<T> {
 /// ```
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let index = handles::share(|| self.ring.share()).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_u32(index)
+        let mut indices = [0u32; 3];
+        for (index, fd) in indices.iter_mut().zip(self.ring.fds()) {
+            *index = handles::share(|| fd.try_clone_to_owned()).map_err(serde::ser::Error::custom)?;
+        }
+        indices.serialize(serializer)
     }
 }
 
@@ -654,9 +651,10 @@ impl<T> Serialize for Queue<T> {
 /// ```
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let index = u32::deserialize(deserializer)?;
-        let fd = handles::claim(index).map_err(serde::de::Error::custom)?;
-        let ring = Ring::attach(fd, true).map_err(serde::de::Error::custom)?;
+        let indices = <[u32; 3]>::deserialize(deserializer)?;
+        let [fd, tx, rx] = indices.map(handles::claim);
+        let claimed = |fd: Result<_, String>| fd.map_err(serde::de::Error::custom);
+        let ring = Ring::attach(claimed(fd)?, claimed(tx)?, claimed(rx)?).map_err(serde::de::Error::custom)?;
         Ok(Queue::from_ring(ring))
     }
 }

@@ -20,14 +20,21 @@
 //! two bits, payload length below) and the payload. An item is either
 //! inline, or a spill record naming a file that holds it; a pad record
 //! skips to the end of the ring when a record would not fit before it.
-//! Inline items leave an eighth of the ring free for spill records. A
-//! spill file is written nameless (`O_TMPFILE`) outside the lock and
-//! linked under its random name under the lock, just before the commit,
-//! with the name noted in the header: a recovering locker removes it if
-//! the dead owner did not commit. A consumer opens and unlinks the file
-//! under the lock before committing its removal; if it dies in between, the
-//! next consumer finds the file gone and skips the record (the item went
-//! with the dead consumer).
+//! Inline items leave an eighth of the ring free for spill records.
+//!
+//! A spilled item is written to a memfd outside the lock; under the lock,
+//! the producer takes the next spill sequence number, writes a spill
+//! record (length and sequence number), sends the memfd with the sequence
+//! number through the queue's socket pair, and commits. Everything in
+//! flight belongs to the sockets, which every holder has: nothing has a
+//! name, and when the last holder exits, however it exits, the kernel
+//! frees it all. Datagrams reach the socket in sequence order (they are
+//! sent under the lock), which is ring order. A consumer taking a spill
+//! record `s` first notes in the header that every datagram up to `s` is
+//! claimed, then receives datagrams until `s`, dropping older ones: those
+//! of producers that died between sending and committing. A record older
+//! than the claim mark belonged to a consumer that died between claiming
+//! and committing: the item went with it, and the record is skipped.
 //!
 //! Sleeping uses futex words next to the state: consumers wait on
 //! `put_seq`, bounded putters on `get_seq`, `join` on `join_seq`. Each is
@@ -40,13 +47,12 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys::imp::shm::{self, Locked, Mapping};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"MPQUEUE1");
+const MAGIC: u64 = u64::from_le_bytes(*b"MPQUEUE2");
 const HEADER_LEN: usize = 4096;
 const ALIGN: usize = 4;
 const REC_HEADER: usize = 4;
@@ -70,10 +76,8 @@ const SPIN: Duration = Duration::from_micros(30);
 pub(crate) const MIN_RING: usize = 4096;
 pub(crate) const MAX_RING: usize = 1 << 30;
 
-/// The spill files' name prefix; a random part of [`SPILL_RANDOM`] bytes
-/// (in hex) follows.
-const SPILL_PREFIX: &str = "multiproc-queue-";
-const SPILL_RANDOM: usize = 12;
+/// A spill record's payload: the item's length and its sequence number.
+const SPILL_RECORD: usize = 16;
 
 /// No committed index exceeds this: the ring would have to carry 4 EiB
 /// first. A larger one is corrupt, and below it index arithmetic cannot
@@ -109,18 +113,14 @@ struct Header {
     magic: AtomicU64,
     capacity: AtomicU64,
     maxsize: AtomicU64,
-    /// Handles (mappings plus handles in flight to children) that may
-    /// still use the queue; the last one to drop removes spill files.
-    handles: AtomicU64,
     /// How many times a lock was taken over from a dead owner.
     recoveries: AtomicU64,
-    /// Set under the lock while a put names a spill file and commits: the
-    /// file's random name part and the tail the commit will set. A lock
-    /// recovered from a dead owner removes the file unless the commit
-    /// happened.
-    pending_spill: AtomicU32,
-    pending_random: (AtomicU64, AtomicU32),
-    pending_tail: AtomicU64,
+    /// The next spilled item's sequence number (taken under the lock, not
+    /// part of the commit: a number a dead producer took stays used).
+    spill_seq: AtomicU64,
+    /// Every datagram numbered below this was received, or claimed by a
+    /// consumer about to receive it (under the lock).
+    spill_claimed: AtomicU64,
     mutex: Line<UnsafeCell<libc::pthread_mutex_t>>,
     current: Line<AtomicU32>,
     states: [State; 2],
@@ -156,9 +156,12 @@ impl From<io::Error> for RingError {
 pub(crate) struct Ring {
     map: Mapping,
     fd: OwnedFd,
+    /// The socket pair spilled items travel through: sent on `tx`,
+    /// received on `rx`.
+    tx: OwnedFd,
+    rx: OwnedFd,
     capacity: u64,
     maxsize: u64,
-    spill_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Ring {
@@ -225,17 +228,16 @@ impl Ring {
         let h = unsafe { &*map.ptr().cast::<Header>() };
         h.capacity.store(capacity as u64, Ordering::Relaxed);
         h.maxsize.store(maxsize, Ordering::Relaxed);
-        h.handles.store(1, Ordering::Relaxed);
         // SAFETY: the mutex's memory is ours alone until the magic is set.
         unsafe { shm::mutex_init(h.mutex.0.get())? };
         h.magic.store(MAGIC, Ordering::Release);
-        Ok(Ring { map, fd, capacity: capacity as u64, maxsize, spill_dir: shm::spill_dir() })
+        let (tx, rx) = shm::spill_socket()?;
+        Ok(Ring { map, fd, tx, rx, capacity: capacity as u64, maxsize })
     }
 
-    /// Maps a ring some other process created, from its memfd. `counted`
-    /// says whether this handle was already counted in the header's handle
-    /// count (by the parent, when it passed the queue).
-    pub(crate) fn attach(fd: OwnedFd, counted: bool) -> io::Result<Ring> {
+    /// Maps a ring some other process created, from its memfd and the two
+    /// ends of its spill socket pair.
+    pub(crate) fn attach(fd: OwnedFd, tx: OwnedFd, rx: OwnedFd) -> io::Result<Ring> {
         let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a multiproc queue: {what}"));
         let len = shm::file_len(fd.as_fd())?;
         if len < HEADER_LEN as u64 + MIN_RING as u64 || len > (HEADER_LEN + MAX_RING) as u64 {
@@ -254,20 +256,17 @@ impl Ring {
         if !shm::is_sealed(fd.as_fd())? {
             return Err(bad("its size is not sealed"));
         }
-        if !counted {
-            h.handles.fetch_add(1, Ordering::AcqRel);
+        if !shm::is_datagram_socket(tx.as_fd())? || !shm::is_datagram_socket(rx.as_fd())? {
+            return Err(bad("its spill sockets are not datagram sockets"));
         }
         let maxsize = h.maxsize.load(Ordering::Relaxed);
-        Ok(Ring { map, fd, capacity, maxsize, spill_dir: shm::spill_dir() })
+        Ok(Ring { map, fd, tx, rx, capacity, maxsize })
     }
 
-    /// A duplicate of the memfd for a child, counting the child's future
-    /// handle now, so the queue's spill files outlive this process if the
-    /// child is still to attach.
-    pub(crate) fn share(&self) -> io::Result<OwnedFd> {
-        let fd = self.fd.try_clone()?;
-        self.header().handles.fetch_add(1, Ordering::AcqRel);
-        Ok(fd)
+    /// The descriptors a child needs to attach: the memfd and the spill
+    /// socket pair's two ends, in [`attach`](Ring::attach)'s order.
+    pub(crate) fn fds(&self) -> [std::os::fd::BorrowedFd<'_>; 3] {
+        [self.fd.as_fd(), self.tx.as_fd(), self.rx.as_fd()]
     }
 
     fn header(&self) -> &Header {
@@ -310,15 +309,8 @@ impl Ring {
         let guard = Guard { ring: self };
         if how == Locked::OwnerDied {
             h.recoveries.fetch_add(1, Ordering::Relaxed);
-            if h.pending_spill.swap(0, Ordering::Relaxed) != 0
-                && self.state().tail != h.pending_tail.load(Ordering::Relaxed)
-            {
-                // The dead owner named a spill file but did not commit it.
-                let mut random = [0u8; SPILL_RANDOM];
-                random[..8].copy_from_slice(&h.pending_random.0.load(Ordering::Relaxed).to_le_bytes());
-                random[8..].copy_from_slice(&h.pending_random.1.load(Ordering::Relaxed).to_le_bytes());
-                let _ = std::fs::remove_file(Spill::path(&self.spill_dir, &random));
-            }
+            // (A spilled item the dead owner sent but did not commit is
+            // dropped by the consumer that next receives past it.)
             // The dead owner may have committed without waking anyone.
             for seq in [&h.put_seq.0, &h.get_seq.0, &h.join_seq.0] {
                 seq.fetch_add(1, Ordering::Release);
@@ -347,7 +339,7 @@ impl Ring {
     fn checked_state(&self, _guard: &Guard<'_>) -> Result<Snapshot, RingError> {
         let st = self.state();
         let used = st.tail.checked_sub(st.head);
-        let problem = if st.head % ALIGN as u64 != 0 || st.tail % ALIGN as u64 != 0 {
+        let problem = if !st.head.is_multiple_of(ALIGN as u64) || !st.tail.is_multiple_of(ALIGN as u64) {
             "a misaligned index"
         } else if st.tail > MAX_INDEX {
             "an index past any the queue reaches"
@@ -411,16 +403,17 @@ impl Ring {
 
     /// Puts one encoded item. `block == false` fails at once when there is
     /// no room; otherwise waits up to `timeout` (`None`: forever).
-    /// On `WouldBlock` nothing was put (and no spill file is left: it only
-    /// gets a name under the lock, just before the commit).
+    /// On `WouldBlock` nothing was put. Besides a full queue or ring, a
+    /// spill socket with no room for another datagram, or a user with too
+    /// many descriptors in flight (`RLIMIT_NOFILE`), is no room.
     pub(crate) fn put(&self, bytes: &[u8], block: bool, timeout: Option<Duration>) -> Result<(), RingError> {
         let deadline = deadline(block, timeout);
         let inline_len = record_len(bytes.len());
-        // Items over half the ring always go to a file, written before the
-        // lock is taken.
+        // Items over half the ring always spill, written before the lock
+        // is taken.
         let mut spill: Option<Spill> = None;
         if inline_len > self.capacity / 2 {
-            spill = Some(Spill::write(self, bytes)?);
+            spill = Some(Spill::write(bytes)?);
         }
         loop {
             let h = self.header();
@@ -430,36 +423,33 @@ impl Ring {
             let st = self.checked_state(&guard)?;
             let room_for_count = self.maxsize == 0 || st.count < self.maxsize;
             if room_for_count {
+                if let Some(s) = &mut spill {
+                    s.number(h.spill_seq.fetch_add(1, Ordering::Relaxed));
+                }
                 let record: &[u8] = match &spill {
                     Some(s) => &s.record,
                     None => bytes,
                 };
                 let kind = if spill.is_some() { KIND_SPILL } else { KIND_ITEM };
                 if let Some(new) = self.place(&guard, st, kind, record) {
-                    if let Some(s) = &mut spill {
-                        match s.name(self, &guard, new.tail) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                                s.reroll()?;
-                                continue;
-                            }
-                            Err(e) => return Err(e.into()),
+                    let sent = match &spill {
+                        Some(s) => s.send(self, &guard, st.count)?,
+                        None => true,
+                    };
+                    if sent {
+                        self.commit(&guard, new);
+                        h.put_seq.0.fetch_add(1, Ordering::SeqCst);
+                        drop(guard);
+                        if wake_needed(&h.get_waiters) {
+                            shm::futex_wake_all(&h.put_seq.0);
                         }
+                        return Ok(());
                     }
-                    self.commit(&guard, new);
-                    h.pending_spill.store(0, Ordering::Relaxed);
-                    h.put_seq.0.fetch_add(1, Ordering::SeqCst);
+                } else if spill.is_none() {
+                    // The ring is full but the queue is not: the item
+                    // spills (written without holding the lock).
                     drop(guard);
-                    if wake_needed(&h.get_waiters) {
-                        shm::futex_wake_all(&h.put_seq.0);
-                    }
-                    return Ok(());
-                }
-                if spill.is_none() {
-                    // The ring is full but the queue is not: the item goes
-                    // to a file (written without holding the lock).
-                    drop(guard);
-                    spill = Some(Spill::write(self, bytes)?);
+                    spill = Some(Spill::write(bytes)?);
                     continue;
                 }
             }
@@ -602,11 +592,10 @@ impl Ring {
             let taken = match kind {
                 KIND_ITEM => Taken::Inline(payload),
                 KIND_SPILL => {
-                    let (item_len, path) = Spill::parse(self, &payload)?;
-                    match shm::spill_take(&path) {
-                        Ok(file) => Taken::File(file, item_len),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => Taken::Lost,
-                        Err(e) => return Err(e.into()),
+                    let (item_len, seq) = Spill::parse(&payload)?;
+                    match self.receive(seq)? {
+                        Some(file) => Taken::File(file, item_len),
+                        None => Taken::Lost,
                     }
                 }
                 other => return Err(RingError::Corrupt(format!("unknown record kind {other}"))),
@@ -617,6 +606,38 @@ impl Ring {
             }
             return Ok((taken, new));
         }
+    }
+
+    /// Receives spilled item `seq`'s memfd (under the lock, for a spill
+    /// record about to be removed); `None` if a consumer that died had
+    /// claimed it (the item went with that consumer).
+    fn receive(&self, seq: u64) -> Result<Option<std::fs::File>, RingError> {
+        let h = self.header();
+        if seq < h.spill_claimed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        // Claimed before it is received: if this process dies in between,
+        // the next consumer skips the record, and drops the datagram as
+        // stale when it receives past it.
+        h.spill_claimed.store(seq.saturating_add(1), Ordering::Relaxed);
+        loop {
+            match shm::spill_recv(self.rx.as_fd())? {
+                // Sent by a producer that died before committing, or
+                // claimed by a consumer that died before receiving it.
+                Some((n, _)) if n < seq => continue,
+                Some((n, Some(file))) if n == seq => return Ok(Some(file)),
+                Some((n, _)) => {
+                    return Err(RingError::Corrupt(format!("spilled item {seq} is missing (found item {n})")));
+                }
+                None => return Err(RingError::Corrupt(format!("spilled item {seq} is missing"))),
+            }
+        }
+    }
+
+    /// Drops every datagram in the spill socket. Only under the lock, with
+    /// no item in the queue: nothing in the socket is then referenced.
+    fn drop_stale_spills(&self, _guard: &Guard<'_>) {
+        while let Ok(Some(_)) = shm::spill_recv(self.rx.as_fd()) {}
     }
 
     /// Marks one task done; false if none was unfinished.
@@ -663,16 +684,16 @@ impl Ring {
 
     /// Test hook: takes the lock, writes `bytes` as an item beyond the tail
     /// without committing it, runs `signal`, and hangs (to be killed).
-    /// An item over half the ring is stalled after its spill file got its
-    /// name.
+    /// An item over half the ring is stalled after its memfd was sent.
     pub(crate) fn stall_mid_put(&self, bytes: &[u8], signal: impl FnOnce()) -> ! {
-        let spill =
-            (record_len(bytes.len()) > self.capacity / 2).then(|| Spill::write(self, bytes).expect("a spill file"));
+        let mut spill =
+            (record_len(bytes.len()) > self.capacity / 2).then(|| Spill::write(bytes).expect("a spilled item"));
         let guard = self.lock().expect("the queue's lock");
-        match &spill {
+        match &mut spill {
             Some(s) => {
-                let new = self.place(&guard, self.state(), KIND_SPILL, &s.record);
-                s.name(self, &guard, new.expect("room for a reference").tail).expect("a name for the spill file");
+                s.number(self.header().spill_seq.fetch_add(1, Ordering::Relaxed));
+                self.place(&guard, self.state(), KIND_SPILL, &s.record).expect("room for a reference");
+                assert!(s.send(self, &guard, self.state().count).expect("the spill socket"), "room in the socket");
             }
             None => drop(self.place(&guard, self.state(), KIND_ITEM, bytes)),
         }
@@ -711,29 +732,6 @@ impl Ring {
             s.unfinished.store(words[3], Ordering::Relaxed);
         }
     }
-
-    /// Removes the spill files still named in the ring (the last handle is
-    /// going away, so nobody will read them).
-    /// Gives up, leaving them, if the lock stays held for [`LOCK_BOUND`].
-    fn remove_spills(&self) {
-        let Ok(Some(guard)) = self.lock_until(Some(Instant::now() + LOCK_BOUND)) else { return };
-        let Ok(mut st) = self.checked_state(&guard) else { return };
-        while st.count > 0 {
-            match self.take(&guard, st) {
-                Ok((Taken::File(..), new)) | Ok((Taken::Inline(_), new)) | Ok((Taken::Lost, new)) => st = new,
-                Err(_) => break,
-            }
-        }
-        self.commit(&guard, st);
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        if self.header().handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.remove_spills();
-        }
-    }
 }
 
 enum Taken {
@@ -742,63 +740,60 @@ enum Taken {
     Lost,
 }
 
-/// An item written to a nameless spill file, not yet referenced by the
-/// ring.
+/// An item written to a memfd, not yet referenced by the ring.
 struct Spill {
     file: std::fs::File,
-    random: [u8; SPILL_RANDOM],
-    /// The spill record's payload: the item's length, then `random`.
+    seq: u64,
+    /// The spill record's payload: the item's length, then `seq`.
     record: Vec<u8>,
 }
 
 impl Spill {
-    fn path(dir: &Path, random: &[u8]) -> PathBuf {
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        dir.join(format!("{SPILL_PREFIX}{hex}"))
+    /// Writes `bytes` to a new memfd.
+    fn write(bytes: &[u8]) -> io::Result<Spill> {
+        let file = shm::spill_memfd(bytes)?;
+        let mut record = Vec::with_capacity(SPILL_RECORD);
+        record.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        record.extend_from_slice(&0u64.to_le_bytes());
+        Ok(Spill { file, seq: 0, record })
     }
 
-    /// Writes `bytes` to a new nameless file.
-    fn write(ring: &Ring, bytes: &[u8]) -> io::Result<Spill> {
-        let file = shm::spill_tmpfile(&ring.spill_dir, bytes)?;
-        let mut s = Spill { file, random: [0; SPILL_RANDOM], record: (bytes.len() as u64).to_le_bytes().to_vec() };
-        s.reroll()?;
-        Ok(s)
+    /// Gives the item the sequence number `seq` (taken under the lock).
+    fn number(&mut self, seq: u64) {
+        self.seq = seq;
+        self.record[8..].copy_from_slice(&seq.to_le_bytes());
     }
 
-    /// Picks a fresh random name.
-    fn reroll(&mut self) -> io::Result<()> {
-        getrandom::fill(&mut self.random).map_err(|e| io::Error::other(e.to_string()))?;
-        self.record.truncate(8);
-        self.record.extend_from_slice(&self.random);
-        Ok(())
-    }
-
-    /// Names the file, under the lock, noting the name in the header so
-    /// that the file is removed if this process dies before committing
-    /// the tail `new_tail`.
-    fn name(&self, ring: &Ring, _guard: &Guard<'_>, new_tail: u64) -> io::Result<()> {
-        let h = ring.header();
-        let (lo, hi) = self.random.split_at(8);
-        h.pending_random.0.store(u64::from_le_bytes(lo.try_into().expect("8 bytes")), Ordering::Relaxed);
-        h.pending_random.1.store(u32::from_le_bytes(hi.try_into().expect("4 bytes")), Ordering::Relaxed);
-        h.pending_tail.store(new_tail, Ordering::Relaxed);
-        h.pending_spill.store(1, Ordering::Release);
-        let named = shm::spill_link(&self.file, &Spill::path(&ring.spill_dir, &self.random));
-        if named.is_err() {
-            h.pending_spill.store(0, Ordering::Relaxed);
+    /// Sends the memfd through the queue's spill socket, under the lock,
+    /// just before the commit. False if there is no room for it now (the
+    /// socket is full, or this user has too many descriptors in flight);
+    /// with `count == 0` items queued, whatever is in the socket is stale
+    /// and is dropped first.
+    fn send(&self, ring: &Ring, guard: &Guard<'_>, count: u64) -> io::Result<bool> {
+        let no_room =
+            |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ETOOMANYREFS);
+        match shm::spill_send(ring.tx.as_fd(), self.seq, &self.file) {
+            Ok(()) => Ok(true),
+            Err(e) if no_room(&e) && count == 0 => {
+                ring.drop_stale_spills(guard);
+                match shm::spill_send(ring.tx.as_fd(), self.seq, &self.file) {
+                    Ok(()) => Ok(true),
+                    Err(e) if no_room(&e) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) if no_room(&e) => Ok(false),
+            Err(e) => Err(e),
         }
-        named
     }
 
-    /// The item's length and file, from a spill record.
-    fn parse(ring: &Ring, payload: &[u8]) -> Result<(usize, PathBuf), RingError> {
+    /// The item's length and sequence number, from a spill record.
+    fn parse(payload: &[u8]) -> Result<(usize, u64), RingError> {
         let corrupt = || RingError::Corrupt("a malformed spill record".into());
-        let (len, random) = payload.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        if random.len() != SPILL_RANDOM {
-            return Err(corrupt());
-        }
+        let (len, seq) = payload.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let seq: [u8; 8] = seq.try_into().map_err(|_| corrupt())?;
         let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| corrupt())?;
-        Ok((len, Spill::path(&ring.spill_dir, random)))
+        Ok((len, u64::from_le_bytes(seq)))
     }
 }
 
@@ -894,6 +889,27 @@ mod tests {
     }
 
     #[test]
+    fn spilled_items_are_bounded_and_all_come_back_in_order() {
+        // Every item spills; the ring's references (or the socket's room)
+        // run out first.
+        let ring = Ring::create(0, MIN_RING).unwrap();
+        let item = |i: usize| vec![i as u8; MIN_RING / 2 + 1];
+        let mut n = 0;
+        while ring.put(&item(n), false, None).is_ok() {
+            n += 1;
+            assert!(n < 1000);
+        }
+        assert!(n >= 32, "{n}");
+        for i in 0..n {
+            assert_eq!(ring.get(false, None).unwrap(), item(i));
+        }
+        assert!(matches!(ring.get(false, None), Err(RingError::WouldBlock)));
+        // The socket has room again.
+        ring.put(&item(1), false, None).unwrap();
+        assert_eq!(ring.get(false, None).unwrap(), item(1));
+    }
+
+    #[test]
     fn a_bounded_ring_refuses_past_maxsize() {
         let ring = Ring::create(3, MIN_RING).unwrap();
         for i in 0..3u8 {
@@ -957,9 +973,11 @@ mod tests {
     #[test]
     fn attaching_checks_what_it_maps() {
         let fd = shm::memfd("not-a-queue", HEADER_LEN + MIN_RING).unwrap();
-        assert!(Ring::attach(fd, false).is_err());
+        let (tx, rx) = shm::spill_socket().unwrap();
+        assert!(Ring::attach(fd, tx, rx).is_err());
         let ring = Ring::create(0, MIN_RING).unwrap();
-        let other = Ring::attach(ring.share().unwrap(), true).unwrap();
+        let [fd, tx, rx] = ring.fds().map(|fd| fd.try_clone_to_owned().unwrap());
+        let other = Ring::attach(fd, tx, rx).unwrap();
         ring.put(b"x", false, None).unwrap();
         assert_eq!(other.get(false, None).unwrap(), b"x");
     }

@@ -1,21 +1,26 @@
 //! Linux primitives for the shared-memory queue (`crate::queue`): a memfd
 //! mapped `MAP_SHARED`, futex waits and wakes on words inside it, a robust
-//! process-shared `pthread_mutex_t`, and spill files in `/dev/shm`.
+//! process-shared `pthread_mutex_t`, and spilled items as memfds passed
+//! through a socket pair.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+use nix::cmsg_space;
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, FcntlArg, OFlag, SealFlag, fcntl};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, getsockopt, recvmsg,
+    sendmsg, setsockopt, socketpair, sockopt,
+};
 use nix::time::{ClockId, clock_gettime};
 
 /// The seals every queue memfd carries: its size is fixed (a holder that
@@ -224,51 +229,97 @@ pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
     unsafe { libc::pthread_mutex_unlock(m) };
 }
 
-/// The directory spill files go to: `/dev/shm` (memory-backed) when it
-/// exists, else the temporary directory.
-pub(crate) fn spill_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
+/// The socket pair spilled items travel through, as memfds: a datagram
+/// sent on the first end (holding a sequence number and one descriptor)
+/// is received on the second. Both ends are non-blocking and
+/// close-on-exec. What is in flight belongs to the sockets, so the kernel
+/// frees it when the last process holding them exits, however it exits.
+pub(crate) fn spill_socket() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (tx, rx) =
+        socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)?;
+    // More room for datagrams in flight than the default; the kernel caps
+    // it at `net.core.wmem_max`, and less is no error.
+    let _ = setsockopt(&tx, sockopt::SndBuf, &(4 << 20));
+    Ok((tx, rx))
 }
 
-/// Writes `bytes` to a new, nameless file in `dir` (`O_TMPFILE`, mode
-/// 0600): a process killed while writing it leaves nothing behind.
-pub(crate) fn spill_tmpfile(dir: &Path, bytes: &[u8]) -> io::Result<File> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags((OFlag::O_TMPFILE | OFlag::O_CLOEXEC).bits())
-        .open(dir)?;
+/// Whether `fd` is a datagram socket (as [`spill_socket`] makes).
+pub(crate) fn is_datagram_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(getsockopt(&fd, sockopt::SockType)? == SockType::Datagram)
+}
+
+/// Writes `bytes` to a new memfd (close-on-exec): memory with no name
+/// anywhere, freed with its last descriptor.
+pub(crate) fn spill_memfd(bytes: &[u8]) -> io::Result<File> {
+    let mut f = File::from(memfd_create("multiproc-queue-spill", MFdFlags::MFD_CLOEXEC)?);
     f.write_all(bytes)?;
     Ok(f)
 }
 
-/// Gives a file made by [`spill_tmpfile`] the name `path` (which must not
-/// exist: `AlreadyExists`).
-pub(crate) fn spill_link(file: &File, path: &Path) -> io::Result<()> {
-    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
-    nix::unistd::linkat(AT_FDCWD, from.as_str(), AT_FDCWD, path, AtFlags::AT_SYMLINK_FOLLOW)?;
+/// Sends `file` with the sequence number `seq` on `tx`, without waiting.
+/// A full socket is `WouldBlock`; too many descriptors in flight for this
+/// user (`RLIMIT_NOFILE`) is `ETOOMANYREFS`.
+pub(crate) fn spill_send(tx: BorrowedFd<'_>, seq: u64, file: &File) -> io::Result<()> {
+    let bytes = seq.to_le_bytes();
+    let fds = [file.as_raw_fd()];
+    sendmsg::<UnixAddr>(
+        tx.as_raw_fd(),
+        &[IoSlice::new(&bytes)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
     Ok(())
 }
 
-/// Opens a spill file and removes its name.
-pub(crate) fn spill_take(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new().read(true).custom_flags(OFlag::O_CLOEXEC.bits()).open(path)?;
-    std::fs::remove_file(path)?;
-    Ok(f)
+/// Receives the next datagram from `rx` without waiting: its sequence
+/// number (0 if it is not 8 bytes long) and the descriptor it carried, if
+/// any; `None` if nothing is there.
+pub(crate) fn spill_recv(rx: BorrowedFd<'_>) -> io::Result<Option<(u64, Option<File>)>> {
+    let mut bytes = [0u8; 8];
+    let mut iov = [IoSliceMut::new(&mut bytes)];
+    let mut space = cmsg_space!([RawFd; 4]);
+    let msg = match recvmsg::<UnixAddr>(
+        rx.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    ) {
+        Ok(m) => m,
+        Err(Errno::EAGAIN) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let len = msg.bytes;
+    let mut file = None;
+    // A truncated control message (a peer sent more descriptors than any
+    // queue does) carries nothing usable.
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: the kernel just installed `fd` in this process
+                    // for this message; nothing else owns it.
+                    let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                    file.get_or_insert(f);
+                }
+            }
+        }
+    }
+    let seq = if len == 8 { u64::from_le_bytes(bytes) } else { 0 };
+    Ok(Some((seq, file)))
 }
 
-/// Reads a taken spill file that should hold exactly `len` bytes.
-pub(crate) fn spill_read(mut f: File, len: usize) -> io::Result<Vec<u8>> {
+/// Reads a spilled item that should hold exactly `len` bytes, from the
+/// start of its memfd (whatever the file offset the producer left).
+pub(crate) fn spill_read(f: File, len: usize) -> io::Result<Vec<u8>> {
     let size = f.metadata()?.len();
     if size != len as u64 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("spill file holds {size} bytes, expected {len}"),
+            format!("a spilled item holds {size} bytes, expected {len}"),
         ));
     }
     let mut out = vec![0; len];
-    f.read_exact(&mut out)?;
+    f.read_exact_at(&mut out, 0)?;
     Ok(out)
 }
