@@ -18,7 +18,7 @@
 //!
 //! Records in the ring are 4-byte aligned: a `u32` header (kind in the top
 //! two bits, payload length below) and the payload. An item is either
-//! inline, or a spill record naming a file that holds it; a pad record
+//! inline, or a spill record referring to a memfd that holds it; a pad record
 //! skips to the end of the ring when a record would not fit before it.
 //! Inline items leave an eighth of the ring free for spill records.
 //!
@@ -541,7 +541,7 @@ impl Ring {
                 match taken {
                     Taken::Inline(bytes) => return Ok(bytes),
                     Taken::File(file, len) => return Ok(shm::spill_read(file, len)?),
-                    // A consumer died after removing the file and before
+                    // A consumer died after claiming the item and before
                     // committing: that item went with it.
                     Taken::Lost => continue,
                 }
@@ -845,7 +845,7 @@ mod tests {
 
     fn item(i: usize) -> Vec<u8> {
         // Sizes from 0 to past half the ring, so that pads, wrap-around and
-        // spill files all occur.
+        // spilled items all occur.
         let len = (i * 37) % 2500;
         (0..len).map(|j| (i + j) as u8).collect()
     }
@@ -880,7 +880,7 @@ mod tests {
             n += 1;
             assert!(n < 1000);
         }
-        // 3 inline (the reserve stays free), then references to files.
+        // 3 inline (the reserve stays free), then references to spilled items.
         assert!(n > 30, "{n}");
         assert_eq!(ring.len(), n as u64);
         for i in 0..n {
