@@ -14,6 +14,7 @@
 //! size it claims.
 
 pub(crate) mod codec;
+mod guard;
 pub(crate) mod handles;
 
 use std::io::{self, Read};
