@@ -142,8 +142,10 @@ impl Writable for WriteOnly {}
 /// the connection stays usable. A broken frame
 /// ([`Truncated`](ConnectionError::Truncated),
 /// [`TooLarge`](ConnectionError::TooLarge),
-/// [`Malformed`](ConnectionError::Malformed)) loses the message boundaries,
-/// so every later receive fails with [`Broken`](ConnectionError::Broken).
+/// [`Malformed`](ConnectionError::Malformed)), or a body left unread
+/// ([`LongerThanMax`](ConnectionError::LongerThanMax)), loses the message
+/// boundaries, so every later receive fails with
+/// [`Broken`](ConnectionError::Broken).
 ///
 /// ```
 /// use multiproc::ConnectionError;
@@ -193,7 +195,27 @@ pub enum ConnectionError {
         /// The length of the buffer that was given.
         capacity: usize,
     },
-    /// A whole message arrived but does not decode as the connection's type.
+    /// A message's header claims more bytes than the maximum given to
+    /// [`recv_bytes_max`](Connection::recv_bytes_max) (Python's
+    /// `OSError("bad message length")`). Only the header was read; the
+    /// body is left unread, so, as in Python, the connection can no longer
+    /// be read: every later receive fails with
+    /// [`Broken`](ConnectionError::Broken).
+    #[error("a message of {len} bytes exceeds the maximum of {max} bytes asked for")]
+    LongerThanMax {
+        /// The length the message's header claims.
+        len: u64,
+        /// The maximum that was given.
+        max: u64,
+    },
+    /// A whole message arrived but does not decode as the connection's type:
+    /// its bytes do not fit the type, a length inside it claims more bytes
+    /// than the message holds, or it nests deeper than the decoder's limit
+    /// of 512 levels (each option, newtype, sequence, tuple, struct, map or
+    /// enum entered is one level, so a linked list of structs holding an
+    /// `Option<Box<_>>` decodes up to about 250 nodes). The limit keeps any
+    /// decode within about 1.2 MiB of stack even in an unoptimised build,
+    /// so a thread with the default 2 MiB stack survives any input.
     #[error("the message does not decode as the expected type: {0}")]
     Decode(String),
     /// The value could not be encoded (a handle, such as a `Connection`,
@@ -507,6 +529,34 @@ impl<T, M: Readable> Connection<T, M> {
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
         let len = self.read_header()?;
+        let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
+        self.guard(|| self.read_body(len, &mut body))?;
+        Ok(body)
+    }
+
+    /// Receives one raw message of at most `max` bytes, blocking until one
+    /// arrives (Python's `recv_bytes(maxlength)`). A message whose header
+    /// claims more is [`ConnectionError::LongerThanMax`]: its body is not
+    /// read and nothing is reserved for it, and the connection is then
+    /// unusable ([`ConnectionError::Broken`]), as in Python.
+    ///
+    /// ```
+    /// use multiproc::ConnectionError;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"four")?;
+    /// assert_eq!(b.recv_bytes_max(4)?, b"four");
+    /// a.send_bytes(b"fifteen bytes!!")?;
+    /// assert!(matches!(b.recv_bytes_max(8), Err(ConnectionError::LongerThanMax { len: 15, max: 8 })));
+    /// assert!(matches!(b.recv_bytes(), Err(ConnectionError::Broken)));
+    /// # Ok::<(), ConnectionError>(())
+    /// ```
+    pub fn recv_bytes_max(&self, max: usize) -> Result<Vec<u8>, ConnectionError> {
+        let len = self.read_header()?;
+        if len > max as u64 {
+            self.broken.set(true);
+            return Err(ConnectionError::LongerThanMax { len, max: max as u64 });
+        }
         let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
         Ok(body)

@@ -362,3 +362,40 @@ fn zero_sized_elements_are_bounded() {
         assert!(matches!(recv_as::<Vec<Vec<()>>>(&body), Err(ConnectionError::Decode(_))));
     });
 }
+
+#[test]
+fn recv_bytes_max_takes_a_message_up_to_the_maximum() {
+    let (a, b) = multiproc::pipe::<()>().unwrap();
+    a.send_bytes(&[7; 100]).unwrap();
+    a.send_bytes(b"").unwrap();
+    assert_eq!(b.recv_bytes_max(100).unwrap(), [7; 100]);
+    assert_eq!(b.recv_bytes_max(0).unwrap(), b"");
+    drop(a);
+    assert!(matches!(b.recv_bytes_max(10), Err(ConnectionError::Eof)));
+}
+
+#[test]
+fn recv_bytes_max_refuses_a_longer_message_from_its_header() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    const BODY: usize = 100_000;
+    let (writer, reader) = multiproc::pipe::<()>().unwrap();
+    let mut raw = UnixStream::from(OwnedFd::from(writer));
+    // A header claiming 1 GiB, and only part of the body behind it.
+    let mut frame = b"MP".to_vec();
+    frame.extend([1, 3]);
+    frame.extend((1u64 << 30).to_le_bytes());
+    frame.extend(vec![9u8; BODY]);
+    raw.write_all(&frame).unwrap();
+    match reader.recv_bytes_max(1024) {
+        Err(ConnectionError::LongerThanMax { len, max }) => assert_eq!((len, max), (1 << 30, 1024)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(reader.recv_bytes(), Err(ConnectionError::Broken)));
+    // The body was left in the socket (but for one small read-ahead).
+    drop(raw);
+    let mut rest = Vec::new();
+    UnixStream::from(OwnedFd::from(reader)).read_to_end(&mut rest).unwrap();
+    assert!(rest.len() >= BODY - 4096, "only {} of {BODY} body bytes were left unread", rest.len());
+}
