@@ -215,6 +215,19 @@ pub mod __private {
             wire::encode(value).expect("the value encodes")
         }
 
+        /// Reads one frame from the front of `bytes` as a blocking reader
+        /// would: the kind's byte and the body, or why it was refused.
+        pub fn read_frame(mut bytes: &[u8]) -> Result<(u8, Vec<u8>), String> {
+            wire::read_frame(&mut bytes).map(|(kind, body)| (kind as u8, body)).map_err(|e| e.to_string())
+        }
+
+        /// Splits one complete frame off the front of `bytes`: the kind's
+        /// byte and the body's length, `None` if more bytes are needed, or
+        /// why it was refused.
+        pub fn split_frame(bytes: &[u8]) -> Result<Option<(u8, usize)>, String> {
+            wire::split_frame(bytes).map(|f| f.map(|(kind, body)| (kind as u8, body.len()))).map_err(|e| e.to_string())
+        }
+
         /// The id of a registered task.
         pub fn task_id<T: crate::Task>(task: T) -> &'static str {
             task.__entry().id

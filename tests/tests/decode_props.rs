@@ -8,10 +8,12 @@
 
 #![cfg(target_os = "linux")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use multiproc::ConnectionError;
 use serde::{Deserialize, Serialize};
@@ -165,4 +167,214 @@ fn an_absurd_length_is_refused_before_any_allocation() {
         assert!(matches!(reader.recv_bytes(), Err(ConnectionError::TooLarge { .. })));
         assert!(rss_kib().saturating_sub(before) < 1024);
     }
+}
+
+/// Set in the process [`isolated`] starts.
+const CHILD_ENV: &str = "MULTIPROC_PROPS_CHILD";
+
+/// Runs `body` in a fresh process of this test binary running only the
+/// test `name`, so that a decoder that overflows its stack or aborts on an
+/// allocation fails the test instead of ending the harness.
+fn isolated(name: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        body();
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang detector, not a speed limit.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process ended with {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends `body` as one raw message (from another thread: it may be larger
+/// than the socket's buffer) and receives it as a `T`, on a thread with
+/// the default 2 MiB stack.
+fn recv_as<T: serde::de::DeserializeOwned + Send + 'static>(body: Vec<u8>) -> Result<(), ConnectionError> {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let (a, b) = multiproc::pipe::<()>().unwrap();
+            let sender = std::thread::spawn(move || a.send_bytes(&body));
+            let b: multiproc::Connection<T> = OwnedFd::from(b).into();
+            // A decoded value is dropped here, on this thread, too.
+            let got = b.recv().map(drop);
+            sender.join().unwrap().unwrap();
+            got
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Deep(Option<Box<Deep>>);
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+enum Tree {
+    Leaf,
+    Node(Box<Tree>, Box<Tree>),
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Nest(Vec<Nest>);
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+enum Json {
+    Null,
+    Array(Vec<Json>),
+    Object(BTreeMap<String, Json>),
+}
+
+/// A body nesting `levels` levels of the recursive type `kind`, built
+/// iteratively in bincode's layout (a tag or a length of 1 per level).
+fn nested(kind: u64, levels: usize) -> Vec<u8> {
+    match kind {
+        0 | 2 => [vec![1u8; levels], vec![0]].concat(),
+        1 => [vec![1u8; levels], vec![0; levels + 1]].concat(),
+        _ => [[2u8, 1, 1, b'k'].repeat(levels), vec![0]].concat(),
+    }
+}
+
+/// bincode's variable-length integer for `n`.
+fn varint(n: u64) -> Vec<u8> {
+    match n {
+        0..=250 => vec![n as u8],
+        251..=0xFFFF => [&[251u8][..], &(n as u16).to_le_bytes()].concat(),
+        0x1_0000..=0xFFFF_FFFF => [&[252u8][..], &(n as u32).to_le_bytes()].concat(),
+        _ => [&[253u8][..], &n.to_le_bytes()].concat(),
+    }
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Deep nesting of several recursive types, and lengths claiming far more
+/// than the body holds, at random depths and sizes: a value or a typed
+/// error, on a 2 MiB stack, with the peak memory flat.
+#[test]
+fn hostile_shapes_give_typed_errors() {
+    isolated("hostile_shapes_give_typed_errors", || {
+        let cases: u64 = std::env::var("MULTIPROC_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let before = vm_hwm_kib();
+        for case in 0..cases {
+            if rng.below(2) == 0 {
+                let kind = rng.below(4);
+                let levels = match rng.below(3) {
+                    0 => rng.below(300) as usize,
+                    1 => 300 + rng.below(1_000) as usize,
+                    _ => 10_000 + rng.below(190_000) as usize,
+                };
+                let body = nested(kind, levels);
+                let got = match kind {
+                    0 => recv_as::<Deep>(body),
+                    1 => recv_as::<Tree>(body),
+                    2 => recv_as::<Nest>(body),
+                    _ => recv_as::<Json>(body),
+                };
+                match got {
+                    // One or two levels of the limit's count per level of
+                    // the type.
+                    Ok(()) => assert!(levels <= 512, "case {case}: type {kind} nested {levels} deep decoded"),
+                    Err(ConnectionError::Decode(m)) => {
+                        assert!(m.contains("nesting deeper than") && levels >= 250, "case {case}: {levels} levels: {m}")
+                    }
+                    Err(other) => panic!("case {case}: type {kind} nested {levels}: {other:?}"),
+                }
+            } else {
+                let have = rng.below(64) as usize;
+                let len = match rng.below(3) {
+                    0 => have as u64 + 1 + rng.below(1 << 20),
+                    1 => (1u64 << 32) - 1 - rng.below(1 << 16),
+                    _ => rng.next() >> rng.below(32),
+                };
+                let mut body = varint(len);
+                body.extend((0..have).map(|_| rng.next() as u8));
+                let got = match rng.below(4) {
+                    0 => recv_as::<String>(body),
+                    1 => recv_as::<Vec<u8>>(body),
+                    2 => recv_as::<Vec<u64>>(body),
+                    _ => recv_as::<HashMap<u64, String>>(body),
+                };
+                if len > have as u64 {
+                    assert!(matches!(got, Err(ConnectionError::Decode(_))), "case {case}: {len} claimed: {got:?}");
+                }
+            }
+        }
+        let grown = vm_hwm_kib().saturating_sub(before);
+        assert!(grown < 64 * 1024, "peak memory grew by {grown} KiB over {cases} hostile bodies");
+    });
+}
+
+/// A bounded mutation loop over the frame reader and the decoder: each
+/// mutated frame is read with the blocking reader and split as
+/// accumulated bytes, which must agree, and every message body found is
+/// decoded through a connection.
+#[test]
+fn mutated_frames_read_split_and_decode_consistently() {
+    use multiproc::__private::testing::{read_frame, split_frame};
+
+    let iterations: u64 = std::env::var("MULTIPROC_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let (mut decoded, mut refused) = (0u64, 0u64);
+    for case in 0..iterations {
+        let original = sample(&mut rng, 0);
+        let mut bytes = frame_of(&original);
+        // Several rounds of mutation compound.
+        for _ in 0..=rng.below(3) {
+            if bytes.len() < 12 {
+                break;
+            }
+            bytes = mutate(&mut rng, bytes);
+            if rng.below(4) == 0 && bytes.len() >= 12 {
+                // A kind other than a message, sometimes.
+                bytes[3] = rng.below(5) as u8;
+            }
+        }
+        let split = split_frame(&bytes);
+        let read = read_frame(&bytes);
+        match (&split, &read) {
+            (Ok(Some((kind, len))), Ok((k, body))) => {
+                assert_eq!((kind, *len), (k, body.len()), "case {case}: {bytes:02x?}");
+                if *kind == 3 {
+                    match recv_as::<Message>(body.clone()) {
+                        Ok(()) => decoded += 1,
+                        Err(ConnectionError::Decode(_)) => refused += 1,
+                        Err(other) => panic!("case {case}: {other:?}"),
+                    }
+                }
+            }
+            (Ok(None), Err(e)) => assert!(e.contains("closed after"), "case {case}: {e}"),
+            (Err(a), Err(b)) => assert_eq!(a, b, "case {case}"),
+            _ => panic!("case {case}: split {split:?}, read {read:?} for {bytes:02x?}"),
+        }
+    }
+    assert!(decoded + refused > 0, "no mutation left a readable message");
 }
