@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
 use windows_sys::Win32::Foundation::{
-    DUPLICATE_SAME_ACCESS, DuplicateHandle, GENERIC_READ, HANDLE, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE,
-    SetHandleInformation, TRUE,
+    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_INTERNAL_ERROR, GENERIC_READ, HANDLE, HANDLE_FLAG_INHERIT,
+    INVALID_HANDLE_VALUE, SetHandleInformation, TRUE,
 };
 use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
 use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING};
@@ -236,7 +236,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool) -> io::Result<RawChild> {
     // terminated UTF-16 environment (flagged as such), the extended startup
     // info whose attribute list and handle array are alive, and `pi`.
     // bInheritHandles is TRUE, restricted by the handle list to `handles`.
-    let ok = unsafe {
+    let create = |cmdline: &mut Vec<u16>, pi: &mut PROCESS_INFORMATION| unsafe {
         CreateProcessW(
             exe_path().as_ptr(),
             cmdline.as_mut_ptr(),
@@ -247,11 +247,21 @@ pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool) -> io::Result<RawChild> {
             env.as_ptr().cast(),
             null(),
             &si.StartupInfo,
-            &mut pi,
+            pi,
         )
     };
-    if ok == 0 {
-        return Err(io::Error::last_os_error());
+    // Under Wine on a heavily loaded machine, process creation has been
+    // seen to fail now and then with ERROR_INTERNAL_ERROR, creating
+    // nothing, and to succeed when tried again: such a failure is retried,
+    // twice at most.
+    let mut attempts = 0;
+    while create(&mut cmdline, &mut pi) == 0 {
+        let e = io::Error::last_os_error();
+        attempts += 1;
+        if e.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempts == 3 {
+            return Err(e);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10 * attempts));
     }
     drop(attrs);
     let process = owned(pi.hProcess)?;
