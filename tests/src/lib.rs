@@ -107,3 +107,42 @@ impl Drop for Release {
         let _ = std::fs::write(&self.0, b"go");
     }
 }
+
+/// Set in the process [`isolated`] starts.
+const ISOLATED_ENV: &str = "MULTIPROC_TEST_ISOLATED";
+
+/// Runs `body` in a fresh process of the calling test binary that runs only
+/// the test `name` (which must be the calling test), so that a body that
+/// overflows its stack or aborts fails that test instead of ending the
+/// harness; the calling test passes if that process's test passed.
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    use std::process::{Command, Stdio};
+    if std::env::var_os(ISOLATED_ENV).is_some() {
+        body();
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ISOLATED_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the test binary");
+    // A hang detector, not a speed limit.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("wait for the test binary").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("collect the test binary's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process ended with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}

@@ -12,8 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use multiproc::ConnectionError;
 use serde::{Deserialize, Serialize};
@@ -169,43 +167,6 @@ fn an_absurd_length_is_refused_before_any_allocation() {
     }
 }
 
-/// Set in the process [`isolated`] starts.
-const CHILD_ENV: &str = "MULTIPROC_PROPS_CHILD";
-
-/// Runs `body` in a fresh process of this test binary running only the
-/// test `name`, so that a decoder that overflows its stack or aborts on an
-/// allocation fails the test instead of ending the harness.
-fn isolated(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        body();
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A hang detector, not a speed limit.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in its own process ended with {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Sends `body` as one raw message (from another thread: it may be larger
 /// than the socket's buffer) and receives it as a `T`, on a thread with
 /// the default 2 MiB stack.
@@ -280,7 +241,7 @@ fn vm_hwm_kib() -> u64 {
 /// error, on a 2 MiB stack, with the peak memory flat.
 #[test]
 fn hostile_shapes_give_typed_errors() {
-    isolated("hostile_shapes_give_typed_errors", || {
+    multiproc_tests::isolated("hostile_shapes_give_typed_errors", || {
         let cases: u64 = std::env::var("MULTIPROC_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let before = vm_hwm_kib();

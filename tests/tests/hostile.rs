@@ -6,55 +6,18 @@
 //!
 //! A decoder without these limits overflows the stack (which aborts the
 //! whole process) or dies on a failed allocation, so every risky decode
-//! runs in a fresh process of this test binary ([`isolated`]): a failure is
+//! runs in a fresh process of this test binary ([`multiproc_tests::isolated`]): a failure is
 //! reported, not a crash of the harness.
 
 #![cfg(target_os = "linux")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use multiproc::{Builder, ConnectionError, Error, process_task};
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-
-/// Set in the process [`isolated`] starts.
-const CHILD_ENV: &str = "MULTIPROC_HOSTILE_CHILD";
-
-/// Runs `body` in a fresh process of this test binary that runs only the
-/// test `name`; the calling test passes if that process's test passed.
-fn isolated(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        body();
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A hang detector, not a speed limit.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in its own process ended with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-}
 
 /// Runs `f` on a thread with a 2 MiB stack (the default for spawned
 /// threads) and returns what it returned.
@@ -129,7 +92,7 @@ fn recv_named(name: &str, body: &[u8]) -> Result<(), ConnectionError> {
 
 #[test]
 fn deep_nesting_is_a_typed_error_on_a_small_stack() {
-    isolated("deep_nesting_is_a_typed_error_on_a_small_stack", || {
+    multiproc_tests::isolated("deep_nesting_is_a_typed_error_on_a_small_stack", || {
         for levels in [48_000, 100_000, 1_000_000] {
             for (name, body) in deep_bodies(levels) {
                 let started = Instant::now();
@@ -148,7 +111,7 @@ fn deep_nesting_is_a_typed_error_on_a_small_stack() {
 
 #[test]
 fn nesting_within_the_limit_decodes_on_a_small_stack() {
-    isolated("nesting_within_the_limit_decodes_on_a_small_stack", || {
+    multiproc_tests::isolated("nesting_within_the_limit_decodes_on_a_small_stack", || {
         for (name, body) in deep_bodies(200) {
             on_small_stack(move || recv_named(name, &body)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -215,7 +178,7 @@ fn long_list(len: u32) -> List {
 
 #[test]
 fn a_result_nested_past_the_limit_is_a_typed_error() {
-    isolated("a_result_nested_past_the_limit_is_a_typed_error", || {
+    multiproc_tests::isolated("a_result_nested_past_the_limit_is_a_typed_error", || {
         on_small_stack(|| {
             let child = Builder::new(long_list, (20_000,)).start().unwrap();
             match child.join() {
@@ -316,7 +279,7 @@ fn cap_address_space(extra: u64) {
 
 #[test]
 fn a_claimed_length_past_the_body_is_refused_before_allocating() {
-    isolated("a_claimed_length_past_the_body_is_refused_before_allocating", || {
+    multiproc_tests::isolated("a_claimed_length_past_the_body_is_refused_before_allocating", || {
         cap_address_space(1 << 30);
         let before = vm_kib("VmHWM:");
         for len in [u64::from(u32::MAX) - 64, 3 << 30, 1 << 32, 1 << 40, u64::MAX] {
@@ -350,7 +313,7 @@ fn a_claimed_string_length_names_the_bytes_left() {
 /// `Vec<()>`), but the time spent on them is bounded.
 #[test]
 fn zero_sized_elements_are_bounded() {
-    isolated("zero_sized_elements_are_bounded", || {
+    multiproc_tests::isolated("zero_sized_elements_are_bounded", || {
         assert_eq!(recv_as::<Vec<()>>(&[100]).unwrap().len(), 100);
         assert!(matches!(recv_as::<Vec<()>>(&claim(u64::MAX, b"")), Err(ConnectionError::Decode(_))));
         // Many short vectors, each claiming many units: the budget is per
