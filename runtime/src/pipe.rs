@@ -15,11 +15,10 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::marker::PhantomData;
 #[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -254,6 +253,11 @@ pub enum ConnectionError {
 /// connection or encoded anywhere else. The other end reports
 /// [`ConnectionError::Eof`] once *every* copy of this end is dropped.
 ///
+/// A receive takes exactly one message off the socket and keeps nothing of
+/// the next one, so copies of an end, in this process or in children, can
+/// take turns reading it (alone, or under a lock): every message reaches
+/// exactly one of them, and an end can be passed to a child at any time.
+///
 /// A connection is `Send` but not `Sync`: one thread uses an end at a time.
 /// All blocking calls retry on `EINTR`; [`poll`](Connection::poll) has a
 /// timeout.
@@ -282,37 +286,16 @@ pub struct Connection<T, M = Duplex> {
     fd: OwnedFd,
     /// Set after a broken frame: the stream position is lost.
     broken: Cell<bool>,
-    /// Bytes read from the socket ahead of need, shared by this end's
-    /// clones in this process.
-    inbox: Arc<Mutex<Inbox>>,
     _marker: Marker<T, M>,
 }
 
-/// How much a small read fetches at once: a short message's header and
-/// body arrive in one system call.
-const READ_AHEAD: usize = 4096;
+/// The longest body taken in the same read as its header, through a
+/// buffer on the stack, when a look at the socket finds the whole frame
+/// queued.
+const SHORT_BODY: usize = 512;
 
-/// Bytes received but not yet consumed: `buf[start..end]`.
-#[derive(Default)]
-struct Inbox {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Inbox {
-    fn pending(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// Moves up to `out.len()` pending bytes into `out`.
-    fn take(&mut self, out: &mut [u8]) -> usize {
-        let n = self.pending().min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        n
-    }
-}
+/// A frame's header and, when it is short and already queued, its body.
+type ShortFrame = [u8; HEADER_LEN + SHORT_BODY];
 
 /// Carries `T` and `M` without owning either: a connection is `Send`
 /// whatever `T` is.
@@ -350,7 +333,7 @@ pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, W
 
 impl<T, M> Connection<T, M> {
     fn new(fd: OwnedFd) -> Self {
-        Connection { fd, broken: Cell::new(false), inbox: Arc::default(), _marker: PhantomData }
+        Connection { fd, broken: Cell::new(false), _marker: PhantomData }
     }
 
     /// Another copy of this end (a duplicated descriptor). Passing a
@@ -367,44 +350,21 @@ impl<T, M> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<Self> {
-        let mut clone = Connection::new(self.fd.try_clone()?);
-        // Bytes one copy read ahead belong to whichever copy reads next.
-        clone.inbox = Arc::clone(&self.inbox);
-        Ok(clone)
+        Ok(Connection::new(self.fd.try_clone()?))
     }
 
-    /// Whether bytes read ahead are waiting in this process.
+    /// Whether bytes of a message wait in this process rather than on the
+    /// socket: never, since a receive reads exactly one message (so that
+    /// every copy of an end, in any process, sees what is left).
     pub(crate) fn has_read_ahead(&self) -> bool {
-        self.inbox().pending() > 0
-    }
-
-    fn inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Reads what is available into `out` (blocking if nothing is); 0 means
-    /// EOF. Served from the bytes read ahead first; a small read fetches up
-    /// to [`READ_AHEAD`] bytes in one call and keeps the rest, so reading a
-    /// short message's header and body costs one system call, not two.
-    fn read_some(&self, out: &mut [u8]) -> io::Result<usize> {
-        let mut inbox = self.inbox();
-        if inbox.pending() > 0 {
-            return Ok(inbox.take(out));
-        }
-        if out.len() >= READ_AHEAD {
-            return sys::recv(self.fd.as_fd(), out);
-        }
-        inbox.buf.resize(READ_AHEAD, 0);
-        let n = sys::recv(self.fd.as_fd(), &mut inbox.buf)?;
-        (inbox.start, inbox.end) = (0, n);
-        Ok(inbox.take(out))
+        false
     }
 
     /// Reads until `buf` is full or EOF; returns how many bytes were read.
     fn read_full(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;
         while n < buf.len() {
-            match self.read_some(&mut buf[n..])? {
+            match sys::recv(self.fd.as_fd(), &mut buf[n..])? {
                 0 => break,
                 k => n += k,
             }
@@ -528,7 +488,11 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        let len = self.read_header()?;
+        let mut frame = [0u8; HEADER_LEN + SHORT_BODY];
+        let (len, whole) = self.read_header(&mut frame, u64::MAX)?;
+        if whole {
+            return Ok(frame[HEADER_LEN..HEADER_LEN + len as usize].to_vec());
+        }
         let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
         Ok(body)
@@ -552,10 +516,14 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), ConnectionError>(())
     /// ```
     pub fn recv_bytes_max(&self, max: usize) -> Result<Vec<u8>, ConnectionError> {
-        let len = self.read_header()?;
+        let mut frame = [0u8; HEADER_LEN + SHORT_BODY];
+        let (len, whole) = self.read_header(&mut frame, max as u64)?;
         if len > max as u64 {
             self.broken.set(true);
             return Err(ConnectionError::LongerThanMax { len, max: max as u64 });
+        }
+        if whole {
+            return Ok(frame[HEADER_LEN..HEADER_LEN + len as usize].to_vec());
         }
         let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
@@ -611,7 +579,16 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), ConnectionError>(())
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
-        let len = self.read_header()?;
+        let mut frame = [0u8; HEADER_LEN + SHORT_BODY];
+        let (len, whole) = self.read_header(&mut frame, u64::MAX)?;
+        if whole {
+            let body = &frame[HEADER_LEN..HEADER_LEN + len as usize];
+            if body.len() > buf.len() {
+                return Err(ConnectionError::BufferTooShort { message: body.to_vec(), capacity: buf.len() });
+            }
+            buf[..body.len()].copy_from_slice(body);
+            return Ok(body.len());
+        }
         if len > buf.len() as u64 {
             let mut message = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
             self.guard(|| self.read_body(len, &mut message))?;
@@ -645,51 +622,100 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, ConnectionError> {
-        if self.broken.get() || self.has_read_ahead() {
+        if self.broken.get() {
             return Ok(true);
         }
         Ok(sys::wait_readable(self.fd.as_fd(), timeout)?)
     }
 
-    /// Reads and checks a frame header; returns the body length.
-    fn read_header(&self) -> Result<u64, ConnectionError> {
+    /// Reads and checks the next frame's header and returns the body
+    /// length, and whether the body was read too, into `frame` behind the
+    /// header. It is when a look at the socket (while waiting for data)
+    /// finds the whole frame queued, its body no longer than
+    /// [`SHORT_BODY`] or `inline_max`; then one read takes exactly that
+    /// frame. Otherwise only the header is read. Either way nothing of the
+    /// next message is taken off the socket.
+    fn read_header(&self, frame: &mut ShortFrame, inline_max: u64) -> Result<(u64, bool), ConnectionError> {
         if self.broken.get() {
             return Err(ConnectionError::Broken);
         }
-        if spinning_pays() && !self.has_read_ahead() {
-            sys::spin_until_readable(self.fd.as_fd(), SPIN_BUDGET);
+        if let Some(len) = self.look_for_frame(frame)
+            && len <= inline_max
+        {
+            let want = HEADER_LEN + len as usize;
+            return self.guard(|| match self.read_full(&mut frame[..want])? {
+                n if n < want => Err(ConnectionError::Truncated { got: n as u64, want: want as u64 }),
+                _ => Ok((len, true)),
+            });
         }
         self.guard(|| {
-            let mut h = [0u8; HEADER_LEN];
-            match self.read_full(&mut h)? {
+            let (h, _) = frame.split_first_chunk_mut::<HEADER_LEN>().expect("a frame holds a header");
+            match self.read_full(h)? {
                 0 => Err(ConnectionError::Eof),
                 n if n < HEADER_LEN => Err(ConnectionError::Truncated { got: n as u64, want: HEADER_LEN as u64 }),
-                _ => match wire::parse_header(&h) {
-                    Ok((FrameKind::Message, len)) => Ok(len),
-                    Ok((kind, _)) => Err(ConnectionError::Malformed(format!("a {kind:?} frame"))),
-                    Err(FrameError::TooLarge(len)) => Err(ConnectionError::TooLarge { len, limit: MAX_MESSAGE_LEN }),
-                    Err(e) => Err(ConnectionError::Malformed(e.to_string())),
-                },
+                _ => parse_header(h).map(|len| (len, false)),
             }
         })
     }
 
-    /// Appends a body of `len` bytes to `out`, growing it as bytes arrive.
-    fn read_body(&self, len: u64, out: &mut Vec<u8>) -> Result<(), ConnectionError> {
-        // What was read ahead first, in one piece (all of a short message).
-        let ahead = {
-            let mut inbox = self.inbox();
-            let n = (inbox.pending() as u64).min(len) as usize;
-            out.extend_from_slice(&inbox.buf[inbox.start..inbox.start + n]);
-            inbox.start += n;
-            n as u64
+    /// Waits for data and looks at it without consuming it: copies what is
+    /// queued into `frame` and returns the body length when that is a whole
+    /// message frame short enough for `frame`. Anything else (part of a
+    /// frame, a long or bad one, EOF, an error, or on Windows no data yet)
+    /// is left for the ordinary reads to handle.
+    fn look_for_frame(&self, frame: &mut ShortFrame) -> Option<u64> {
+        let spun = if spinning_pays() { self.spin_peek(frame) } else { None };
+        let n = match spun {
+            Some(n) => n,
+            None => self.peek_wait(frame)?,
         };
-        if ahead == len {
-            return Ok(());
+        let (h, _) = frame.split_first_chunk::<HEADER_LEN>().expect("a frame holds a header");
+        if n < HEADER_LEN {
+            return None;
         }
-        let got = ahead + ConnReader(self).take(len - ahead).read_to_end(out)? as u64;
-        if got < len {
-            return Err(ConnectionError::Truncated { got, want: len });
+        parse_header(h).ok().filter(|&len| HEADER_LEN as u64 + len <= n as u64)
+    }
+
+    /// Busy-waits up to [`SPIN_BUDGET`] for data, peeking at it; returns
+    /// how many bytes the peek copied into `frame` (0 at EOF), or `None`
+    /// if nothing came.
+    fn spin_peek(&self, frame: &mut ShortFrame) -> Option<usize> {
+        let start = std::time::Instant::now();
+        loop {
+            match sys::peek(self.fd.as_fd(), frame) {
+                Ok(Some(n)) => return Some(n),
+                Ok(None) if start.elapsed() < SPIN_BUDGET => std::hint::spin_loop(),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Blocks until data (or EOF) is queued and peeks at it; returns how
+    /// many bytes the peek copied into `frame`.
+    #[cfg(unix)]
+    fn peek_wait(&self, frame: &mut ShortFrame) -> Option<usize> {
+        sys::peek_wait(self.fd.as_fd(), frame).ok()
+    }
+
+    /// A pipe cannot be waited on without a read in flight, so nothing is
+    /// peeked at: the header is read as it comes.
+    #[cfg(windows)]
+    fn peek_wait(&self, _frame: &mut ShortFrame) -> Option<usize> {
+        None
+    }
+
+    /// Appends a body of `len` bytes to `out`, read straight into it and
+    /// growing it as bytes arrive (so a lying length costs nothing).
+    fn read_body(&self, len: u64, out: &mut Vec<u8>) -> Result<(), ConnectionError> {
+        let mut got = 0u64;
+        while got < len {
+            let left = len - got;
+            // Room for at most what is left, at most doubling what came.
+            out.reserve(left.min(got.max(INITIAL_RESERVE)) as usize);
+            match sys::recv_into_spare(self.fd.as_fd(), out, left.min(usize::MAX as u64) as usize)? {
+                0 => return Err(ConnectionError::Truncated { got, want: len }),
+                n => got += n as u64,
+            }
         }
         Ok(())
     }
@@ -706,11 +732,13 @@ impl<T, M: Readable> Connection<T, M> {
     }
 }
 
-struct ConnReader<'a, T, M>(&'a Connection<T, M>);
-
-impl<T, M> Read for ConnReader<'_, T, M> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_some(buf)
+/// Checks a frame header; returns the body length.
+fn parse_header(h: &[u8; HEADER_LEN]) -> Result<u64, ConnectionError> {
+    match wire::parse_header(h) {
+        Ok((FrameKind::Message, len)) => Ok(len),
+        Ok((kind, _)) => Err(ConnectionError::Malformed(format!("a {kind:?} frame"))),
+        Err(FrameError::TooLarge(len)) => Err(ConnectionError::TooLarge { len, limit: MAX_MESSAGE_LEN }),
+        Err(e) => Err(ConnectionError::Malformed(e.to_string())),
     }
 }
 
@@ -867,12 +895,6 @@ impl<T, M> Serialize for Connection<T, M> {
         allow(clippy::useless_conversion, reason = "a passed handle is an `OwnedFd` on Unix, not on Windows")
     )]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.has_read_ahead() {
-            return Err(serde::ser::Error::custom(
-                "this end has received data not yet read (a message arrived behind the last one received); \
-                 receive it before passing the end to a child",
-            ));
-        }
         let index = handles::share(|| self.fd.try_clone().map(Into::into)).map_err(serde::ser::Error::custom)?;
         serializer.serialize_u32(index)
     }

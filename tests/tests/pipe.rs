@@ -422,28 +422,110 @@ const _: () = {
     send::<Connection<String, ReadOnly>>();
 };
 
-/// Read-ahead never loses or duplicates a message: clones share what one
-/// of them read ahead, and an end holding read-ahead bytes refuses to be
-/// passed to a child (the bytes would stay behind) until they are read.
+/// Receives up to `n` messages, waiting at most 10 s for each: a message
+/// that never comes ends the list short instead of hanging the test.
+#[process_task]
+fn take_some(end: Connection<String>, n: u32) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        if !end.poll(Some(Duration::from_secs(10))).unwrap() {
+            break;
+        }
+        got.push(end.recv().unwrap());
+    }
+    got
+}
+
+/// What a receive on `end` gets within 10 s, if anything.
+fn recv_within(end: &Connection<String>) -> Option<String> {
+    end.poll(Some(Duration::from_secs(10))).unwrap().then(|| end.recv().unwrap())
+}
+
+/// A receive takes exactly one message: a child that receives one and
+/// exits leaves the next for another child with a copy of the end, and the
+/// one after for this process.
 #[test]
-fn read_ahead_is_shared_by_clones_and_blocks_passing() {
+fn a_child_that_receives_one_message_leaves_the_rest_on_the_end() {
+    let (a, b) = pipe::<String>().unwrap();
+    for m in ["first", "second", "third"] {
+        a.send(&m.to_string()).unwrap();
+    }
+    let first = multiproc::spawn(take_some, (b.try_clone().unwrap(), 1)).unwrap().join().unwrap();
+    assert_eq!(first, ["first"]);
+    let second = multiproc::spawn(take_some, (b.try_clone().unwrap(), 1)).unwrap().join().unwrap();
+    assert_eq!(second, ["second"]);
+    assert_eq!(recv_within(&b).as_deref(), Some("third"));
+    assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+}
+
+/// Children reading one end in turn: every message reaches exactly one of
+/// them, in order, and none is left over.
+#[test]
+fn children_reading_one_end_in_turn_get_every_message_once() {
+    let (a, b) = pipe::<String>().unwrap();
+    let sent: Vec<String> = (0..12).map(|i| format!("message {i}")).collect();
+    for m in &sent {
+        a.send(m).unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let child = multiproc::spawn(take_some, (b.try_clone().unwrap(), 3)).unwrap();
+        let taken = child.join().unwrap();
+        assert_eq!(taken.len(), 3, "a child got {taken:?}");
+        got.extend(taken);
+    }
+    assert_eq!(got, sent);
+    drop(a);
+    assert!(matches!(b.recv(), Err(ConnectionError::Eof)));
+}
+
+/// An end whose first message was received here can go to a child at
+/// once, whenever the second arrived: the child gets the second.
+#[test]
+fn an_end_passes_to_a_child_right_after_a_receive() {
+    let (a, b) = pipe::<String>().unwrap();
+    for i in 0..50 {
+        a.send(&format!("first {i}")).unwrap();
+        // Half the time the second message is already queued behind the
+        // first when it is received; half the time it comes later.
+        let early = i % 2 == 0;
+        if early {
+            a.send(&format!("second {i}")).unwrap();
+        }
+        assert_eq!(b.recv().unwrap(), format!("first {i}"));
+        let child = multiproc::spawn(take_some, (b.try_clone().unwrap(), 1)).unwrap();
+        if !early {
+            a.send(&format!("second {i}")).unwrap();
+        }
+        assert_eq!(child.join().unwrap(), [format!("second {i}")], "round {i}");
+    }
+}
+
+/// Nothing of a later message stays in a buffer of one copy of an end:
+/// clones here take turns, a clone can go to a child at any time, and
+/// whatever is left is on the socket for every copy to see.
+#[test]
+fn clones_take_turns_and_an_end_passes_to_a_child_at_any_time() {
     let (a, b) = multiproc::pipe::<u32>().unwrap();
     for i in 0..4 {
         a.send(&i).unwrap();
     }
     let b2 = b.try_clone().unwrap();
-    // One receive fetches all four short messages at once.
     assert_eq!(b.recv().unwrap(), 0);
     assert_eq!(b2.recv().unwrap(), 1);
-    assert!(b2.poll(Some(std::time::Duration::ZERO)).unwrap());
-    let err = multiproc::spawn(takes_end, (b2.try_clone().unwrap(),)).unwrap_err();
-    assert!(err.to_string().contains("received data not yet read"), "{err}");
-    assert_eq!(b.recv().unwrap(), 2);
-    assert_eq!(b2.recv().unwrap(), 3);
+    assert!(b2.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(multiproc::spawn(takes_one, (b2.try_clone().unwrap(),)).unwrap().join().unwrap(), 2);
+    assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(b.recv().unwrap(), 3);
+    assert!(!b2.poll(Some(Duration::ZERO)).unwrap());
     drop(a);
-    assert!(matches!(b.recv(), Err(multiproc::ConnectionError::Eof)));
-    // Nothing pending now: the end can go to a child.
+    assert!(matches!(b2.recv(), Err(multiproc::ConnectionError::Eof)));
     multiproc::spawn(takes_end, (b2,)).unwrap().join().unwrap();
+}
+
+#[process_task]
+fn takes_one(end: Connection<u32>) -> u32 {
+    end.recv().unwrap()
 }
 
 #[process_task]

@@ -44,14 +44,14 @@ fn wait_reports_exactly_the_ready_objects() {
     child.join().unwrap();
 }
 
-/// A message already read ahead into this process counts as ready, even
-/// though the socket itself is empty.
+/// A message queued behind one just received makes the end ready: a
+/// receive takes exactly one message, so the next is still on the socket.
 #[test]
-fn wait_sees_messages_read_ahead() {
+fn wait_sees_a_message_queued_behind_one_received() {
     let (a, b) = multiproc::pipe::<u32>().unwrap();
     a.send(&1).unwrap();
     a.send(&2).unwrap();
-    assert_eq!(b.recv().unwrap(), 1); // fetches both
+    assert_eq!(b.recv().unwrap(), 1);
     let objects: [&dyn Waitable; 1] = [&b];
     assert_eq!(multiproc::wait(&objects, Some(Duration::from_secs(5))).unwrap(), [0]);
     assert_eq!(b.recv().unwrap(), 2);

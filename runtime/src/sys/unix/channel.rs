@@ -250,25 +250,6 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
     }
 }
 
-/// Busy-polls `fd` for up to `budget`: true as soon as a read would not
-/// block. Waking a blocked reader on another CPU costs tens of
-/// microseconds on a virtual machine; a receiver that expects an answer
-/// soon checks for it this way first, then blocks.
-pub(crate) fn spin_until_readable(fd: BorrowedFd<'_>, budget: Duration) -> bool {
-    let start = Instant::now();
-    let mut p = [PollFd::new(fd, PollFlags::POLLIN)];
-    loop {
-        // A zero timeout never blocks.
-        if matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0) {
-            return true;
-        }
-        if start.elapsed() >= budget {
-            return false;
-        }
-        std::hint::spin_loop();
-    }
-}
-
 /// Reads what is available from a socket (blocking if nothing is),
 /// retrying on `EINTR`; 0 means EOF. A peer that died with data unread on
 /// its side (`ECONNRESET`) also reads as EOF.
@@ -278,6 +259,62 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECONNRESET) => Ok(0),
             r => Ok(r?),
+        };
+    }
+}
+
+/// Reads what is available (blocking if nothing is), up to `max` bytes,
+/// into the spare capacity of `out` and appends it; 0 means EOF, as
+/// [`recv`]. The room is not zeroed first: a long message's body goes
+/// straight from the kernel into its final buffer.
+pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let room = out.spare_capacity_mut();
+    let (ptr, len) = (room.as_mut_ptr(), room.len().min(max));
+    loop {
+        // libc: nix's recv takes an initialised `&mut [u8]`, and this room
+        // is not initialised yet.
+        // SAFETY: `ptr` is valid for writes of `len` bytes (spare capacity
+        // of `out`, which is not touched until the call returns); recv
+        // writes at most `len` bytes there.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), ptr.cast(), len, 0) };
+        if n >= 0 {
+            // SAFETY: recv initialised the first `n` (<= `len`) bytes of the
+            // spare capacity.
+            unsafe { out.set_len(out.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        match Errno::last() {
+            Errno::EINTR => {}
+            Errno::ECONNRESET => return Ok(0),
+            e => return Err(e.into()),
+        }
+    }
+}
+
+/// Copies up to `buf.len()` queued bytes into `buf` without consuming
+/// them, blocking until some are queued, retrying on `EINTR`; 0 means EOF
+/// (or `ECONNRESET`, as [`recv`]).
+pub(crate) fn peek_wait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_PEEK) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => Ok(0),
+            r => Ok(r?),
+        };
+    }
+}
+
+/// Copies up to `buf.len()` queued bytes into `buf` without consuming
+/// them and without blocking, retrying on `EINTR`: `None` when nothing is
+/// queued, `Some(0)` at EOF (or after `ECONNRESET`, as [`recv`]).
+pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => Ok(Some(n)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(Errno::ECONNRESET) => Ok(Some(0)),
+            Err(e) => Err(e.into()),
         };
     }
 }
@@ -303,6 +340,33 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, b"abcdefg");
+    }
+
+    #[test]
+    fn recv_into_spare_appends_at_most_max() {
+        let (a, b) = socketpair().unwrap();
+        send_vectored(a.as_fd(), &[b"abcdef"]).unwrap();
+        let mut out = b"x".to_vec();
+        out.reserve(16);
+        assert_eq!(recv_into_spare(b.as_fd(), &mut out, 4).unwrap(), 4);
+        assert_eq!(recv_into_spare(b.as_fd(), &mut out, 100).unwrap(), 2);
+        assert_eq!(out, b"xabcdef");
+        drop(a);
+        assert_eq!(recv_into_spare(b.as_fd(), &mut out, 100).unwrap(), 0);
+    }
+
+    #[test]
+    fn peek_consumes_nothing_and_never_blocks() {
+        let (a, b) = socketpair().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), None);
+        send_vectored(a.as_fd(), &[b"abc"]).unwrap();
+        assert_eq!(peek(b.as_fd(), &mut buf[..2]).unwrap(), Some(2));
+        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), Some(3));
+        assert_eq!(recv(b.as_fd(), &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        drop(a);
+        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), Some(0));
     }
 
     #[test]
@@ -339,11 +403,9 @@ mod tests {
         let start = Instant::now();
         assert!(!wait_readable(b.as_fd(), Some(Duration::from_micros(300))).unwrap());
         assert!(start.elapsed() >= Duration::from_micros(300));
-        assert!(!spin_until_readable(b.as_fd(), Duration::from_micros(50)));
         send_vectored(a.as_fd(), &[b"x"]).unwrap();
         // Longer than poll's i32::MAX milliseconds: capped, not an error.
         assert!(wait_readable(b.as_fd(), Some(Duration::from_secs(30 * 24 * 3600))).unwrap());
-        assert!(spin_until_readable(b.as_fd(), Duration::from_secs(5)));
         assert_eq!(wait_any(&[a.as_fd(), b.as_fd()], Some(Duration::ZERO)).unwrap(), vec![1]);
     }
 

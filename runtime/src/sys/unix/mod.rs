@@ -15,7 +15,7 @@ mod spawn;
 pub(crate) mod shm;
 
 pub(crate) use channel::{
-    Channel, ChildEnd, recv, send_vectored, socketpair, spin_until_readable, wait_any, wait_readable,
+    Channel, ChildEnd, peek, peek_wait, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable,
 };
 pub(crate) use child::RawChild;
 pub(crate) use secure::is_secure_execution;

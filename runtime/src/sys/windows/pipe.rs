@@ -126,19 +126,59 @@ pub(crate) fn send_vectored(h: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()
 
 /// Reads what is available (blocking if nothing is); 0 means EOF.
 pub(crate) fn recv(h: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    if buf.is_empty() {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe { read_raw(h.as_raw_handle(), buf.as_mut_ptr(), buf.len()) }
+}
+
+/// Reads what is available (blocking if nothing is), up to `max` bytes,
+/// into the spare capacity of `out` and appends it; 0 means EOF. The room
+/// is not zeroed first.
+pub(crate) fn recv_into_spare(h: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let room = out.spare_capacity_mut();
+    let (ptr, len) = (room.as_mut_ptr(), room.len().min(max));
+    // SAFETY: `ptr` is valid for writes of `len` bytes (spare capacity of
+    // `out`, untouched until the read returns).
+    let n = unsafe { read_raw(h.as_raw_handle(), ptr.cast(), len) }?;
+    // SAFETY: the read initialised the first `n` (<= `len`) bytes of the
+    // spare capacity.
+    unsafe { out.set_len(out.len() + n) };
+    Ok(n)
+}
+
+/// Reads up to `len` bytes to `ptr` (blocking if nothing is available); 0
+/// means EOF.
+///
+/// # Safety
+///
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn read_raw(h: HANDLE, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    if len == 0 {
         return Ok(0);
     }
-    let h = h.as_raw_handle();
-    let len = buf.len().min(1 << 30) as u32;
-    let ptr = buf.as_mut_ptr();
-    // SAFETY: `buf` is valid for `len` bytes until the read completes
-    // (`overlapped` waits for it).
+    let len = len.min(1 << 30) as u32;
+    // SAFETY: the caller makes `ptr` valid for `len` bytes; it stays so
+    // until the read completes (`overlapped` waits for it).
     match overlapped(h, |ov| unsafe { ReadFile(h, ptr, len, null_mut(), ov) }) {
         Ok(n) => Ok(n as usize),
         Err(e) if is_gone(&e) => Ok(0),
         Err(e) => Err(e),
     }
+}
+
+/// Copies up to `buf.len()` queued bytes into `buf` without consuming
+/// them and without blocking: `None` when nothing is queued, `Some(0)` when
+/// the other end is gone.
+pub(crate) fn peek(h: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let h = h.as_raw_handle();
+    let len = buf.len().min(1 << 30) as u32;
+    let mut n = 0u32;
+    // SAFETY: `buf` is valid for `len` bytes; PeekNamedPipe copies at most
+    // that many and returns at once.
+    if unsafe { PeekNamedPipe(h, buf.as_mut_ptr().cast(), len, &mut n, null_mut(), null_mut()) } == 0 {
+        let e = io::Error::last_os_error();
+        return if is_gone(&e) { Ok(Some(0)) } else { Err(e) };
+    }
+    Ok((n > 0).then_some(n as usize))
 }
 
 /// Whether a read would not block now: data is queued, or the other end
@@ -174,21 +214,6 @@ pub(crate) fn wait_readable(h: BorrowedFd<'_>, timeout: Option<Duration>) -> io:
         };
         std::thread::sleep(nap.min(left));
         nap = (nap * 2).min(Duration::from_millis(10));
-    }
-}
-
-/// Busy-waits up to `budget` for data (or EOF); returns whether it came.
-pub(crate) fn spin_until_readable(h: BorrowedFd<'_>, budget: Duration) -> bool {
-    let h = h.as_raw_handle();
-    let start = Instant::now();
-    loop {
-        if readable_now(h) {
-            return true;
-        }
-        if start.elapsed() >= budget {
-            return false;
-        }
-        std::hint::spin_loop();
     }
 }
 
