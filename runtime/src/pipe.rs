@@ -353,13 +353,6 @@ impl<T, M> Connection<T, M> {
         Ok(Connection::new(self.fd.try_clone()?))
     }
 
-    /// Whether bytes of a message wait in this process rather than on the
-    /// socket: never, since a receive reads exactly one message (so that
-    /// every copy of an end, in any process, sees what is left).
-    pub(crate) fn has_read_ahead(&self) -> bool {
-        false
-    }
-
     /// Reads until `buf` is full or EOF; returns how many bytes were read.
     fn read_full(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;

@@ -17,21 +17,11 @@ use crate::sys::imp::pipe::{AsFd, BorrowedFd};
 pub trait Waitable {
     #[doc(hidden)]
     fn __sentinel(&self) -> Option<BorrowedFd<'_>>;
-
-    /// Ready without asking the OS (a connection with bytes read ahead).
-    #[doc(hidden)]
-    fn __ready_in_process(&self) -> bool {
-        false
-    }
 }
 
 impl<T, M: Readable> Waitable for Connection<T, M> {
     fn __sentinel(&self) -> Option<BorrowedFd<'_>> {
         Some(self.as_fd())
-    }
-
-    fn __ready_in_process(&self) -> bool {
-        self.has_read_ahead()
     }
 }
 
@@ -76,15 +66,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
                 .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "this object has no sentinel to wait on"))
         })
         .collect::<io::Result<_>>()?;
-    // What this process already holds is ready now; the OS can only say
-    // whether the others are too.
-    let held: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].__ready_in_process()).collect();
-    if held.is_empty() {
-        return crate::sys::imp::wait_any(&fds, timeout);
-    }
-    let mut ready = crate::sys::imp::wait_any(&fds, Some(Duration::ZERO))?;
-    ready.extend(held);
-    ready.sort_unstable();
-    ready.dedup();
-    Ok(ready)
+    // A receive leaves every unread byte on the OS object, so the OS knows
+    // all there is to know.
+    crate::sys::imp::wait_any(&fds, timeout)
 }
