@@ -29,6 +29,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+#[cfg(unix)]
+mod big;
+
 use multiproc::process_task;
 #[cfg(unix)]
 use multiproc::{Connection, Handle};
@@ -294,6 +297,10 @@ fn main() {
         Ok("1") => return,
         #[cfg(unix)]
         Ok("rss") => return measure_rss_here(),
+        #[cfg(unix)]
+        Ok("raw_argument") => return big::raw_argument_child(),
+        #[cfg(unix)]
+        Ok(w) if w.starts_with("rss_") => return big::measure_rss(&w[4..]),
         _ => {}
     }
     let o = Options::parse();
@@ -333,6 +340,14 @@ fn main() {
     #[cfg(target_os = "linux")]
     if o.wants("queue_small") {
         queue_small(if o.quick { 1 } else { 5 });
+    }
+    #[cfg(unix)]
+    if o.wants("big_result") {
+        big::big_result(if o.quick { 1 } else { 3 }, if o.quick { 256 << 20 } else { big::RESULT_SIZE });
+    }
+    #[cfg(unix)]
+    if o.wants("big_argument") {
+        big::big_argument(if o.quick { 1 } else { 5 });
     }
     #[cfg(unix)]
     if o.wants("spawn_child_peak_rss") {

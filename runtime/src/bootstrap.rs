@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use crate::error::{BootstrapFailure, PanicInfo};
+use crate::error::{BootstrapFailure, DecodeError, PanicInfo};
 use crate::process::{self, table};
-use crate::registry::{self, Invoked};
+use crate::registry::{self, Arguments, Invoked};
 use crate::sys::{self, imp::Channel};
-use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome};
+use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome, Part, Stream};
 
 /// The longest a child waits for the next bytes of its bootstrap frame
 /// before it gives up with [`BootstrapFailure::Stalled`] (exit code 119):
@@ -38,10 +38,11 @@ fn multiproc_dispatch() {
 pub(crate) struct Prepared {
     /// The channel to the parent.
     pub(crate) chan: Arc<Channel>,
-    /// The frame, but for what dispatch takes out of it.
+    /// The frame's head.
     pub(crate) boot: Bootstrap,
-    /// The payload, until dispatch takes it.
-    payload: Mutex<Vec<u8>>,
+    /// The rest of the frame, the arguments, still on the channel until
+    /// dispatch decodes them.
+    payload: Mutex<Option<Arguments>>,
 }
 
 /// Set once the task is about to run: from then on this child may start
@@ -80,7 +81,8 @@ fn prepare() -> Option<Prepared> {
     let chan = Channel::inherited(&spec).unwrap_or_else(|e| {
         refuse(None, BootstrapFailure::BadEnvironment, format!("{}={spec:?}: {e}", sys::BOOTSTRAP_ENV))
     });
-    let mut boot = read_bootstrap(&chan);
+    let chan = Arc::new(chan);
+    let (boot, payload) = read_bootstrap(&chan);
     if boot.build_id != sys::imp::exe_identity() {
         refuse(
             Some(&chan),
@@ -88,15 +90,14 @@ fn prepare() -> Option<Prepared> {
             "the parent runs a different executable than this one (was it rebuilt?)".into(),
         );
     }
-    let payload = Mutex::new(std::mem::take(&mut boot.payload));
-    Some(Prepared { chan: Arc::new(chan), boot, payload })
+    Some(Prepared { chan, boot, payload: Mutex::new(Some(payload)) })
 }
 
 /// Reads the bootstrap frame, waiting at most [`BOOTSTRAP_SILENCE`] for
 /// each part of it.
-struct ChannelReader<'a>(&'a Channel);
+struct ChannelReader(Arc<Channel>);
 
-impl Read for ChannelReader<'_> {
+impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // What has arrived costs one call; only an empty channel waits.
@@ -118,17 +119,21 @@ impl Read for ChannelReader<'_> {
 fn refuse(chan: Option<&Channel>, kind: BootstrapFailure, message: String) -> ! {
     let _ = writeln!(io::stderr(), "multiproc: child process could not start: {kind}: {message}");
     if let Some(chan) = chan {
-        let report = Outcome::Refused { code: kind.exit_code(), message };
-        if let Ok(frame) = wire::frame(FrameKind::Outcome, &report) {
-            let _ = chan.write_all(&frame);
-        }
+        report(chan, &Outcome::Refused { code: kind.exit_code(), message }, None);
     }
     sys::imp::exit_now(kind.exit_code())
 }
 
-fn read_bootstrap(chan: &Channel) -> Bootstrap {
-    let (kind, body) = match wire::read_frame(&mut ChannelReader(chan)) {
-        Ok(frame) => frame,
+/// Reads the bootstrap frame's header and head; the arguments stay on the
+/// channel, to be decoded straight into the task's argument values.
+fn read_bootstrap(chan: &Arc<Channel>) -> (Bootstrap, Arguments) {
+    let mut reader = ChannelReader(Arc::clone(chan));
+    let len = match wire::read_header(&mut reader) {
+        Ok(Some((FrameKind::Bootstrap, len))) => len,
+        Ok(Some((kind, _))) => {
+            refuse(Some(chan), BootstrapFailure::Malformed, format!("expected a bootstrap frame, got {kind:?}"))
+        }
+        Ok(None) => refuse(Some(chan), BootstrapFailure::Truncated, "the channel closed before a frame arrived".into()),
         Err(e) => {
             let kind = match &e {
                 FrameError::Io(io) if io.kind() == io::ErrorKind::TimedOut => BootstrapFailure::Stalled,
@@ -141,10 +146,20 @@ fn read_bootstrap(chan: &Channel) -> Bootstrap {
             refuse(Some(chan), kind, e.to_string())
         }
     };
-    if kind != FrameKind::Bootstrap {
-        refuse(Some(chan), BootstrapFailure::Malformed, format!("expected a bootstrap frame, got {kind:?}"));
+    let stream: Stream<Box<dyn Read + Send>> = Stream::new(Box::new(reader), len);
+    match wire::decode_next::<Bootstrap, _>(&stream) {
+        Ok(boot) => (boot, Arguments::new(stream)),
+        Err(e) => refuse(Some(chan), failure_of(&e, BootstrapFailure::Malformed), e.to_string()),
     }
-    wire::decode(&body).unwrap_or_else(|e| refuse(Some(chan), BootstrapFailure::Malformed, e.to_string()))
+}
+
+/// The bootstrap failure a decode error of the frame stands for.
+fn failure_of(e: &DecodeError, otherwise: BootstrapFailure) -> BootstrapFailure {
+    match e {
+        DecodeError::Truncated(_) => BootstrapFailure::Truncated,
+        DecodeError::Stalled(_) => BootstrapFailure::Stalled,
+        _ => otherwise,
+    }
 }
 
 fn run_child(child: &'static Prepared) -> ! {
@@ -164,33 +179,45 @@ fn run_child(child: &'static Prepared) -> ! {
     sys::imp::ignore_sigpipe();
     install_panic_hook(boot.name.clone(), Arc::clone(chan));
 
-    let payload = std::mem::take(&mut *child.payload.lock().unwrap_or_else(PoisonError::into_inner));
+    let Some(payload) = child.payload.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        refuse(Some(chan), BootstrapFailure::Malformed, "the arguments were taken twice".into())
+    };
     DISPATCHED.store(true, Ordering::Release);
     let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&payload)));
     drop(payload);
-    let (report, code) = match result {
-        Ok(Invoked::Returned { bytes, failure }) => {
+    match result {
+        Ok(Invoked::Returned { value, failure }) => {
             if let Some(err) = &failure {
                 let _ = writeln!(io::stderr(), "Process {}:\nError: {err}", boot.name);
             }
-            (Outcome::Returned(bytes), if failure.is_some() { 1 } else { 0 })
+            let code = if failure.is_some() { 1 } else { 0 };
+            finish(chan, &Outcome::Returned, Some(value.part()), code)
         }
-        Ok(Invoked::BadArguments(message)) => refuse(Some(chan), BootstrapFailure::BadArguments, message),
+        Ok(Invoked::BadArguments(e)) => {
+            refuse(Some(chan), failure_of(&e, BootstrapFailure::BadArguments), e.to_string())
+        }
         Ok(Invoked::BadResult(message)) => {
             let _ = writeln!(io::stderr(), "Process {}:\nthe return value could not be encoded: {message}", boot.name);
-            (Outcome::Refused { code: 1, message: format!("the return value could not be encoded: {message}") }, 1)
+            let report =
+                Outcome::Refused { code: 1, message: format!("the return value could not be encoded: {message}") };
+            finish(chan, &report, None, 1)
         }
-        Err(payload) => (panic_report(payload), 1),
-    };
-    finish(chan, &report, code)
+        Err(payload) => finish(chan, &panic_report(payload), None, 1),
+    }
+}
+
+/// Writes the report, its head and the value's encoding straight into the
+/// channel.
+fn report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) {
+    if let Ok(head) = wire::encode(head) {
+        let _ = wire::write_frame(&mut wire::WriteAll(|b: &[u8]| chan.write_all(b)), FrameKind::Outcome, &head, value);
+    }
 }
 
 /// Sends the report, does what a normal exit does (terminate daemonic
 /// children, join the others, flush), and exits.
-fn finish(chan: &Channel, report: &Outcome, code: i32) -> ! {
-    if let Ok(frame) = wire::frame(FrameKind::Outcome, report) {
-        let _ = chan.write_all(&frame);
-    }
+fn finish(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>, code: i32) -> ! {
+    report(chan, head, value);
     table::cleanup();
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
@@ -247,7 +274,7 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
         if cfg!(panic = "abort") {
             // No unwinding will bring us back to `run_child`: report now.
             let PanicInfo { message, location, backtrace } = panic;
-            finish(&chan, &Outcome::Panicked { message, location, backtrace }, 1);
+            finish(&chan, &Outcome::Panicked { message, location, backtrace }, None, 1);
         }
         *LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner) = Some(panic);
     }));

@@ -51,11 +51,21 @@ pub enum Error {
     },
     /// The child's result arrived but could not be decoded, or its frame
     /// was malformed.
-    #[error("process {name} sent a result that could not be decoded: {message}")]
+    #[error("process {name} sent a result that could not be decoded: {error}")]
     BadResult {
         /// The child's name.
         name: String,
         /// Why decoding failed.
+        #[source]
+        error: DecodeError,
+    },
+    /// The child's target returned a value that could not be encoded (a
+    /// `Serialize` implementation failed); the child exited with code 1.
+    #[error("process {name} returned a value that could not be encoded: {message}")]
+    Unencodable {
+        /// The child's name.
+        name: String,
+        /// Why encoding failed.
         message: String,
     },
     /// The arguments or process value could not be serialized at `start`.
@@ -203,3 +213,82 @@ impl fmt::Display for BootstrapFailure {
         })
     }
 }
+
+/// Why bytes that arrived could not be decoded as the value expected: a
+/// message on a [`Connection`](crate::Connection), an item of a
+/// [`Queue`](crate::Queue), a child's result.
+///
+/// Every decode is bounded: a value nesting deeper than [`MAX_DEPTH`]
+/// levels, or a length inside a message that claims more bytes than the
+/// message holds, is refused before the stack or the heap pays for it, on
+/// any thread (a 2 MiB stack is enough).
+///
+/// ```
+/// use multiproc::{DecodeError, MAX_DEPTH};
+///
+/// let (a, b) = multiproc::pipe::<Vec<String>>()?;
+/// // A message claiming a string of 4 GiB, with one byte of it present.
+/// a.send_bytes(&[1, 0xFC, 0xFF, 0xFF, 0xFF, 0xFF, b'x'])?;
+/// match b.recv() {
+///     Err(multiproc::ConnectionError::Decode(DecodeError::LengthPastEnd { claimed, left })) => {
+///         assert_eq!((claimed, left), (u32::MAX as u64, 1));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(MAX_DEPTH, 512);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The value nests deeper than `limit` levels (options, boxes' newtypes,
+    /// sequences, structs, maps and enums entered on the way down).
+    #[error("the value nests deeper than {limit} levels")]
+    TooDeep {
+        /// [`MAX_DEPTH`].
+        limit: usize,
+    },
+    /// A length inside the message claims more bytes than are left in it.
+    #[error("a length of {claimed} bytes is claimed but only {left} bytes are left")]
+    LengthPastEnd {
+        /// The length the message claims.
+        claimed: u64,
+        /// The bytes the message has left at that point.
+        left: u64,
+    },
+    /// More elements that take no bytes at all (a `Vec<()>`) than one
+    /// decode may produce: a length claiming more than is there.
+    #[error("more than {limit} elements that take no bytes (a length claims more than is there)")]
+    TooManyEmpty {
+        /// How many one decode may produce.
+        limit: usize,
+    },
+    /// The value ended before the message did.
+    #[error("{len} trailing bytes after the value")]
+    Trailing {
+        /// How many bytes were left over.
+        len: u64,
+    },
+    /// The message ended before the value did: the sender stopped or died
+    /// in the middle of it.
+    #[error("the message was cut short: {0}")]
+    Truncated(String),
+    /// The sender went silent in the middle of the message for longer than
+    /// the receiver waits (a child's arguments: [`BOOTSTRAP_SILENCE`](crate::BOOTSTRAP_SILENCE)).
+    #[error("the sender went silent in the middle of the message: {0}")]
+    Stalled(String),
+    /// Reading the rest of the message failed.
+    #[error("reading the message failed: {0}")]
+    Io(String),
+    /// The bytes are not an encoding of the type expected.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The deepest a decoded value may nest: see [`DecodeError::TooDeep`].
+///
+/// Each option, newtype, sequence, tuple, struct, map and enum entered on
+/// the way down counts one level, so a linked list of
+/// `struct Node(Option<Box<Node>>)` may be 256 nodes long. Longer lists and
+/// deeper trees belong in a flat form (a `Vec` of nodes with indices).
+pub const MAX_DEPTH: usize = crate::wire::MAX_DEPTH;

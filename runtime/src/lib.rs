@@ -70,7 +70,7 @@ mod wire;
 
 pub use authkey::AuthKey;
 pub use bootstrap::BOOTSTRAP_SILENCE;
-pub use error::{BootstrapFailure, Error, PanicInfo};
+pub use error::{BootstrapFailure, DecodeError, Error, MAX_DEPTH, PanicInfo};
 pub use exit::ExitStatus;
 pub use handle::{Handle, Shareable};
 /// Registers a free function as a task that can run in another process.
@@ -134,8 +134,8 @@ pub mod __private {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use crate::registry::{Invoked, TASKS, TaskEntry};
-    use crate::wire;
+    use crate::error::DecodeError;
+    pub use crate::registry::{Arguments, Invoked, Payload, TASKS, TaskEntry};
 
     /// Implemented by `#[derive(Process)]`: the type's dispatch entry.
     #[diagnostic::on_unimplemented(
@@ -155,34 +155,41 @@ pub mod __private {
     pub const fn assert_output<T: Serialize + DeserializeOwned + Send + 'static>() {}
 
     /// Decodes a task's argument tuple.
-    pub fn decode_args<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
-        wire::handles::decode_payload(payload).map_err(|e| e.0)
+    pub fn decode_args<T: DeserializeOwned>(args: &Arguments) -> Result<T, DecodeError> {
+        args.decode()
     }
 
-    /// Encodes a task's return value.
-    pub fn finish<R: Serialize>(value: &R) -> Invoked {
-        match wire::encode(value) {
-            Ok(bytes) => Invoked::Returned { bytes, failure: None },
+    /// Measures a task's return value, to be encoded into its report.
+    pub fn finish<R: Serialize + Send + 'static>(value: R) -> Invoked {
+        match Payload::new(value) {
+            Ok(value) => Invoked::Returned { value, failure: None },
             Err(e) => Invoked::BadResult(e.0),
         }
     }
 
-    /// Encodes a task's `Result`; an `Err` also makes the exit code 1.
-    pub fn finish_fallible<T: Serialize, E: Serialize + Debug>(value: &Result<T, E>) -> Invoked {
-        match (finish(value), value) {
-            (Invoked::Returned { bytes, .. }, Err(e)) => Invoked::Returned { bytes, failure: Some(format!("{e:?}")) },
-            (other, _) => other,
+    /// The debug text of a task's returned `Err`, which also makes the exit
+    /// code 1.
+    pub fn failure_of<T: Serialize, E: Serialize + Debug>(value: &Result<T, E>) -> Option<String> {
+        value.as_ref().err().map(|e| format!("{e:?}"))
+    }
+
+    /// Measures a task's `Result`, whose `Err` was described by
+    /// [`failure_of`].
+    pub fn finish_fallible<R: Serialize + Send + 'static>(value: R, failure: Option<String>) -> Invoked {
+        match finish(value) {
+            Invoked::Returned { value, .. } => Invoked::Returned { value, failure },
+            other => other,
         }
     }
 
     /// The body of a process type's entry: decode the value, run it.
-    pub fn invoke_process<P: crate::Process>(payload: &[u8]) -> Invoked {
-        match wire::handles::decode_payload::<P>(payload) {
+    pub fn invoke_process<P: crate::Process>(args: &Arguments) -> Invoked {
+        match args.decode::<P>() {
             Ok(mut p) => {
                 p.run();
-                finish(&())
+                finish(())
             }
-            Err(e) => Invoked::BadArguments(e.0),
+            Err(e) => Invoked::BadArguments(e),
         }
     }
 
@@ -196,7 +203,6 @@ pub mod __private {
             let boot = Bootstrap {
                 build_id: build_id.unwrap_or_else(crate::sys::imp::exe_identity),
                 task_id: task_id.to_owned(),
-                payload,
                 name: "Process-test".into(),
                 identity: vec![1],
                 authkey: vec![0; 32],
@@ -207,7 +213,11 @@ pub mod __private {
                 handle_info: Vec::new(),
                 handles: 0,
             };
-            wire::frame(FrameKind::Bootstrap, &boot).expect("a bootstrap frame encodes")
+            let head = wire::encode(&boot).expect("a bootstrap head encodes");
+            let mut frame = wire::header(FrameKind::Bootstrap, (head.len() + payload.len()) as u64).to_vec();
+            frame.extend_from_slice(&head);
+            frame.extend_from_slice(&payload);
+            frame
         }
 
         /// Encodes a value as a payload.

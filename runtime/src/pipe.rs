@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::DecodeError;
 use crate::sys::imp as sys;
 #[cfg(windows)]
 use crate::sys::imp::pipe::{AsFd, BorrowedFd, OwnedFd};
@@ -208,15 +209,15 @@ pub enum ConnectionError {
         max: u64,
     },
     /// A whole message arrived but does not decode as the connection's type:
-    /// its bytes do not fit the type, a length inside it claims more bytes
-    /// than the message holds, or it nests deeper than the decoder's limit
-    /// of 512 levels (each option, newtype, sequence, tuple, struct, map or
-    /// enum entered is one level, so a linked list of structs holding an
-    /// `Option<Box<_>>` decodes up to about 250 nodes). The limit keeps any
-    /// decode within about 1.2 MiB of stack even in an unoptimised build,
-    /// so a thread with the default 2 MiB stack survives any input.
+    /// its bytes do not fit the type ([`DecodeError::Invalid`]), a length
+    /// inside it claims more bytes than the message holds
+    /// ([`DecodeError::LengthPastEnd`]), or it nests deeper than
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH) levels ([`DecodeError::TooDeep`]).
+    /// The limit keeps any decode within about 1.2 MiB of stack even in an
+    /// unoptimised build, so a thread with the default 2 MiB stack survives
+    /// any input. The message was consumed.
     #[error("the message does not decode as the expected type: {0}")]
-    Decode(String),
+    Decode(#[source] DecodeError),
     /// The value could not be encoded (a handle, such as a `Connection`,
     /// can only be passed to a child as a task argument).
     #[error("the value could not be encoded: {0}")]
@@ -433,7 +434,7 @@ impl<T, M: Writable> Connection<T, M> {
         if bytes.len() as u64 > MAX_MESSAGE_LEN {
             return Err(ConnectionError::TooLarge { len: bytes.len() as u64, limit: MAX_MESSAGE_LEN });
         }
-        let header = wire::header(FrameKind::Message, bytes.len());
+        let header = wire::header(FrameKind::Message, bytes.len() as u64);
         // Header and body leave in one system call, so the receiver wakes
         // once: a short message is copied behind its header on the stack,
         // a long one goes out as two parts of one `sendmsg`, uncopied.
@@ -467,7 +468,7 @@ impl<T: DeserializeOwned, M: Readable> Connection<T, M> {
     /// ```
     pub fn recv(&self) -> Result<T, ConnectionError> {
         let body = self.recv_bytes()?;
-        wire::decode(&body).map_err(|e| ConnectionError::Decode(e.0))
+        wire::decode(&body).map_err(ConnectionError::Decode)
     }
 }
 

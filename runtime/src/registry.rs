@@ -1,7 +1,14 @@
 //! The dispatch table: every `#[process_task]` function and
 //! `#[derive(Process)]` type adds one [`TaskEntry`] at link time.
 
+use std::io::Read;
+
 use linkme::distributed_slice;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::DecodeError;
+use crate::wire::{self, CodecError, Part, Stream};
 
 /// One registered entry point.
 #[doc(hidden)]
@@ -15,26 +22,74 @@ pub struct TaskEntry {
     pub file: &'static str,
     /// Line of the declaration.
     pub line: u32,
-    /// Decodes the payload, runs the target, encodes its return value.
-    pub invoke: fn(&[u8]) -> Invoked,
+    /// Decodes the arguments, runs the target, measures its return value.
+    pub invoke: fn(&Arguments) -> Invoked,
 }
 
 /// What running an entry produced.
 #[doc(hidden)]
 #[derive(Debug)]
 pub enum Invoked {
-    /// The target returned; its encoded value and, for a returned `Err`,
-    /// the error's debug text (the child then exits with code 1).
+    /// The target returned; its value, to be encoded into the report, and,
+    /// for a returned `Err`, the error's debug text (the child then exits
+    /// with code 1).
     Returned {
-        /// The encoded return value.
-        bytes: Vec<u8>,
+        /// The return value.
+        value: Payload,
         /// `Some` when the value is an `Err`.
         failure: Option<String>,
     },
     /// The payload did not decode as the target's arguments.
-    BadArguments(String),
+    BadArguments(DecodeError),
     /// The return value could not be encoded.
     BadResult(String),
+}
+
+/// A task's arguments, still arriving on the bootstrap channel: they are
+/// decoded straight out of it into the argument values.
+#[doc(hidden)]
+pub struct Arguments {
+    stream: Stream<Box<dyn Read + Send>>,
+}
+
+impl Arguments {
+    pub(crate) fn new(stream: Stream<Box<dyn Read + Send>>) -> Self {
+        Arguments { stream }
+    }
+
+    /// Decodes the whole payload as a `T`, with the inherited handles
+    /// available to it.
+    pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        wire::handles::decode_payload(|| {
+            wire::decode_next(&self.stream).and_then(|v| wire::expect_end(&self.stream).map(|()| v))
+        })
+    }
+}
+
+/// A value with its measured encoding length, to be encoded straight into
+/// a frame: a task's arguments or return value.
+#[doc(hidden)]
+pub struct Payload {
+    value: Box<dyn Part + Send>,
+    len: u64,
+}
+
+impl Payload {
+    /// Measures `value`; an error if it cannot be encoded.
+    pub(crate) fn new<R: Serialize + Send + 'static>(value: R) -> Result<Self, CodecError> {
+        let len = value.encoded_len()?;
+        Ok(Payload { value: Box::new(value), len })
+    }
+
+    pub(crate) fn part(&self) -> (&dyn Part, u64) {
+        (&*self.value, self.len)
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload").field("len", &self.len).finish_non_exhaustive()
+    }
 }
 
 /// The table itself.

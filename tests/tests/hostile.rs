@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use multiproc::{Builder, ConnectionError, Error, process_task};
+use multiproc::{Builder, ConnectionError, DecodeError, Error, MAX_DEPTH, process_task};
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -98,9 +98,7 @@ fn deep_nesting_is_a_typed_error_on_a_small_stack() {
                 let started = Instant::now();
                 let got = on_small_stack(move || recv_named(name, &body));
                 match got {
-                    Err(ConnectionError::Decode(message)) => {
-                        assert!(message.contains("nesting deeper than"), "{name} at {levels}: {message}")
-                    }
+                    Err(ConnectionError::Decode(DecodeError::TooDeep { limit })) => assert_eq!(limit, MAX_DEPTH),
                     other => panic!("{name} nested {levels} deep: {other:?}"),
                 }
                 println!("{name} nested {levels} deep: refused in {:?}", started.elapsed());
@@ -182,7 +180,7 @@ fn a_result_nested_past_the_limit_is_a_typed_error() {
         on_small_stack(|| {
             let child = Builder::new(long_list, (20_000,)).start().unwrap();
             match child.join() {
-                Err(Error::BadResult { message, .. }) => assert!(message.contains("nesting deeper than"), "{message}"),
+                Err(Error::BadResult { error: DecodeError::TooDeep { limit }, .. }) => assert_eq!(limit, MAX_DEPTH),
                 other => panic!("{other:?}"),
             }
         });
@@ -224,7 +222,7 @@ fn arguments_nested_past_the_limit_are_refused_by_the_child() {
         .unwrap();
     match child.join() {
         Err(Error::Bootstrap { kind: multiproc::BootstrapFailure::BadArguments, message, .. }) => {
-            assert!(message.contains("nesting deeper than"), "{message}")
+            assert!(message.contains("nests deeper than 512 levels"), "{message}")
         }
         other => panic!("{other:?}"),
     }
@@ -304,7 +302,9 @@ fn a_claimed_length_past_the_body_is_refused_before_allocating() {
 #[test]
 fn a_claimed_string_length_names_the_bytes_left() {
     match recv_as::<String>(&claim(u64::from(u32::MAX) - 64, b"")) {
-        Err(ConnectionError::Decode(message)) => assert!(message.contains("0 bytes"), "{message}"),
+        Err(ConnectionError::Decode(DecodeError::LengthPastEnd { claimed, left: 0 })) => {
+            assert_eq!(claimed, u64::from(u32::MAX) - 64)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -315,14 +315,20 @@ fn a_claimed_string_length_names_the_bytes_left() {
 fn zero_sized_elements_are_bounded() {
     multiproc_tests::isolated("zero_sized_elements_are_bounded", || {
         assert_eq!(recv_as::<Vec<()>>(&[100]).unwrap().len(), 100);
-        assert!(matches!(recv_as::<Vec<()>>(&claim(u64::MAX, b"")), Err(ConnectionError::Decode(_))));
+        assert!(matches!(
+            recv_as::<Vec<()>>(&claim(u64::MAX, b"")),
+            Err(ConnectionError::Decode(DecodeError::TooManyEmpty { .. }))
+        ));
         // Many short vectors, each claiming many units: the budget is per
         // decode, not per vector.
         let mut body = claim(1 << 12, b"");
         for _ in 0..1 << 12 {
             body.extend(claim(1 << 10, b""));
         }
-        assert!(matches!(recv_as::<Vec<Vec<()>>>(&body), Err(ConnectionError::Decode(_))));
+        assert!(matches!(
+            recv_as::<Vec<Vec<()>>>(&body),
+            Err(ConnectionError::Decode(DecodeError::TooManyEmpty { .. }))
+        ));
     });
 }
 

@@ -400,10 +400,12 @@ fn a_bootstrap_frame_claiming_handles_that_were_not_passed_is_refused() {
     use multiproc::__private::testing;
     let payload = testing::encode(&(0u32,));
     let mut frame = testing::bootstrap_frame(testing::task_id(shout), payload.clone(), None);
-    // The handle count is the frame's last field; 0 and 200 are one byte
-    // each (and 200 stray inheritable descriptors cannot all be open).
-    assert_eq!(frame.pop(), Some(0));
-    frame.push(200);
+    // The handle count is the head's last field, just before the payload;
+    // 0 and 200 are one byte each (and 200 stray inheritable descriptors
+    // cannot all be open).
+    let count = frame.len() - payload.len() - 1;
+    assert_eq!(frame[count], 0);
+    frame[count] = 200;
     let (code, stderr) = feed_frame(&frame);
     assert_eq!(code, Some(multiproc::BootstrapFailure::Malformed.exit_code()), "{stderr}");
     assert!(stderr.contains("was not passed"), "{stderr}");

@@ -44,9 +44,12 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let args_type = quote_spanned! {args_span=> ( #(#tys,)* ) };
     let output_type = quote_spanned! {output_span=> #output };
     let finish = if t.fallible {
-        quote_spanned!(output_span=> #krate::__private::finish_fallible(&out))
+        quote_spanned!(output_span=> {
+            let failure = #krate::__private::failure_of(&out);
+            #krate::__private::finish_fallible(out, failure)
+        })
     } else {
-        quote_spanned!(output_span=> #krate::__private::finish(&out))
+        quote_spanned!(output_span=> #krate::__private::finish(out))
     };
     let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<#args_type>(payload));
 
@@ -112,7 +115,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
             }
 
             fn __entry(self) -> &'static #krate::__private::TaskEntry {
-                fn invoke(payload: &[u8]) -> #krate::__private::Invoked {
+                fn invoke(payload: &#krate::__private::Arguments) -> #krate::__private::Invoked {
                     let args = match #decode {
                         ::core::result::Result::Ok(args) => args,
                         ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),

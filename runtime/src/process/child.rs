@@ -11,7 +11,6 @@ use super::table::{self, ChildState, Ended, Wait};
 use crate::authkey::AuthKey;
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::wire;
 
 /// A started child process whose target returns `R`.
 ///
@@ -165,9 +164,7 @@ impl<R: DeserializeOwned> Child<R> {
     /// [`Error::StatusUnavailable`]) but the result had arrived, the result
     /// is returned all the same.
     pub fn join(self) -> Result<R, Error> {
-        self.state.wait(Wait::Forever)?;
-        let bytes = self.state.outcome()?;
-        wire::decode(&bytes).map_err(|e| Error::BadResult { name: self.state.name.clone(), message: e.to_string() })
+        self.state.join()
     }
 }
 

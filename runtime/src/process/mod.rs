@@ -19,7 +19,7 @@ use table::ChildState;
 
 use crate::authkey::AuthKey;
 use crate::error::Error;
-use crate::registry::TaskEntry;
+use crate::registry::{Payload, TaskEntry};
 use crate::sys::imp::{self as sys, Channel};
 use crate::task::{Process, Task};
 use crate::wire::{self, Bootstrap, FrameKind};
@@ -50,7 +50,9 @@ use crate::wire::{self, Bootstrap, FrameKind};
 #[must_use = "a builder does nothing until it is started"]
 pub struct Builder<R> {
     entry: &'static TaskEntry,
-    payload: Result<Vec<u8>, Error>,
+    /// The arguments or process value, measured (which collected their
+    /// handles); encoded straight into the channel at `start`.
+    payload: Result<Payload, Error>,
     /// The OS handles the arguments carry, in the order of their indices.
     handles: Vec<crate::sys::OsHandle>,
     name: String,
@@ -77,13 +79,13 @@ impl<R: DeserializeOwned> Builder<R> {
     /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
     /// equivalent of Python's `kwargs`.
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
-        Self::encoding(task.__entry(), &args.into())
+        Self::encoding(task.__entry(), args.into())
     }
 
-    /// A builder for `entry` whose payload is `value`, encoded now with
+    /// A builder for `entry` whose payload is `value`, measured now with
     /// the OS handles it holds collected aside.
-    fn encoding(entry: &'static TaskEntry, value: &impl serde::Serialize) -> Self {
-        let (payload, handles) = wire::handles::collecting(|| wire::encode(value));
+    fn encoding(entry: &'static TaskEntry, value: impl serde::Serialize + Send + 'static) -> Self {
+        let (payload, handles) = wire::handles::collecting(|| Payload::new(value));
         let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
         let me = current_process();
         let identity = me.next_identity();
@@ -139,7 +141,6 @@ impl<R: DeserializeOwned> Builder<R> {
         let mut boot = Bootstrap {
             build_id: sys::exe_identity(),
             task_id: self.entry.id.to_owned(),
-            payload,
             name: self.name,
             identity: self.identity,
             authkey: authkey.as_bytes().to_vec(),
@@ -152,12 +153,10 @@ impl<R: DeserializeOwned> Builder<R> {
                 .map_err(|_| Error::Encode { task: self.entry.path, message: "too many handles".into() })?,
         };
         let task = self.entry.path;
-        let encode = |boot: &Bootstrap| {
-            wire::frame(FrameKind::Bootstrap, boot).map_err(|e| Error::Encode { task, message: e.0 })
-        };
-        // Encoded before the spawn, so that a frame that cannot be sent
-        // starts nothing.
-        let mut frame = encode(&boot)?;
+        let encode = |boot: &Bootstrap| wire::encode(boot).map_err(|e| Error::Encode { task, message: e.0 });
+        // Encoded (and the payload measured) before the spawn, so that a
+        // frame that cannot be sent starts nothing.
+        let mut head = encode(&boot)?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
         let (raw, handle_info) =
@@ -166,8 +165,8 @@ impl<R: DeserializeOwned> Builder<R> {
         if !handle_info.is_empty() {
             // Only known now that the child exists (Windows).
             boot.handle_info = handle_info;
-            frame = match encode(&boot) {
-                Ok(frame) => frame,
+            head = match encode(&boot) {
+                Ok(head) => head,
                 Err(e) => {
                     raw.abandon();
                     return Err(e);
@@ -178,8 +177,14 @@ impl<R: DeserializeOwned> Builder<R> {
         drop(self.handles);
         let chan = Arc::new(chan);
         // A child that dies before reading makes this fail with EPIPE; its
-        // exit status then tells the story through `join`.
-        let _ = chan.write_all(&frame);
+        // exit status then tells the story through `join`. A payload that
+        // encodes differently from its measurement is refused by the child.
+        // Encoding it again collects its handles again: those copies are
+        // not needed.
+        let (_, _copies) = wire::handles::collecting(|| {
+            let mut w = wire::WriteAll(|b: &[u8]| chan.write_all(b));
+            wire::write_frame(&mut w, FrameKind::Bootstrap, &head, Some(payload.part()))
+        });
 
         let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey));
         table::register(Arc::clone(&state));
@@ -190,7 +195,7 @@ impl<R: DeserializeOwned> Builder<R> {
 impl Builder<()> {
     /// A process that will run `process`'s [`Process::run`].
     pub fn process<P: Process>(process: P) -> Self {
-        Self::encoding(<P as crate::__private::Registered>::__entry(), &process)
+        Self::encoding(<P as crate::__private::Registered>::__entry(), process)
     }
 }
 

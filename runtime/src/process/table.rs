@@ -1,16 +1,18 @@
 //! The parent's table of its children: one shared state per child, the
 //! reaping that keeps zombies away, and the exit-time cleanup.
 
-use std::io;
+use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::authkey::AuthKey;
-use crate::error::{BootstrapFailure, Error, PanicInfo};
+use serde::de::DeserializeOwned;
+
+use crate::error::{BootstrapFailure, DecodeError, Error, PanicInfo};
 use crate::exit::ExitStatus;
 use crate::sys::Reaped;
 use crate::sys::imp::{Channel, RawChild};
-use crate::wire::{self, FrameKind, Outcome};
+use crate::wire::{self, FrameError, FrameKind, Outcome, Stream};
 
 /// How long a wait may block.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,9 @@ struct Inner {
     report: Vec<u8>,
     /// Set when the report's header is bad; later bytes are discarded.
     report_error: Option<String>,
+    /// Set once `join` reads the report itself; a wait then discards what
+    /// the channel brings.
+    report_taken: bool,
     /// Set once the child is seen to end.
     ended: Option<Ended>,
 }
@@ -95,7 +100,13 @@ impl ChildState {
             daemon,
             authkey,
             raw,
-            inner: Mutex::new(Inner { chan: Some(chan), report: Vec::new(), report_error: None, ended: None }),
+            inner: Mutex::new(Inner {
+                chan: Some(chan),
+                report: Vec::new(),
+                report_error: None,
+                report_taken: false,
+                ended: None,
+            }),
         }
     }
 
@@ -173,40 +184,124 @@ impl ChildState {
         r.map_err(Error::io("signalling a child"))
     }
 
-    /// The child's result, once it has been reaped.
-    pub(crate) fn outcome(&self) -> Result<Vec<u8>, Error> {
-        let g = lock(&self.inner);
-        let end = g.ended.expect("outcome() after the child was reaped");
+    /// Reads the child's report as it arrives, decoding its value straight
+    /// out of the channel (whatever a wait collected before comes first),
+    /// then waits for the child to end. A report cut short (the child was
+    /// killed while sending it) counts as none: the exit status tells.
+    pub(crate) fn join<R: DeserializeOwned>(&self) -> Result<R, Error> {
         let name = || self.name.clone();
-        if let Some(message) = &g.report_error {
-            return Err(Error::BadResult { name: name(), message: message.clone() });
-        }
-        let body = match wire::split_frame(&g.report) {
-            Ok(Some((FrameKind::Outcome, body))) => body,
-            Ok(Some((kind, _))) => {
-                return Err(Error::BadResult { name: name(), message: format!("unexpected {kind:?} frame") });
-            }
-            Err(e) => return Err(Error::BadResult { name: name(), message: e.to_string() }),
-            // No report: the exit status tells all there is. A code in the
-            // bootstrap range is the task's own here (it called `exit`):
-            // a child that fails its bootstrap says so in a report.
-            Ok(None) => {
-                return Err(match end {
-                    Ended::Exited(status) => Error::NoResult { name: name(), status },
-                    Ended::Lost => Error::StatusUnavailable { name: name() },
-                });
+        let (chan, prefix, report_error) = {
+            let mut g = lock(&self.inner);
+            g.report_taken = true;
+            // While the report is read here, nobody else reads the channel.
+            (g.chan.take(), std::mem::take(&mut g.report), g.report_error.take())
+        };
+        let report = match report_error {
+            Some(message) => Report::Failed(Error::BadResult { name: name(), error: DecodeError::Invalid(message) }),
+            None => {
+                let reader =
+                    ReportReader { state: self, prefix: io::Cursor::new(prefix), chan: chan.clone(), ended: false };
+                self.read_report(reader)
             }
         };
-        match wire::decode::<Outcome>(body) {
-            Ok(Outcome::Returned(bytes)) => Ok(bytes),
-            Ok(Outcome::Panicked { message, location, backtrace }) => {
-                Err(Error::Panicked { name: name(), panic: PanicInfo { message, location, backtrace } })
+        // Back for the wait, which discards whatever else the child sends.
+        if let Some(chan) = chan {
+            let mut g = lock(&self.inner);
+            if g.ended.is_none() {
+                g.chan = Some(chan);
             }
-            Ok(Outcome::Refused { code, message }) => Err(match BootstrapFailure::from_exit_code(code) {
-                Some(kind) => Error::Bootstrap { name: name(), kind, message },
-                None => Error::BadResult { name: name(), message },
+        }
+        let end = self.wait(Wait::Forever)?.expect("an unbounded wait ends with a status");
+        match report {
+            Report::Value(value) => Ok(value),
+            Report::Failed(e) => Err(e),
+            Report::Nothing => Err(match end {
+                Ended::Exited(status) => Error::NoResult { name: name(), status },
+                Ended::Lost => Error::StatusUnavailable { name: name() },
             }),
-            Err(e) => Err(Error::BadResult { name: name(), message: e.to_string() }),
+        }
+    }
+
+    fn read_report<R: DeserializeOwned>(&self, mut reader: ReportReader<'_>) -> Report<R> {
+        let bad = |error| Report::Failed(Error::BadResult { name: self.name.clone(), error });
+        let len = match wire::read_header(&mut reader) {
+            Ok(Some((FrameKind::Outcome, len))) => len,
+            // No report, or only part of its header: the exit status tells
+            // all there is. A code in the bootstrap range is the task's own
+            // here (it called `exit`): a child that fails its bootstrap
+            // says so in a report.
+            Ok(None) | Err(FrameError::Truncated { .. }) => return Report::Nothing,
+            Ok(Some((kind, _))) => return bad(DecodeError::Invalid(format!("unexpected {kind:?} frame"))),
+            Err(e) => return bad(DecodeError::Invalid(e.to_string())),
+        };
+        let stream = Stream::new(reader, len);
+        let head = match wire::decode_next::<Outcome, _>(&stream) {
+            Ok(head) => head,
+            Err(DecodeError::Truncated(_)) => return Report::Nothing,
+            Err(e) => return bad(e),
+        };
+        let name = self.name.clone();
+        match head {
+            Outcome::Returned => {
+                match wire::decode_next::<R, _>(&stream).and_then(|v| wire::expect_end(&stream).map(|()| v)) {
+                    Ok(value) => Report::Value(value),
+                    Err(DecodeError::Truncated(_)) => Report::Nothing,
+                    Err(e) => bad(e),
+                }
+            }
+            Outcome::Panicked { message, location, backtrace } => {
+                Report::Failed(Error::Panicked { name, panic: PanicInfo { message, location, backtrace } })
+            }
+            Outcome::Refused { code, message } => Report::Failed(match BootstrapFailure::from_exit_code(code) {
+                Some(kind) => Error::Bootstrap { name, kind, message },
+                None => Error::Unencodable { name, message },
+            }),
+        }
+    }
+}
+
+/// What a child's report held.
+enum Report<R> {
+    Value(R),
+    Failed(Error),
+    /// No report, or one cut short.
+    Nothing,
+}
+
+/// Reads a child's report: first what a wait collected, then the channel,
+/// blocking until bytes arrive or the child ends (never on the channel
+/// alone: a helper may hold the child's end open).
+struct ReportReader<'s> {
+    state: &'s ChildState,
+    prefix: io::Cursor<Vec<u8>>,
+    chan: Option<Arc<Channel>>,
+    ended: bool,
+}
+
+impl Read for ReportReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.prefix.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let Some(chan) = &self.chan else { return Ok(0) };
+        loop {
+            if let Some(n) = chan.try_read(buf)? {
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            // Once it has ended, all it wrote is queued: one more look.
+            let ended = {
+                let mut g = lock(&self.state.inner);
+                g.ended.is_some() || self.state.reap(&mut g)?.is_some()
+            };
+            if ended {
+                self.ended = true;
+                continue;
+            }
+            self.state.raw.wait_event(Some(chan), None)?;
         }
     }
 }
@@ -228,7 +323,7 @@ impl Inner {
     }
 
     fn accept(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.report_error.is_none() {
+        while !self.report_taken && !bytes.is_empty() && self.report_error.is_none() {
             // Up to the end of the header, then up to the end of the one
             // frame a child sends; nothing after it is kept.
             let have = self.report.len() as u64;

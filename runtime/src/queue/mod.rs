@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::DecodeError;
 use crate::wire::{self, handles};
 use ring::{Ring, RingError};
 
@@ -140,7 +141,7 @@ pub enum GetError {
     Closed,
     /// An item arrived whole but does not decode as `T`; it was consumed.
     #[error("the item does not decode as the expected type: {0}")]
-    Decode(String),
+    Decode(#[source] DecodeError),
     /// The shared memory holds something that is not a valid item (another
     /// program wrote to it).
     #[error("the queue's shared memory is corrupt: {0}")]
@@ -573,7 +574,7 @@ impl<T: DeserializeOwned> Queue<T> {
             Err(RingError::Io(e)) => return Err(GetError::Io(e)),
             Err(RingError::Corrupt(m)) => return Err(GetError::Corrupt(m)),
         };
-        wire::decode(&bytes).map_err(|e| GetError::Decode(e.0))
+        wire::decode(&bytes).map_err(GetError::Decode)
     }
 }
 

@@ -8,9 +8,10 @@
 //!   instead of recursing further. The limit is a count, not a stack
 //!   measurement, so a message decodes the same on every thread and in every
 //!   build.
-//! - **Claimed lengths.** A string or byte buffer whose length prefix
-//!   claims more bytes than the body has left is refused before the
-//!   decoder reserves the claim. A sequence or map tells its visitor it
+//! - **Claimed lengths.** Strings and byte buffers are read by the guard
+//!   itself, from the [`Input`]: a length prefix that claims more bytes
+//!   than the body has left is refused before anything is reserved for it,
+//!   and the bytes are then read straight into the value's own buffer. A sequence or map tells its visitor it
 //!   holds no more elements than there are bytes left (serde caps what it
 //!   reserves from that hint, so nothing is reserved for elements that
 //!   cannot be there).
@@ -18,9 +19,9 @@
 //!   a length may exceed the bytes left; one decode may produce at most
 //!   [`ZERO_SIZED_BUDGET`] of them, so a claimed length cannot spin.
 //!
-//! The guard knows nothing of the serializer: the codec gives it the body
-//! left ([`Progress`]) and a way to read a length prefix
-//! ([`super::codec::peek_len`]).
+//! The guard knows nothing of the serializer: the codec gives it an
+//! [`Input`], which says how much of the body is left, reads a length
+//! prefix, and hands out bytes.
 
 use std::cell::Cell;
 use std::fmt;
@@ -68,34 +69,35 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// What one decode has left: the unread body, the current depth, the
-/// zero-size budget, and the reason it was stopped, if it was.
-pub(super) struct Progress<'b> {
-    rest: Cell<&'b [u8]>,
+/// What the guard reads strings and byte buffers from, and asks how much
+/// of the body is left: a body in memory, or one still arriving on a
+/// channel. A failure of the input itself (the channel closed early) is
+/// recorded by the input, which the codec asks afterwards; the guard only
+/// passes its message on.
+pub(super) trait Input {
+    /// Bytes of the body not yet read.
+    fn left(&self) -> usize;
+    /// Reads a string's or byte buffer's length prefix.
+    fn read_len(&self) -> Result<u64, String>;
+    /// Reads the next `len` bytes into a buffer of their own (`len` is at
+    /// most [`left`](Input::left)).
+    fn take_owned(&self, len: usize) -> Result<Vec<u8>, String>;
+    /// Lends the next `len` bytes to `f`.
+    fn take_lent<R>(&self, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, String>;
+}
+
+/// What one decode has left: the input, the current depth, the zero-size
+/// budget, and the reason it was stopped, if it was.
+pub(super) struct Progress<I> {
+    input: I,
     depth: Cell<usize>,
     zero_sized_left: Cell<usize>,
     refusal: Cell<Option<Refusal>>,
 }
 
-impl<'b> Progress<'b> {
-    pub(super) fn new(body: &'b [u8]) -> Self {
-        Progress {
-            rest: Cell::new(body),
-            depth: Cell::new(0),
-            zero_sized_left: Cell::new(ZERO_SIZED_BUDGET),
-            refusal: Cell::new(None),
-        }
-    }
-
-    /// The bytes not yet read.
-    #[inline]
-    pub(super) fn rest(&self) -> &'b [u8] {
-        self.rest.get()
-    }
-
-    #[inline]
-    pub(super) fn set_rest(&self, rest: &'b [u8]) {
-        self.rest.set(rest);
+impl<I: Input> Progress<I> {
+    pub(super) fn new(input: I) -> Self {
+        Progress { input, depth: Cell::new(0), zero_sized_left: Cell::new(ZERO_SIZED_BUDGET), refusal: Cell::new(None) }
     }
 
     /// Why the guard stopped the decode, if it did.
@@ -121,17 +123,27 @@ impl<'b> Progress<'b> {
         result
     }
 
-    /// Refuses a string or byte length that claims more than is left.
+    /// Reads a string's or byte buffer's length and refuses it if it
+    /// claims more than is left.
     #[inline]
-    fn check_claim<E: de::Error>(&self) -> Result<(), E> {
-        let rest = self.rest();
-        if let Some((len, prefix)) = super::codec::peek_len(rest) {
-            let left = rest.len() - prefix;
-            if len > left as u64 {
-                return Err(self.refuse(Refusal::Claim { len, left }));
-            }
+    fn claim<E: de::Error>(&self) -> Result<usize, E> {
+        let len = self.input.read_len().map_err(E::custom)?;
+        let left = self.input.left();
+        match usize::try_from(len) {
+            Ok(n) if n <= left => Ok(n),
+            _ => Err(self.refuse(Refusal::Claim { len, left })),
         }
-        Ok(())
+    }
+
+    /// A string, owned.
+    fn string<E: de::Error>(&self) -> Result<String, E> {
+        let bytes = self.input.take_owned(self.claim()?).map_err(E::custom)?;
+        String::from_utf8(bytes).map_err(|e| E::custom(format!("a string is not UTF-8: {}", e.utf8_error())))
+    }
+
+    /// A byte buffer, owned.
+    fn byte_buf<E: de::Error>(&self) -> Result<Vec<u8>, E> {
+        self.input.take_owned(self.claim()?).map_err(E::custom)
     }
 
     /// Accounts for an element of a length-prefixed container that took
@@ -150,22 +162,27 @@ impl<'b> Progress<'b> {
     /// A container's element count as a hint: no more than the bytes left.
     #[inline]
     fn hint(&self, claimed: Option<usize>) -> Option<usize> {
-        claimed.map(|n| n.min(self.rest().len()))
+        claimed.map(|n| n.min(self.input.left()))
+    }
+
+    #[inline]
+    fn left(&self) -> usize {
+        self.input.left()
     }
 }
 
 /// A deserializer whose every nested value goes through the guard.
-pub(super) struct Guarded<'p, 'b, D> {
+pub(super) struct Guarded<'p, D, I> {
     inner: D,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
 }
 
-impl<'p, 'b, D> Guarded<'p, 'b, D> {
-    pub(super) fn new(inner: D, progress: &'p Progress<'b>) -> Self {
+impl<'p, D, I> Guarded<'p, D, I> {
+    pub(super) fn new(inner: D, progress: &'p Progress<I>) -> Self {
         Guarded { inner, progress }
     }
 
-    fn visitor<V>(&self, inner: V, counted: bool) -> GuardedVisitor<'p, 'b, V> {
+    fn visitor<V>(&self, inner: V, counted: bool) -> GuardedVisitor<'p, V, I> {
         GuardedVisitor { inner, progress: self.progress, counted }
     }
 }
@@ -180,19 +197,7 @@ macro_rules! forward_scalars {
     )*};
 }
 
-/// Forwards methods that take a string or byte buffer, after checking its
-/// claimed length.
-macro_rules! forward_claims {
-    ($($method:ident)*) => {$(
-        #[inline]
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.progress.check_claim()?;
-            self.inner.$method(visitor)
-        }
-    )*};
-}
-
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<'_, '_, D> {
+impl<'de, D: Deserializer<'de>, I: Input> Deserializer<'de> for Guarded<'_, D, I> {
     type Error = D::Error;
 
     forward_scalars! {
@@ -201,7 +206,28 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<'_, '_, D> {
         deserialize_f32 deserialize_f64 deserialize_char deserialize_unit deserialize_identifier
     }
 
-    forward_claims! { deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf }
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let len = self.progress.claim()?;
+        let visited = self.progress.input.take_lent(len, |bytes| match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_str(s),
+            Err(e) => Err(<D::Error as de::Error>::custom(format!("a string is not UTF-8: {e}"))),
+        });
+        visited.map_err(<D::Error as de::Error>::custom)?
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        visitor.visit_string(self.progress.string()?)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let len = self.progress.claim()?;
+        let visited = self.progress.input.take_lent(len, |bytes| visitor.visit_bytes(bytes));
+        visited.map_err(<D::Error as de::Error>::custom)?
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        visitor.visit_byte_buf(self.progress.byte_buf()?)
+    }
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         let visitor = self.visitor(visitor, true);
@@ -288,9 +314,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<'_, '_, D> {
 /// A visitor that hands on nested values guarded. `counted`: the
 /// container's length came from the input (a sequence or map, not a tuple
 /// or struct), so elements that take no bytes are accounted for.
-struct GuardedVisitor<'p, 'b, V> {
+struct GuardedVisitor<'p, V, I> {
     inner: V,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
     counted: bool,
 }
 
@@ -303,7 +329,7 @@ macro_rules! forward_visits {
     )*};
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<'_, '_, V> {
+impl<'de, V: Visitor<'de>, I: Input> Visitor<'de> for GuardedVisitor<'_, V, I> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -355,12 +381,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<'_, '_, V> {
 }
 
 /// A seed whose deserializer is guarded.
-struct GuardedSeed<'p, 'b, S> {
+struct GuardedSeed<'p, S, I> {
     inner: S,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
 }
 
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for GuardedSeed<'_, '_, S> {
+impl<'de, S: DeserializeSeed<'de>, I: Input> DeserializeSeed<'de> for GuardedSeed<'_, S, I> {
     type Value = S::Value;
 
     #[inline]
@@ -369,20 +395,20 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for GuardedSeed<'_, '_, 
     }
 }
 
-struct GuardedSeq<'p, 'b, A> {
+struct GuardedSeq<'p, A, I> {
     inner: A,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
     counted: bool,
 }
 
-impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for GuardedSeq<'_, '_, A> {
+impl<'de, A: SeqAccess<'de>, I: Input> SeqAccess<'de> for GuardedSeq<'_, A, I> {
     type Error = A::Error;
 
     #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, A::Error> {
-        let before = self.progress.rest().len();
+        let before = self.progress.left();
         let element = self.inner.next_element_seed(GuardedSeed { inner: seed, progress: self.progress })?;
-        if self.counted && element.is_some() && self.progress.rest().len() == before {
+        if self.counted && element.is_some() && self.progress.left() == before {
             self.progress.took_no_bytes()?;
         }
         Ok(element)
@@ -394,27 +420,27 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for GuardedSeq<'_, '_, A> {
     }
 }
 
-struct GuardedMap<'p, 'b, A> {
+struct GuardedMap<'p, A, I> {
     inner: A,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
     counted: bool,
     /// The bytes left when the current entry's key began.
     before: usize,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for GuardedMap<'_, '_, A> {
+impl<'de, A: MapAccess<'de>, I: Input> MapAccess<'de> for GuardedMap<'_, A, I> {
     type Error = A::Error;
 
     #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
-        self.before = self.progress.rest().len();
+        self.before = self.progress.left();
         self.inner.next_key_seed(GuardedSeed { inner: seed, progress: self.progress })
     }
 
     #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         let value = self.inner.next_value_seed(GuardedSeed { inner: seed, progress: self.progress })?;
-        if self.counted && self.progress.rest().len() == self.before {
+        if self.counted && self.progress.left() == self.before {
             self.progress.took_no_bytes()?;
         }
         Ok(value)
@@ -426,14 +452,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for GuardedMap<'_, '_, A> {
     }
 }
 
-struct GuardedEnum<'p, 'b, A> {
+struct GuardedEnum<'p, A, I> {
     inner: A,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
 }
 
-impl<'p, 'b, 'de, A: EnumAccess<'de>> EnumAccess<'de> for GuardedEnum<'p, 'b, A> {
+impl<'p, 'de, A: EnumAccess<'de>, I: Input> EnumAccess<'de> for GuardedEnum<'p, A, I> {
     type Error = A::Error;
-    type Variant = GuardedVariant<'p, 'b, A::Variant>;
+    type Variant = GuardedVariant<'p, A::Variant, I>;
 
     #[inline]
     fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self::Variant), A::Error> {
@@ -442,12 +468,12 @@ impl<'p, 'b, 'de, A: EnumAccess<'de>> EnumAccess<'de> for GuardedEnum<'p, 'b, A>
     }
 }
 
-struct GuardedVariant<'p, 'b, A> {
+struct GuardedVariant<'p, A, I> {
     inner: A,
-    progress: &'p Progress<'b>,
+    progress: &'p Progress<I>,
 }
 
-impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for GuardedVariant<'_, '_, A> {
+impl<'de, A: VariantAccess<'de>, I: Input> VariantAccess<'de> for GuardedVariant<'_, A, I> {
     type Error = A::Error;
 
     #[inline]

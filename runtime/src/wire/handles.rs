@@ -25,7 +25,7 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 
-use super::{CodecError, decode};
+use crate::error::DecodeError;
 use crate::sys::OsHandle;
 
 /// Why a handle could not be shared or claimed.
@@ -94,8 +94,10 @@ pub(crate) fn claim(index: u32) -> Result<OsHandle, String> {
 
 /// Decodes a task's payload with the inherited handles available, then
 /// closes every handle no argument claimed.
-pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
-    let result = decode(payload);
+pub(crate) fn decode_payload<T: DeserializeOwned>(
+    decode: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let result = decode();
     INHERITED.with(|t| t.borrow_mut().take());
     result
 }
@@ -135,7 +137,7 @@ mod tests {
         assert!(claim(1).is_ok());
         assert!(claim(1).unwrap_err().contains("already taken"));
         assert!(claim(2).unwrap_err().contains("not passed"));
-        let _: Result<u8, _> = decode_payload(&[0]);
+        let _: Result<u8, _> = decode_payload(|| super::super::decode(&[0]));
         assert!(claim(0).is_err(), "unclaimed handles are dropped after the decode");
     }
 }

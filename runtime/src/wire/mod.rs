@@ -12,16 +12,23 @@
 //! [`MAX_FRAME_LEN`]) before a single body byte is read, and the body is read
 //! incrementally, so a lying length prefix never causes an allocation of the
 //! size it claims.
+//!
+//! The two frames of a child's life, [`Bootstrap`] (parent to child) and
+//! [`Outcome`] (child to parent), carry a small head followed by the
+//! payload, the arguments or the result, encoded straight into the channel
+//! by the sender and decoded straight out of it by the receiver
+//! ([`write_frame`], [`Stream`]): a payload is copied once, however big.
 
 pub(crate) mod codec;
 mod guard;
 pub(crate) mod handles;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use codec::{CodecError, decode, encode};
+pub(crate) use codec::{CodecError, Stream, decode, decode_next, encode, expect_end};
+pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different
 /// sources disagree on it and the child refuses the frame.
@@ -77,22 +84,125 @@ pub(crate) enum FrameError {
 }
 
 /// Builds the header for a body of `len` bytes.
-pub(crate) fn header(kind: FrameKind, len: usize) -> [u8; HEADER_LEN] {
+pub(crate) fn header(kind: FrameKind, len: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..2].copy_from_slice(&MAGIC);
     h[2] = PROTOCOL_VERSION;
     h[3] = kind as u8;
-    h[4..].copy_from_slice(&(len as u64).to_le_bytes());
+    h[4..].copy_from_slice(&len.to_le_bytes());
     h
 }
 
-/// Encodes `value` as one complete frame (header and body).
-pub(crate) fn frame<T: Serialize>(kind: FrameKind, value: &T) -> Result<Vec<u8>, CodecError> {
-    let body = encode(value)?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&header(kind, body.len()));
-    out.extend_from_slice(&body);
-    Ok(out)
+/// A frame's payload, encoded as it is written.
+pub(crate) trait Part {
+    /// The bytes [`write`](Part::write) will produce; a dry run of the
+    /// encoding, which finds a value that cannot be encoded.
+    fn encoded_len(&self) -> Result<u64, CodecError>;
+    /// Encodes the value into `w`; returns the bytes written.
+    fn write(&self, w: &mut dyn Write) -> Result<u64, CodecError>;
+}
+
+impl<T: Serialize> Part for T {
+    fn encoded_len(&self) -> Result<u64, CodecError> {
+        codec::encoded_len(self)
+    }
+
+    fn write(&self, w: &mut dyn Write) -> Result<u64, CodecError> {
+        codec::encode_into(&mut &mut *w, self)
+    }
+}
+
+/// How much of a frame's payload is written at most: a value whose
+/// encoding turns out longer than its dry run said (a `Serialize` that
+/// does not give the same bytes twice) is cut at the announced length, so
+/// the frame stays whole and the receiver's decode fails instead of the
+/// framing.
+struct Bounded<'w> {
+    inner: &'w mut dyn Write,
+    left: u64,
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::other("the value encoded longer than its measured length"));
+        }
+        self.inner.write_all(buf)?;
+        self.left -= buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes one frame of `kind` whose body is `head` then `payload` (of the
+/// length its dry run measured), through a 64 KiB buffer: small writes are
+/// gathered, a big byte buffer goes straight to `w`.
+///
+/// The outer error is `w`'s. The inner one says the payload did not encode
+/// as measured; the frame was then completed with zeros, so the receiver
+/// stays in step and refuses the value.
+pub(crate) fn write_frame(
+    w: &mut dyn Write,
+    kind: FrameKind,
+    head: &[u8],
+    payload: Option<(&dyn Part, u64)>,
+) -> io::Result<Result<(), CodecError>> {
+    let payload_len = payload.map_or(0, |(_, len)| len);
+    let body = head.len() as u64 + payload_len;
+    let mut tracked = Tracked { inner: w, failure: None };
+    let mut out = io::BufWriter::with_capacity(64 * 1024, &mut tracked);
+    out.write_all(&header(kind, body))?;
+    out.write_all(head)?;
+    let mut verdict = Ok(());
+    if let Some((part, len)) = payload {
+        let mut bounded = Bounded { inner: &mut out, left: len };
+        let written = part.write(&mut bounded);
+        let left = bounded.left;
+        if let Err(e) = written {
+            if let Some(failure) = out.get_mut().failure.take() {
+                return Err(failure);
+            }
+            verdict = Err(e);
+        } else if left > 0 {
+            verdict = Err(CodecError("the value encoded shorter than its measured length".into()));
+        }
+        io::copy(&mut io::repeat(0).take(left), &mut out)?;
+    }
+    out.flush()?;
+    Ok(verdict)
+}
+
+/// A writer that keeps its own failure, to tell it from the value's.
+struct Tracked<'w> {
+    inner: &'w mut dyn Write,
+    failure: Option<io::Error>,
+}
+
+impl Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.failure = Some(io::Error::new(e.kind(), e.to_string())))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An [`io::Write`] over a channel's `write_all`.
+pub(crate) struct WriteAll<F>(pub(crate) F);
+
+impl<F: FnMut(&[u8]) -> io::Result<()>> Write for WriteAll<F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (self.0)(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks a header and returns its kind and body length.
@@ -109,6 +219,17 @@ pub(crate) fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(FrameKind, u64), Fra
         return Err(FrameError::TooLarge(len));
     }
     Ok((kind, len))
+}
+
+/// Reads a frame's header from a blocking reader: `Ok(None)` if the
+/// reader ends before its first byte.
+pub(crate) fn read_header(r: &mut impl Read) -> Result<Option<(FrameKind, u64)>, FrameError> {
+    let mut h = [0u8; HEADER_LEN];
+    match read_full(r, &mut h)? {
+        0 => Ok(None),
+        HEADER_LEN => parse_header(&h).map(Some),
+        got => Err(FrameError::Truncated { got: got as u64, want: HEADER_LEN as u64 }),
+    }
 }
 
 /// Reads one frame from a blocking reader.
@@ -157,16 +278,15 @@ pub(crate) fn split_frame(bytes: &[u8]) -> Result<Option<(FrameKind, &[u8])>, Fr
     Ok(Some((kind, &bytes[HEADER_LEN..end as usize])))
 }
 
-/// The one message a parent sends a spawned child: everything the child
-/// needs to become the process the parent asked for.
+/// The head of the one message a parent sends a spawned child: everything
+/// the child needs to become the process the parent asked for. The
+/// encoded arguments (or process value) follow it in the same frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Bootstrap {
     /// Identity of the executable the parent runs (see `sys::exe_identity`).
     pub build_id: u64,
     /// The registered task or process type to run.
     pub task_id: String,
-    /// The encoded arguments or process value.
-    pub payload: Vec<u8>,
     /// The child's name (`Process-1:2`, or the one the user chose).
     pub name: String,
     /// The child's position in the process tree: `[1, 2]` for `Process-1:2`.
@@ -193,11 +313,12 @@ pub(crate) struct Bootstrap {
     pub handles: u32,
 }
 
-/// How a child's run ended, as reported by the child itself.
+/// How a child's run ended, as reported by the child itself: the head of
+/// its one frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Outcome {
-    /// The target returned; the encoded return value.
-    Returned(Vec<u8>),
+    /// The target returned; its encoded value follows in the frame.
+    Returned,
     /// The target panicked.
     Panicked { message: String, location: Option<String>, backtrace: Option<String> },
     /// The child could not start the target.

@@ -1,0 +1,272 @@
+//! The two inputs a decode reads from: a body held in memory ([`Slice`]),
+//! and a body still arriving on a channel ([`Stream`]), read as the value
+//! is decoded so that its bytes are copied once, from the channel into the
+//! value's own buffers.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read};
+
+use bincode::de::read::Reader;
+use bincode::error::DecodeError as BincodeError;
+
+use super::config;
+use crate::wire::guard::Input;
+
+/// A body in memory.
+pub(super) struct Slice<'b> {
+    rest: Cell<&'b [u8]>,
+}
+
+impl<'b> Slice<'b> {
+    pub(super) fn new(body: &'b [u8]) -> Self {
+        Slice { rest: Cell::new(body) }
+    }
+
+    /// The bytes not yet read.
+    pub(super) fn rest(&self) -> &'b [u8] {
+        self.rest.get()
+    }
+
+    fn split(&self, len: usize) -> Result<&'b [u8], String> {
+        let rest = self.rest.get();
+        let (head, tail) =
+            rest.split_at_checked(len).ok_or_else(|| format!("{len} bytes wanted, {} left", rest.len()))?;
+        self.rest.set(tail);
+        Ok(head)
+    }
+}
+
+impl Input for &Slice<'_> {
+    #[inline]
+    fn left(&self) -> usize {
+        self.rest.get().len()
+    }
+
+    fn read_len(&self) -> Result<u64, String> {
+        let rest = self.rest.get();
+        let (len, used) = bincode::decode_from_slice::<u64, _>(rest, config()).map_err(|e| e.to_string())?;
+        self.rest.set(&rest[used..]);
+        Ok(len)
+    }
+
+    fn take_owned(&self, len: usize) -> Result<Vec<u8>, String> {
+        self.split(len).map(<[u8]>::to_vec)
+    }
+
+    fn take_lent<R>(&self, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
+        self.split(len).map(f)
+    }
+}
+
+/// bincode's view of a [`Slice`].
+pub(super) struct SliceReader<'a, 'b>(pub(super) &'a Slice<'b>);
+
+impl Reader for SliceReader<'_, '_> {
+    #[inline]
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), BincodeError> {
+        let rest = self.0.rest.get();
+        match rest.split_at_checked(bytes.len()) {
+            Some((head, tail)) => {
+                bytes.copy_from_slice(head);
+                self.0.rest.set(tail);
+                Ok(())
+            }
+            None => Err(BincodeError::UnexpectedEnd { additional: bytes.len() - rest.len() }),
+        }
+    }
+
+    #[inline]
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        self.0.rest.get().get(..n)
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        let rest = self.0.rest.get();
+        self.0.rest.set(&rest[n.min(rest.len())..]);
+    }
+}
+
+/// Small reads are served from a buffer of this size; a read at least this
+/// long goes straight from the channel into its destination.
+const STREAM_BUF: usize = 64 * 1024;
+
+/// A body of known length still arriving on `R`.
+pub(crate) struct Stream<R> {
+    state: RefCell<StreamState<R>>,
+}
+
+struct StreamState<R> {
+    reader: R,
+    /// Bytes read from `reader` and not yet consumed: `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes of the body still in `reader`.
+    unread: u64,
+    /// Why reading stopped early, if it did.
+    failure: Option<io::Error>,
+}
+
+impl<R: Read> Stream<R> {
+    /// The body of `len` bytes that `reader` is about to deliver.
+    pub(crate) fn new(reader: R, len: u64) -> Self {
+        Stream { state: RefCell::new(StreamState { reader, buf: Vec::new(), pos: 0, unread: len, failure: None }) }
+    }
+
+    /// Bytes of the body not yet consumed.
+    pub(crate) fn left(&self) -> u64 {
+        let s = self.state.borrow();
+        (s.buf.len() - s.pos) as u64 + s.unread
+    }
+
+    /// Why the body stopped arriving, if it did.
+    pub(crate) fn take_failure(&self) -> Option<io::Error> {
+        self.state.borrow_mut().failure.take()
+    }
+}
+
+impl<R: Read> StreamState<R> {
+    fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn short(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the sender stopped with {} bytes still to come", self.unread),
+        )
+    }
+
+    fn fail(&mut self, e: io::Error) -> String {
+        let message = e.to_string();
+        self.failure.get_or_insert(e);
+        message
+    }
+
+    /// Reads more of the body into the buffer, until `want` bytes are
+    /// buffered.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        if self.buffered() >= want {
+            return Ok(());
+        }
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        while self.buf.len() < want {
+            let room = (STREAM_BUF.max(want) - self.buf.len()).min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+            if room == 0 {
+                return Err(self.short());
+            }
+            let start = self.buf.len();
+            self.buf.resize(start + room, 0);
+            let got = loop {
+                match self.reader.read(&mut self.buf[start..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            let got = got.inspect_err(|_| self.buf.truncate(start))?;
+            self.buf.truncate(start + got);
+            if got == 0 {
+                return Err(self.short());
+            }
+            self.unread -= got as u64;
+        }
+        Ok(())
+    }
+
+    /// Fills `dst`: from the buffer, then straight from the reader.
+    fn read_into(&mut self, dst: &mut [u8]) -> io::Result<()> {
+        let from_buf = self.buffered().min(dst.len());
+        dst[..from_buf].copy_from_slice(&self.buf[self.pos..self.pos + from_buf]);
+        self.pos += from_buf;
+        let rest = &mut dst[from_buf..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if rest.len() < STREAM_BUF {
+            self.fill(rest.len())?;
+            rest.copy_from_slice(&self.buf[self.pos..self.pos + rest.len()]);
+            self.pos += rest.len();
+            return Ok(());
+        }
+        if (rest.len() as u64) > self.unread {
+            return Err(self.short());
+        }
+        self.reader
+            .read_exact(rest)
+            .map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { self.short() } else { e })?;
+        self.unread -= rest.len() as u64;
+        Ok(())
+    }
+
+    /// The next `len` bytes in a buffer of their own, reserved fallibly and
+    /// filled straight from the reader.
+    fn take_owned(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, format!("cannot reserve {len} bytes")))?;
+        let from_buf = self.buffered().min(len);
+        out.extend_from_slice(&self.buf[self.pos..self.pos + from_buf]);
+        self.pos += from_buf;
+        let want = (len - from_buf) as u64;
+        let got = (&mut self.reader).take(want).read_to_end(&mut out)? as u64;
+        self.unread -= got;
+        if got < want {
+            return Err(self.short());
+        }
+        Ok(out)
+    }
+}
+
+impl<R: Read> Input for &Stream<R> {
+    fn left(&self) -> usize {
+        usize::try_from(Stream::left(self)).unwrap_or(usize::MAX)
+    }
+
+    fn read_len(&self) -> Result<u64, String> {
+        bincode::decode_from_reader::<u64, _, _>(StreamReader(self), config()).map_err(|e| {
+            let s = self.state.borrow();
+            s.failure.as_ref().map_or_else(|| e.to_string(), io::Error::to_string)
+        })
+    }
+
+    fn take_owned(&self, len: usize) -> Result<Vec<u8>, String> {
+        let s = &mut *self.state.borrow_mut();
+        s.take_owned(len).map_err(|e| s.fail(e))
+    }
+
+    fn take_lent<R2>(&self, len: usize, f: impl FnOnce(&[u8]) -> R2) -> Result<R2, String> {
+        let s = &mut *self.state.borrow_mut();
+        if len <= STREAM_BUF {
+            if let Err(e) = s.fill(len) {
+                return Err(s.fail(e));
+            }
+            let out = f(&s.buf[s.pos..s.pos + len]);
+            s.pos += len;
+            return Ok(out);
+        }
+        let owned = s.take_owned(len).map_err(|e| s.fail(e))?;
+        Ok(f(&owned))
+    }
+}
+
+/// bincode's view of a [`Stream`].
+pub(super) struct StreamReader<'a, R>(pub(super) &'a Stream<R>);
+
+impl<R: Read> Reader for StreamReader<'_, R> {
+    #[inline]
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), BincodeError> {
+        let s = &mut *self.0.state.borrow_mut();
+        if bytes.len() <= s.buffered() {
+            bytes.copy_from_slice(&s.buf[s.pos..s.pos + bytes.len()]);
+            s.pos += bytes.len();
+            return Ok(());
+        }
+        s.read_into(bytes).map_err(|e| {
+            s.fail(e);
+            BincodeError::UnexpectedEnd { additional: bytes.len() }
+        })
+    }
+}

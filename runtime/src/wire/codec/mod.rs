@@ -1,0 +1,171 @@
+//! The codec: the only module that names the serializer.
+//!
+//! Bodies are encoded with bincode 2 through its serde support. Frames are
+//! length-checked before they are read (see [`super::MAX_FRAME_LEN`]). A
+//! body is decoded through the guard in [`super::guard`], which bincode's
+//! serde deserializer is driven through: it bounds the nesting depth
+//! ([`MAX_DEPTH`]), reads strings and byte buffers itself, refusing a
+//! length that claims more bytes than the body has left before anything is
+//! reserved, and caps what a sequence or map may reserve up front by the
+//! bytes left.
+//!
+//! A value is decoded from a body in memory ([`decode`]) or from one still
+//! arriving on a channel ([`decode_next`] on a [`Stream`]); it is encoded
+//! into a buffer ([`encode`]) or, after measuring it ([`encoded_len`]),
+//! straight into a writer ([`encode_into`]).
+
+mod input;
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) use input::Stream;
+use input::{Slice, SliceReader, StreamReader};
+
+use super::guard::{Guarded, Input, MAX_DEPTH, Progress, Refusal, ZERO_SIZED_BUDGET};
+use crate::error::DecodeError;
+
+/// Why a value could not be encoded. The codec's own error types stay
+/// private; callers only see the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CodecError(pub(crate) String);
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The most memory one decode may reserve for the containers it builds.
+pub(crate) const DECODE_BUDGET: usize = 1 << 32;
+
+/// Little-endian, variable-length integers.
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes `value` into a fresh buffer.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError(e.to_string()))
+}
+
+/// How many bytes [`encode_into`] will write for `value` (a dry run of the
+/// encoding, which also finds any value that cannot be encoded).
+pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<u64, CodecError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config()).map_err(|e| CodecError(e.to_string()))?;
+    Ok(size.bytes_written as u64)
+}
+
+/// Encodes `value` straight into `w`; returns the bytes written.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<u64, CodecError> {
+    bincode::serde::encode_into_std_write(value, w, config()).map(|n| n as u64).map_err(|e| CodecError(e.to_string()))
+}
+
+/// Decodes a whole `T` from `bytes`; trailing bytes are an error.
+///
+/// Values nested deeper than [`MAX_DEPTH`] levels, and lengths claiming
+/// more bytes than the body holds, are errors found before the stack or
+/// the heap pays for them. A decoder panic on crafted input (bincode 2 has
+/// had such bugs) is caught and reported as an error: no input may take the
+/// process down.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let slice = Slice::new(bytes);
+    let value = guarded(&slice, SliceReader(&slice), || None)?;
+    match slice.rest().len() {
+        0 => Ok(value),
+        n => Err(DecodeError::Trailing { len: n as u64 }),
+    }
+}
+
+/// Decodes the next `T` from `stream`, reading exactly its bytes; what
+/// follows it stays in the stream. A failure of the channel itself (it
+/// closed early, a read timed out) is [`DecodeError::Truncated`] or
+/// [`DecodeError::Io`].
+pub(crate) fn decode_next<T: DeserializeOwned, R: Read>(stream: &Stream<R>) -> Result<T, DecodeError> {
+    guarded(stream, StreamReader(stream), || stream.take_failure())
+}
+
+/// Checks that nothing of the body is left after its last value.
+pub(crate) fn expect_end<R: Read>(stream: &Stream<R>) -> Result<(), DecodeError> {
+    match stream.left() {
+        0 => Ok(()),
+        len => Err(DecodeError::Trailing { len }),
+    }
+}
+
+fn guarded<T: DeserializeOwned, I: Input + Copy>(
+    input: I,
+    reader: impl bincode::de::read::Reader,
+    failure: impl FnOnce() -> Option<io::Error>,
+) -> Result<T, DecodeError> {
+    let progress = Progress::new(input);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let cfg = config().with_limit::<DECODE_BUDGET>();
+        let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(reader, cfg);
+        T::deserialize(Guarded::new(decoder.as_deserializer(), &progress))
+    }));
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(match (progress.refusal(), failure()) {
+            (Some(Refusal::TooDeep), _) => DecodeError::TooDeep { limit: MAX_DEPTH },
+            (Some(Refusal::Claim { len, left }), _) => DecodeError::LengthPastEnd { claimed: len, left: left as u64 },
+            (Some(Refusal::ZeroSized), _) => DecodeError::TooManyEmpty { limit: ZERO_SIZED_BUDGET },
+            (None, Some(io)) if io.kind() == io::ErrorKind::UnexpectedEof => DecodeError::Truncated(io.to_string()),
+            (None, Some(io)) if io.kind() == io::ErrorKind::TimedOut => DecodeError::Stalled(io.to_string()),
+            (None, Some(io)) => DecodeError::Io(io.to_string()),
+            (None, None) => DecodeError::Invalid(e.to_string()),
+        }),
+        Err(_) => Err(DecodeError::Invalid("the decoder panicked on malformed input".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_trailing_bytes() {
+        let value = (1u8, "two".to_string(), vec![3u64; 3], Some(Box::new(4i32)));
+        let bytes = encode(&value).unwrap();
+        assert_eq!(decode::<(u8, String, Vec<u64>, Option<Box<i32>>)>(&bytes).unwrap(), value);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            decode::<(u8, String, Vec<u64>, Option<Box<i32>>)>(&longer).unwrap_err(),
+            DecodeError::Trailing { len: 1 }
+        );
+    }
+
+    #[test]
+    fn the_depth_limit_is_exact() {
+        // `Option<Option<…>>` nested n deep: n `Some` tags, then `None`.
+        type Nest = Option<Box<Nest2>>;
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Nest2(Nest);
+        // Each level is a newtype and an option: two levels of nesting.
+        let ok = [vec![1u8; MAX_DEPTH / 2 - 1], vec![0]].concat();
+        assert!(
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || decode::<Nest>(&ok).map(drop))
+                .unwrap()
+                .join()
+                .unwrap()
+                .is_ok()
+        );
+        let deep = [vec![1u8; MAX_DEPTH / 2 + 1], vec![0]].concat();
+        let err = decode::<Nest>(&deep).map(drop).unwrap_err();
+        assert_eq!(err, DecodeError::TooDeep { limit: MAX_DEPTH });
+    }
+
+    #[test]
+    fn a_string_claiming_more_than_the_body_is_refused() {
+        let err = decode::<String>(&[0xFC, 0xFF, 0xFF, 0xFF, 0xFF, b'a']).unwrap_err();
+        assert_eq!(err, DecodeError::LengthPastEnd { claimed: 4294967295, left: 1 });
+        assert_eq!(decode::<String>(&[3, b'a', b'b', b'c']).unwrap(), "abc");
+    }
+}
