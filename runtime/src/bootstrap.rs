@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use crate::error::{BootstrapFailure, DecodeError, PanicInfo};
 use crate::process::{self, table};
-use crate::registry::{self, Arguments, Invoked};
+use crate::registry::{self, Incoming, Invoked};
 use crate::sys::{self, imp::Channel};
-use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome, Part, Stream};
+use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome, Part, Source, Stream};
 
 /// The longest a child waits for the next bytes of its bootstrap frame
 /// before it gives up with [`BootstrapFailure::Stalled`] (exit code 119):
@@ -42,7 +42,7 @@ pub(crate) struct Prepared {
     pub(crate) boot: Bootstrap,
     /// The rest of the frame, the arguments, still on the channel until
     /// dispatch decodes them.
-    payload: Mutex<Option<Arguments>>,
+    payload: Mutex<Option<Incoming<'static>>>,
 }
 
 /// Set once the task is about to run: from then on this child may start
@@ -97,11 +97,11 @@ fn prepare() -> Option<Prepared> {
 /// each part of it.
 struct ChannelReader(Arc<Channel>);
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl ChannelReader {
+    fn read_with(&mut self, mut try_read: impl FnMut(&Channel) -> io::Result<Option<usize>>) -> io::Result<usize> {
         loop {
             // What has arrived costs one call; only an empty channel waits.
-            if let Some(n) = self.0.try_read(buf)? {
+            if let Some(n) = try_read(&self.0)? {
                 return Ok(n);
             }
             if !self.0.wait_readable(Some(BOOTSTRAP_SILENCE))? {
@@ -114,19 +114,31 @@ impl Read for ChannelReader {
     }
 }
 
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|chan| chan.try_read(buf))
+    }
+}
+
+impl Source for ChannelReader {
+    fn read_spare(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        self.read_with(|chan| chan.try_read_spare(out, max))
+    }
+}
+
 /// Prints the one-line reason, reports it to the parent if possible, and
 /// exits with the failure's code.
 fn refuse(chan: Option<&Channel>, kind: BootstrapFailure, message: String) -> ! {
     let _ = writeln!(io::stderr(), "multiproc: child process could not start: {kind}: {message}");
     if let Some(chan) = chan {
-        report(chan, &Outcome::Refused { code: kind.exit_code(), message }, None);
+        let _ = report(chan, &Outcome::Refused { code: kind.exit_code(), message }, None);
     }
     sys::imp::exit_now(kind.exit_code())
 }
 
 /// Reads the bootstrap frame's header and head; the arguments stay on the
 /// channel, to be decoded straight into the task's argument values.
-fn read_bootstrap(chan: &Arc<Channel>) -> (Bootstrap, Arguments) {
+fn read_bootstrap(chan: &Arc<Channel>) -> (Bootstrap, Incoming<'static>) {
     let mut reader = ChannelReader(Arc::clone(chan));
     let len = match wire::read_header(&mut reader) {
         Ok(Some((FrameKind::Bootstrap, len))) => len,
@@ -146,9 +158,9 @@ fn read_bootstrap(chan: &Arc<Channel>) -> (Bootstrap, Arguments) {
             refuse(Some(chan), kind, e.to_string())
         }
     };
-    let stream: Stream<Box<dyn Read + Send>> = Stream::new(Box::new(reader), len);
+    let stream: Stream<Box<dyn Source + Send>> = Stream::new(Box::new(reader), len);
     match wire::decode_next::<Bootstrap, _>(&stream) {
-        Ok(boot) => (boot, Arguments::new(stream)),
+        Ok(boot) => (boot, Incoming::new(stream)),
         Err(e) => refuse(Some(chan), failure_of(&e, BootstrapFailure::Malformed), e.to_string()),
     }
 }
@@ -207,17 +219,25 @@ fn run_child(child: &'static Prepared) -> ! {
 }
 
 /// Writes the report, its head and the value's encoding straight into the
-/// channel.
-fn report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) {
-    if let Ok(head) = wire::encode(head) {
-        let _ = wire::write_frame(&mut wire::WriteAll(|b: &[u8]| chan.write_all(b)), FrameKind::Outcome, &head, value);
+/// channel; false if the value did not encode as its dry run said (the
+/// parent then refuses it).
+fn report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) -> bool {
+    let Ok(head) = wire::encode(head) else { return false };
+    let mut w = wire::WriteAll(|b: &[u8]| chan.write_all(b));
+    match wire::write_frame(&mut w, FrameKind::Outcome, &head, value) {
+        Ok(Err(e)) => {
+            let _ = writeln!(io::stderr(), "multiproc: the return value was not sent whole: {e}");
+            false
+        }
+        // A parent that is gone cannot be told.
+        Ok(Ok(())) | Err(_) => true,
     }
 }
 
 /// Sends the report, does what a normal exit does (terminate daemonic
 /// children, join the others, flush), and exits.
 fn finish(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>, code: i32) -> ! {
-    report(chan, head, value);
+    let code = if report(chan, head, value) { code } else { 1 };
     table::cleanup();
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();

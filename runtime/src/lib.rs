@@ -131,11 +131,12 @@ pub mod __private {
     use std::fmt::Debug;
 
     pub use linkme;
+    pub use serde;
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
     use crate::error::DecodeError;
-    pub use crate::registry::{Arguments, Invoked, Payload, TASKS, TaskEntry};
+    pub use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
 
     /// Implemented by `#[derive(Process)]`: the type's dispatch entry.
     #[diagnostic::on_unimplemented(
@@ -155,8 +156,47 @@ pub mod __private {
     pub const fn assert_output<T: Serialize + DeserializeOwned + Send + 'static>() {}
 
     /// Decodes a task's argument tuple.
-    pub fn decode_args<T: DeserializeOwned>(args: &Arguments) -> Result<T, DecodeError> {
+    pub fn decode_args<T: DeserializeOwned>(args: &Incoming<'_>) -> Result<T, DecodeError> {
         args.decode()
+    }
+
+    /// A `Vec<u8>` argument or result as it crosses a channel: one byte
+    /// string, written and read in one piece, where serde's `Vec<u8>` goes
+    /// byte by byte. The bytes on the wire are the same either way.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BytesBuf(pub Vec<u8>);
+
+    impl Serialize for BytesBuf {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for BytesBuf {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = BytesBuf;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a byte string")
+                }
+
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<BytesBuf, E> {
+                    Ok(BytesBuf(v))
+                }
+
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<BytesBuf, E> {
+                    Ok(BytesBuf(v.to_vec()))
+                }
+            }
+            d.deserialize_byte_buf(Visit)
+        }
+    }
+
+    /// Decodes a task's result, as its task chose.
+    pub fn decode_output<T: DeserializeOwned>(input: &Incoming<'_>) -> Result<T, DecodeError> {
+        input.decode()
     }
 
     /// Measures a task's return value, to be encoded into its report.
@@ -183,7 +223,7 @@ pub mod __private {
     }
 
     /// The body of a process type's entry: decode the value, run it.
-    pub fn invoke_process<P: crate::Process>(args: &Arguments) -> Invoked {
+    pub fn invoke_process<P: crate::Process>(args: &Incoming<'_>) -> Invoked {
         match args.decode::<P>() {
             Ok(mut p) => {
                 p.run();

@@ -1,14 +1,12 @@
 //! The dispatch table: every `#[process_task]` function and
 //! `#[derive(Process)]` type adds one [`TaskEntry`] at link time.
 
-use std::io::Read;
-
 use linkme::distributed_slice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::DecodeError;
-use crate::wire::{self, CodecError, Part, Stream};
+use crate::wire::{self, CodecError, Part, Source, Stream};
 
 /// One registered entry point.
 #[doc(hidden)]
@@ -23,7 +21,7 @@ pub struct TaskEntry {
     /// Line of the declaration.
     pub line: u32,
     /// Decodes the arguments, runs the target, measures its return value.
-    pub invoke: fn(&Arguments) -> Invoked,
+    pub invoke: fn(&Incoming<'_>) -> Invoked,
 }
 
 /// What running an entry produced.
@@ -45,16 +43,20 @@ pub enum Invoked {
     BadResult(String),
 }
 
-/// A task's arguments, still arriving on the bootstrap channel: they are
-/// decoded straight out of it into the argument values.
+/// A payload still arriving on a channel, a task's arguments or its
+/// result: it is decoded straight out of the channel into the values.
 #[doc(hidden)]
-pub struct Arguments {
-    stream: Stream<Box<dyn Read + Send>>,
+pub struct Incoming<'r> {
+    stream: Stream<Box<dyn Source + Send + 'r>>,
 }
 
-impl Arguments {
-    pub(crate) fn new(stream: Stream<Box<dyn Read + Send>>) -> Self {
-        Arguments { stream }
+/// How a child's result is decoded: chosen by its task (see
+/// `__private::BytesBuf`).
+pub(crate) type DecodeOutput<R> = fn(&Incoming<'_>) -> Result<R, DecodeError>;
+
+impl<'r> Incoming<'r> {
+    pub(crate) fn new(stream: Stream<Box<dyn Source + Send + 'r>>) -> Self {
+        Incoming { stream }
     }
 
     /// Decodes the whole payload as a `T`, with the inherited handles

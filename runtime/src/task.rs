@@ -4,9 +4,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::DecodeError;
 use crate::error::Error;
 use crate::process::{Builder, Child};
-use crate::registry::TaskEntry;
+use crate::registry::{Incoming, TaskEntry};
 
 /// A function registered with [`#[process_task]`](crate::process_task).
 ///
@@ -41,6 +42,20 @@ pub trait Task: Copy + Send + Sync + 'static {
 
     #[doc(hidden)]
     fn __entry(self) -> &'static TaskEntry;
+
+    /// The arguments as they are encoded. The attribute overrides this for
+    /// a task with `Vec<u8>` arguments, which cross as byte strings.
+    #[doc(hidden)]
+    fn __wire_args(args: Self::Args) -> impl Serialize + Send + 'static {
+        args
+    }
+
+    /// Decodes the result as the child encoded it (overridden for a
+    /// `Vec<u8>` result).
+    #[doc(hidden)]
+    fn __decode_output(input: &Incoming<'_>) -> Result<Self::Output, DecodeError> {
+        crate::__private::decode_output(input)
+    }
 }
 
 /// A process type: Python's subclass of `multiprocessing.Process` with an

@@ -13,7 +13,7 @@
 //! - compile-time checks, each spanned on the type it checks.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::model::Task;
@@ -43,7 +43,48 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let output_span = output.span();
     let args_type = quote_spanned! {args_span=> ( #(#tys,)* ) };
     let output_type = quote_spanned! {output_span=> #output };
-    let finish = if t.fallible {
+    let bytes_buf = quote!(#krate::__private::BytesBuf);
+    let wire_tys: Vec<TokenStream> =
+        t.args.iter().map(|a| if a.bytes { bytes_buf.clone() } else { a.ty.to_token_stream() }).collect();
+    let wrapped: Vec<TokenStream> = t
+        .args
+        .iter()
+        .map(|a| {
+            let name = &a.name;
+            if a.bytes { quote!(#bytes_buf(#name)) } else { quote!(#name) }
+        })
+        .collect();
+    let unwrapped: Vec<TokenStream> = t
+        .args
+        .iter()
+        .map(|a| {
+            let name = &a.name;
+            if a.bytes { quote!(#name.0) } else { quote!(#name) }
+        })
+        .collect();
+    // Only a task with `Vec<u8>` in its signature overrides the trait's
+    // defaults, so that no other task gets a second error for an argument
+    // or result type that is not serializable.
+    let wire_args = t.args.iter().any(|a| a.bytes).then(|| {
+        quote! {
+            fn __wire_args(args: Self::Args) -> impl #krate::__private::serde::Serialize + ::core::marker::Send + 'static {
+                let ( #(#names,)* ) = args;
+                ( #(#wrapped,)* )
+            }
+        }
+    });
+    let decode_output = t.output_bytes.then(|| {
+        quote! {
+            fn __decode_output(
+                input: &#krate::__private::Incoming<'_>,
+            ) -> ::core::result::Result<#output, #krate::DecodeError> {
+                #krate::__private::decode_output::<#bytes_buf>(input).map(|b| b.0)
+            }
+        }
+    });
+    let finish = if t.output_bytes {
+        quote_spanned!(output_span=> #krate::__private::finish(#bytes_buf(out)))
+    } else if t.fallible {
         quote_spanned!(output_span=> {
             let failure = #krate::__private::failure_of(&out);
             #krate::__private::finish_fallible(out, failure)
@@ -51,7 +92,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     } else {
         quote_spanned!(output_span=> #krate::__private::finish(out))
     };
-    let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<#args_type>(payload));
+    let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<( #(#wire_tys,)* )>(payload));
 
     let kwargs = (!t.args.is_empty()).then(|| {
         let args_struct = &t.args_struct;
@@ -114,13 +155,17 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
                 #ty::__call( #(#names),* )
             }
 
+            #wire_args
+
+            #decode_output
+
             fn __entry(self) -> &'static #krate::__private::TaskEntry {
-                fn invoke(payload: &#krate::__private::Arguments) -> #krate::__private::Invoked {
-                    let args = match #decode {
+                fn invoke(payload: &#krate::__private::Incoming<'_>) -> #krate::__private::Invoked {
+                    let ( #(#names,)* ) = match #decode {
                         ::core::result::Result::Ok(args) => args,
                         ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),
                     };
-                    let out = <#ty as #krate::Task>::call(#name, args);
+                    let out = <#ty as #krate::Task>::call(#name, ( #(#unwrapped,)* ));
                     #finish
                 }
 

@@ -8,6 +8,8 @@ pub(crate) struct Arg {
     /// A name for the argument: its own if it is a plain binding, else `argN`.
     pub(crate) name: Ident,
     pub(crate) ty: Type,
+    /// Whether the type is spelled `Vec<u8>`: it crosses as one byte string.
+    pub(crate) bytes: bool,
 }
 
 pub(crate) struct Task {
@@ -19,6 +21,8 @@ pub(crate) struct Task {
     /// Whether the return type is spelled `Result<..>`: an `Err` makes the
     /// child's exit code 1.
     pub(crate) fallible: bool,
+    /// Whether the return type is spelled `Vec<u8>`.
+    pub(crate) output_bytes: bool,
     /// `#[cfg]`/`#[cfg_attr]` attributes, repeated on every generated item.
     pub(crate) cfgs: Vec<Attribute>,
     /// Doc comments, moved to the generated value.
@@ -45,6 +49,7 @@ impl Task {
                         _ => format_ident!("arg{}", i),
                     },
                     ty: (*pt.ty).clone(),
+                    bytes: is_bytes(&pt.ty),
                 },
                 FnArg::Receiver(_) => unreachable!("rejected by validation"),
             })
@@ -77,6 +82,7 @@ impl Task {
             args_struct: format_ident!("{}Args", camel_case(&func.sig.ident.to_string())),
             func,
             args,
+            output_bytes: is_bytes(&output),
             output,
             fallible,
             cfgs,
@@ -84,6 +90,27 @@ impl Task {
             signature_hash: format!("{hash:016x}"),
         }
     }
+}
+
+/// Whether `ty` is spelled `Vec<u8>` (or `std::vec::Vec<u8>`,
+/// `alloc::vec::Vec<u8>`): such a value is encoded as one byte string
+/// instead of serde's element-by-element sequence (the bytes on the wire
+/// are the same, the speed is not).
+fn is_bytes(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let segments: Vec<String> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let prefix_ok = match segments.as_slice() {
+        [_] => p.path.leading_colon.is_none(),
+        [a, b, _] => (a == "std" || a == "alloc") && b == "vec",
+        _ => false,
+    };
+    let Some(last) = p.path.segments.last() else { return false };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return false };
+    p.qself.is_none()
+        && prefix_ok
+        && last.ident == "Vec"
+        && args.args.len() == 1
+        && matches!(args.args.first(), Some(syn::GenericArgument::Type(Type::Path(t))) if t.qself.is_none() && t.path.is_ident("u8"))
 }
 
 /// `long_time_task` → `LongTimeTask`.

@@ -1,7 +1,7 @@
 //! The handle to a started child.
 
+use crate::registry::DecodeOutput;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use crate::exit::ExitStatus;
 /// process waits for its non-daemonic children, as Python does.
 pub struct Child<R> {
     state: Arc<ChildState>,
-    _result: PhantomData<fn() -> R>,
+    decode: DecodeOutput<R>,
 }
 
 impl<R> fmt::Debug for Child<R> {
@@ -46,8 +46,8 @@ impl<R> fmt::Debug for Child<R> {
 }
 
 impl<R> Child<R> {
-    pub(crate) fn new(state: Arc<ChildState>) -> Self {
-        Child { state, _result: PhantomData }
+    pub(crate) fn new(state: Arc<ChildState>, decode: DecodeOutput<R>) -> Self {
+        Child { state, decode }
     }
 
     /// The child's process id.
@@ -164,7 +164,7 @@ impl<R: DeserializeOwned> Child<R> {
     /// [`Error::StatusUnavailable`]) but the result had arrived, the result
     /// is returned all the same.
     pub fn join(self) -> Result<R, Error> {
-        self.state.join()
+        self.state.join(self.decode)
     }
 }
 

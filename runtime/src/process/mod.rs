@@ -5,7 +5,6 @@ mod child;
 mod current;
 pub(crate) mod table;
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -19,7 +18,7 @@ use table::ChildState;
 
 use crate::authkey::AuthKey;
 use crate::error::Error;
-use crate::registry::{Payload, TaskEntry};
+use crate::registry::{DecodeOutput, Payload, TaskEntry};
 use crate::sys::imp::{self as sys, Channel};
 use crate::task::{Process, Task};
 use crate::wire::{self, Bootstrap, FrameKind};
@@ -59,7 +58,8 @@ pub struct Builder<R> {
     identity: Vec<u32>,
     daemon: bool,
     authkey: Option<AuthKey>,
-    _result: PhantomData<fn() -> R>,
+    /// How the result is decoded.
+    decode: DecodeOutput<R>,
 }
 
 impl<R> std::fmt::Debug for Builder<R> {
@@ -79,12 +79,16 @@ impl<R: DeserializeOwned> Builder<R> {
     /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
     /// equivalent of Python's `kwargs`.
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
-        Self::encoding(task.__entry(), args.into())
+        Self::encoding(task.__entry(), T::__wire_args(args.into()), T::__decode_output)
     }
 
     /// A builder for `entry` whose payload is `value`, measured now with
     /// the OS handles it holds collected aside.
-    fn encoding(entry: &'static TaskEntry, value: impl serde::Serialize + Send + 'static) -> Self {
+    fn encoding(
+        entry: &'static TaskEntry,
+        value: impl serde::Serialize + Send + 'static,
+        decode: DecodeOutput<R>,
+    ) -> Self {
         let (payload, handles) = wire::handles::collecting(|| Payload::new(value));
         let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
         let me = current_process();
@@ -98,7 +102,7 @@ impl<R: DeserializeOwned> Builder<R> {
             identity,
             daemon: me.daemon(),
             authkey: None,
-            _result: PhantomData,
+            decode,
         }
     }
 
@@ -188,14 +192,14 @@ impl<R: DeserializeOwned> Builder<R> {
 
         let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey));
         table::register(Arc::clone(&state));
-        Ok(Child::new(state))
+        Ok(Child::new(state, self.decode))
     }
 }
 
 impl Builder<()> {
     /// A process that will run `process`'s [`Process::run`].
     pub fn process<P: Process>(process: P) -> Self {
-        Self::encoding(<P as crate::__private::Registered>::__entry(), process)
+        Self::encoding(<P as crate::__private::Registered>::__entry(), process, crate::__private::decode_output::<()>)
     }
 }
 

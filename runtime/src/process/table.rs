@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::authkey::AuthKey;
-use serde::de::DeserializeOwned;
 
 use crate::error::{BootstrapFailure, DecodeError, Error, PanicInfo};
 use crate::exit::ExitStatus;
+use crate::registry::{DecodeOutput, Incoming};
 use crate::sys::Reaped;
 use crate::sys::imp::{Channel, RawChild};
-use crate::wire::{self, FrameError, FrameKind, Outcome, Stream};
+use crate::wire::{self, FrameError, FrameKind, Outcome, Source, Stream};
 
 /// How long a wait may block.
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +188,7 @@ impl ChildState {
     /// out of the channel (whatever a wait collected before comes first),
     /// then waits for the child to end. A report cut short (the child was
     /// killed while sending it) counts as none: the exit status tells.
-    pub(crate) fn join<R: DeserializeOwned>(&self) -> Result<R, Error> {
+    pub(crate) fn join<R>(&self, decode: DecodeOutput<R>) -> Result<R, Error> {
         let name = || self.name.clone();
         let (chan, prefix, report_error) = {
             let mut g = lock(&self.inner);
@@ -201,7 +201,7 @@ impl ChildState {
             None => {
                 let reader =
                     ReportReader { state: self, prefix: io::Cursor::new(prefix), chan: chan.clone(), ended: false };
-                self.read_report(reader)
+                self.read_report(reader, decode)
             }
         };
         // Back for the wait, which discards whatever else the child sends.
@@ -222,7 +222,7 @@ impl ChildState {
         }
     }
 
-    fn read_report<R: DeserializeOwned>(&self, mut reader: ReportReader<'_>) -> Report<R> {
+    fn read_report<R>(&self, mut reader: ReportReader<'_>, decode: DecodeOutput<R>) -> Report<R> {
         let bad = |error| Report::Failed(Error::BadResult { name: self.name.clone(), error });
         let len = match wire::read_header(&mut reader) {
             Ok(Some((FrameKind::Outcome, len))) => len,
@@ -234,7 +234,7 @@ impl ChildState {
             Ok(Some((kind, _))) => return bad(DecodeError::Invalid(format!("unexpected {kind:?} frame"))),
             Err(e) => return bad(DecodeError::Invalid(e.to_string())),
         };
-        let stream = Stream::new(reader, len);
+        let stream: Stream<Box<dyn Source + Send + '_>> = Stream::new(Box::new(reader), len);
         let head = match wire::decode_next::<Outcome, _>(&stream) {
             Ok(head) => head,
             Err(DecodeError::Truncated(_)) => return Report::Nothing,
@@ -242,13 +242,11 @@ impl ChildState {
         };
         let name = self.name.clone();
         match head {
-            Outcome::Returned => {
-                match wire::decode_next::<R, _>(&stream).and_then(|v| wire::expect_end(&stream).map(|()| v)) {
-                    Ok(value) => Report::Value(value),
-                    Err(DecodeError::Truncated(_)) => Report::Nothing,
-                    Err(e) => bad(e),
-                }
-            }
+            Outcome::Returned => match decode(&Incoming::new(stream)) {
+                Ok(value) => Report::Value(value),
+                Err(DecodeError::Truncated(_)) => Report::Nothing,
+                Err(e) => bad(e),
+            },
             Outcome::Panicked { message, location, backtrace } => {
                 Report::Failed(Error::Panicked { name, panic: PanicInfo { message, location, backtrace } })
             }
@@ -278,15 +276,24 @@ struct ReportReader<'s> {
     ended: bool,
 }
 
-impl Read for ReportReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.prefix.read(buf)?;
-        if n > 0 || buf.is_empty() {
-            return Ok(n);
+/// Where a [`ReportReader`] takes its next bytes from.
+enum From<'a> {
+    /// What a wait collected before `join` began.
+    Prefix(&'a mut io::Cursor<Vec<u8>>),
+    /// The channel, without blocking.
+    Channel(&'a Channel),
+}
+
+impl ReportReader<'_> {
+    /// Reads with `read`: from the prefix while it lasts, then from the
+    /// channel, waiting for bytes or the child's end.
+    fn read_with(&mut self, mut read: impl FnMut(From<'_>) -> io::Result<Option<usize>>) -> io::Result<usize> {
+        if (self.prefix.position() as usize) < self.prefix.get_ref().len() {
+            return read(From::Prefix(&mut self.prefix)).map(Option::unwrap_or_default);
         }
         let Some(chan) = &self.chan else { return Ok(0) };
         loop {
-            if let Some(n) = chan.try_read(buf)? {
+            if let Some(n) = read(From::Channel(chan))? {
                 return Ok(n);
             }
             if self.ended {
@@ -303,6 +310,27 @@ impl Read for ReportReader<'_> {
             }
             self.state.raw.wait_event(Some(chan), None)?;
         }
+    }
+}
+
+impl Read for ReportReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|from| match from {
+            From::Prefix(prefix) => prefix.read(buf).map(Some),
+            From::Channel(chan) => chan.try_read(buf),
+        })
+    }
+}
+
+impl Source for ReportReader<'_> {
+    fn read_spare(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        self.read_with(|from| match from {
+            From::Prefix(prefix) => {
+                let room = max.min(out.capacity() - out.len());
+                prefix.take(room as u64).read_to_end(out).map(Some)
+            }
+            From::Channel(chan) => chan.try_read_spare(out, max),
+        })
     }
 }
 

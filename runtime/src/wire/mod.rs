@@ -27,7 +27,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use codec::{CodecError, Stream, decode, decode_next, encode, expect_end};
+pub(crate) use codec::{CodecError, Source, Stream, decode, decode_next, encode, expect_end};
 pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different
@@ -120,11 +120,13 @@ impl<T: Serialize> Part for T {
 struct Bounded<'w> {
     inner: &'w mut dyn Write,
     left: u64,
+    overflowed: bool,
 }
 
 impl Write for Bounded<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.len() as u64 > self.left {
+            self.overflowed = true;
             return Err(io::Error::other("the value encoded longer than its measured length"));
         }
         self.inner.write_all(buf)?;
@@ -158,14 +160,18 @@ pub(crate) fn write_frame(
     out.write_all(head)?;
     let mut verdict = Ok(());
     if let Some((part, len)) = payload {
-        let mut bounded = Bounded { inner: &mut out, left: len };
+        let mut bounded = Bounded { inner: &mut out, left: len, overflowed: false };
         let written = part.write(&mut bounded);
-        let left = bounded.left;
+        let (left, overflowed) = (bounded.left, bounded.overflowed);
         if let Err(e) = written {
             if let Some(failure) = out.get_mut().failure.take() {
                 return Err(failure);
             }
-            verdict = Err(e);
+            verdict = Err(if overflowed {
+                CodecError("the value encoded longer than its measured length".into())
+            } else {
+                e
+            });
         } else if left > 0 {
             verdict = Err(CodecError("the value encoded shorter than its measured length".into()));
         }

@@ -123,6 +123,16 @@ impl Channel {
         }
     }
 
+    /// As [`try_read`](Channel::try_read), into the spare capacity of `out`
+    /// (at most `max` bytes), which is not zeroed first: a big payload goes
+    /// straight from the kernel into its final buffer.
+    pub(crate) fn try_read_spare(&self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+        match recv_spare(self.fd.as_fd(), out, max, libc::MSG_DONTWAIT) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
     /// Waits until a read would not block (data or EOF). `None` waits
     /// forever; returns false on timeout.
     pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
@@ -268,6 +278,11 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// [`recv`]. The room is not zeroed first: a long message's body goes
 /// straight from the kernel into its final buffer.
 pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    recv_spare(fd, out, max, 0)
+}
+
+/// [`recv_into_spare`] with `recv` flags.
+fn recv_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize, flags: libc::c_int) -> io::Result<usize> {
     let room = out.spare_capacity_mut();
     let (ptr, len) = (room.as_mut_ptr(), room.len().min(max));
     loop {
@@ -276,7 +291,7 @@ pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize)
         // SAFETY: `ptr` is valid for writes of `len` bytes (spare capacity
         // of `out`, which is not touched until the call returns); recv
         // writes at most `len` bytes there.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), ptr.cast(), len, 0) };
+        let n = unsafe { libc::recv(fd.as_raw_fd(), ptr.cast(), len, flags) };
         if n >= 0 {
             // SAFETY: recv initialised the first `n` (<= `len`) bytes of the
             // spare capacity.

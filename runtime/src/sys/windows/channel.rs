@@ -202,6 +202,16 @@ impl Channel {
         Ok(())
     }
 
+    /// As [`try_read`](Channel::try_read), appending at most `max` bytes
+    /// to `out`.
+    pub(crate) fn try_read_spare(&self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+        let start = out.len();
+        out.resize(start + max.min(out.capacity() - start).clamp(1, 1 << 20), 0);
+        let got = self.try_read(&mut out[start..]);
+        out.truncate(start + got.as_ref().ok().copied().flatten().unwrap_or(0));
+        got
+    }
+
     /// Reads what is available without blocking: `None` if nothing is,
     /// `Some(0)` at EOF.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {

@@ -243,6 +243,10 @@ pub(crate) fn cpu_count() -> Option<usize> {
     (n > 0).then_some(n as usize)
 }
 
+/// Nothing to do: large pages on Windows need a privilege that ordinary
+/// processes lack.
+pub(crate) fn advise_huge_pages(_buf: &mut [std::mem::MaybeUninit<u8>]) {}
+
 /// This process's id.
 pub(crate) fn pid() -> u32 {
     std::process::id()

@@ -91,6 +91,39 @@ impl Reader for SliceReader<'_, '_> {
 /// long goes straight from the channel into its destination.
 const STREAM_BUF: usize = 64 * 1024;
 
+/// A byte buffer at least this long is backed by huge pages where the
+/// system offers them (see `sys::advise_huge_pages`).
+const HUGE_PAGES_FROM: usize = 8 << 20;
+
+/// What a [`Stream`] reads from: a reader that can also append to a
+/// buffer's spare capacity without zeroing it first, where the channel
+/// allows (the default zeroes, then reads).
+pub(crate) trait Source: Read {
+    /// Appends what is available, at most `max` bytes and no more than
+    /// `out` has room for, blocking if nothing is; 0 means EOF.
+    fn read_spare(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let start = out.len();
+        out.resize(start + max.min(out.capacity() - start).clamp(1, STREAM_BUF), 0);
+        let got = loop {
+            match self.read(&mut out[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        out.truncate(start + *got.as_ref().unwrap_or(&0));
+        got
+    }
+}
+
+impl Source for &[u8] {}
+impl Source for io::Cursor<Vec<u8>> {}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn read_spare(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        (**self).read_spare(out, max)
+    }
+}
+
 /// A body of known length still arriving on `R`.
 pub(crate) struct Stream<R> {
     state: RefCell<StreamState<R>>,
@@ -107,7 +140,7 @@ struct StreamState<R> {
     failure: Option<io::Error>,
 }
 
-impl<R: Read> Stream<R> {
+impl<R: Source> Stream<R> {
     /// The body of `len` bytes that `reader` is about to deliver.
     pub(crate) fn new(reader: R, len: u64) -> Self {
         Stream { state: RefCell::new(StreamState { reader, buf: Vec::new(), pos: 0, unread: len, failure: None }) }
@@ -125,11 +158,18 @@ impl<R: Read> Stream<R> {
     }
 }
 
-impl<R: Read> StreamState<R> {
+impl<R: Source> StreamState<R> {
     fn buffered(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    /// The value claims more bytes than its frame has left: the frame is
+    /// whole, the value is not a valid encoding.
+    fn past_end(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, "the value runs past the end of its message")
+    }
+
+    /// The channel ended before the frame did.
     fn short(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -156,7 +196,7 @@ impl<R: Read> StreamState<R> {
         while self.buf.len() < want {
             let room = (STREAM_BUF.max(want) - self.buf.len()).min(usize::try_from(self.unread).unwrap_or(usize::MAX));
             if room == 0 {
-                return Err(self.short());
+                return Err(self.past_end());
             }
             let start = self.buf.len();
             self.buf.resize(start + room, 0);
@@ -192,7 +232,7 @@ impl<R: Read> StreamState<R> {
             return Ok(());
         }
         if (rest.len() as u64) > self.unread {
-            return Err(self.short());
+            return Err(self.past_end());
         }
         self.reader
             .read_exact(rest)
@@ -207,20 +247,31 @@ impl<R: Read> StreamState<R> {
         let mut out = Vec::new();
         out.try_reserve_exact(len)
             .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, format!("cannot reserve {len} bytes")))?;
+        if len >= HUGE_PAGES_FROM {
+            crate::sys::imp::advise_huge_pages(out.spare_capacity_mut());
+        }
         let from_buf = self.buffered().min(len);
         out.extend_from_slice(&self.buf[self.pos..self.pos + from_buf]);
         self.pos += from_buf;
-        let want = (len - from_buf) as u64;
-        let got = (&mut self.reader).take(want).read_to_end(&mut out)? as u64;
-        self.unread -= got;
-        if got < want {
-            return Err(self.short());
+        while out.len() < len {
+            let want = (len - out.len()).min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+            if want == 0 {
+                return Err(self.past_end());
+            }
+            let got = match self.reader.read_spare(&mut out, want) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            if got == 0 {
+                return Err(self.short());
+            }
+            self.unread -= got as u64;
         }
         Ok(out)
     }
 }
 
-impl<R: Read> Input for &Stream<R> {
+impl<R: Source> Input for &Stream<R> {
     fn left(&self) -> usize {
         usize::try_from(Stream::left(self)).unwrap_or(usize::MAX)
     }
@@ -255,7 +306,7 @@ impl<R: Read> Input for &Stream<R> {
 /// bincode's view of a [`Stream`].
 pub(super) struct StreamReader<'a, R>(pub(super) &'a Stream<R>);
 
-impl<R: Read> Reader for StreamReader<'_, R> {
+impl<R: Source> Reader for StreamReader<'_, R> {
     #[inline]
     fn read(&mut self, bytes: &mut [u8]) -> Result<(), BincodeError> {
         let s = &mut *self.0.state.borrow_mut();

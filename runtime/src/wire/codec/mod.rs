@@ -16,13 +16,13 @@
 
 mod input;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use input::Stream;
 use input::{Slice, SliceReader, StreamReader};
+pub(crate) use input::{Source, Stream};
 
 use super::guard::{Guarded, Input, MAX_DEPTH, Progress, Refusal, ZERO_SIZED_BUDGET};
 use crate::error::DecodeError;
@@ -84,12 +84,12 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
 /// follows it stays in the stream. A failure of the channel itself (it
 /// closed early, a read timed out) is [`DecodeError::Truncated`] or
 /// [`DecodeError::Io`].
-pub(crate) fn decode_next<T: DeserializeOwned, R: Read>(stream: &Stream<R>) -> Result<T, DecodeError> {
+pub(crate) fn decode_next<T: DeserializeOwned, R: Source>(stream: &Stream<R>) -> Result<T, DecodeError> {
     guarded(stream, StreamReader(stream), || stream.take_failure())
 }
 
 /// Checks that nothing of the body is left after its last value.
-pub(crate) fn expect_end<R: Read>(stream: &Stream<R>) -> Result<(), DecodeError> {
+pub(crate) fn expect_end<R: Source>(stream: &Stream<R>) -> Result<(), DecodeError> {
     match stream.left() {
         0 => Ok(()),
         len => Err(DecodeError::Trailing { len }),
@@ -115,6 +115,7 @@ fn guarded<T: DeserializeOwned, I: Input + Copy>(
             (Some(Refusal::ZeroSized), _) => DecodeError::TooManyEmpty { limit: ZERO_SIZED_BUDGET },
             (None, Some(io)) if io.kind() == io::ErrorKind::UnexpectedEof => DecodeError::Truncated(io.to_string()),
             (None, Some(io)) if io.kind() == io::ErrorKind::TimedOut => DecodeError::Stalled(io.to_string()),
+            (None, Some(io)) if io.kind() == io::ErrorKind::InvalidData => DecodeError::Invalid(io.to_string()),
             (None, Some(io)) => DecodeError::Io(io.to_string()),
             (None, None) => DecodeError::Invalid(e.to_string()),
         }),
