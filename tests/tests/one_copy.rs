@@ -4,32 +4,36 @@
 //! value that does not encode the same way twice, or a child killed in the
 //! middle of sending, gives an error and never a hang or a torn frame.
 //!
-//! Each test runs in its own process, so that its peak resident set is its
+//! The memory tests (Linux) run each in its own process, so that its peak resident set is its
 //! own: `VmHWM` for the test's process, and `ru_maxrss` of its children for
 //! the child (an upper bound: a spawned child's figure also counts what its
 //! parent held when it was started).
 
-#![cfg(target_os = "linux")]
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use multiproc::{BootstrapFailure, Builder, Connection, Error, ExitStatus, process_task};
+#[cfg(unix)]
+use multiproc::{Connection, ExitStatus};
+use multiproc::{BootstrapFailure, Builder, Error, process_task};
 use serde::{Deserialize, Serialize, Serializer};
 
+#[cfg(unix)]
 const MIB: u64 = 1 << 20;
 
+#[cfg(target_os = "linux")]
 /// What the copies may cost beyond the payload itself: 1.3x, as the
 /// design promises, plus the process's own start-up.
 fn allowed(payload: u64, base_kib: u64) -> u64 {
     payload * 13 / 10 / 1024 + base_kib + 16 * 1024
 }
 
+#[cfg(target_os = "linux")]
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+#[cfg(target_os = "linux")]
 fn children_maxrss_kib() -> u64 {
     // SAFETY: an all-zero rusage is a valid value to be overwritten.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -38,6 +42,7 @@ fn children_maxrss_kib() -> u64 {
     usage.ru_maxrss as u64
 }
 
+#[cfg(unix)]
 /// `size` bytes, every page of them resident.
 fn resident(size: u64) -> Vec<u8> {
     let mut v = vec![0u8; size as usize];
@@ -47,6 +52,7 @@ fn resident(size: u64) -> Vec<u8> {
     v
 }
 
+#[cfg(unix)]
 #[process_task]
 fn big_result(size: u64) -> Vec<u8> {
     resident(size)
@@ -57,6 +63,7 @@ fn length_of(bytes: Vec<u8>) -> u64 {
     bytes.len() as u64
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_big_result_is_held_once_in_each_process() {
     multiproc_tests::isolated("a_big_result_is_held_once_in_each_process", || {
@@ -72,6 +79,7 @@ fn a_big_result_is_held_once_in_each_process() {
     });
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_big_argument_is_held_once_in_each_process() {
     multiproc_tests::isolated("a_big_argument_is_held_once_in_each_process", || {
@@ -177,6 +185,7 @@ fn results_that_encode_differently_when_sent_are_a_decode_error() {
     }
 }
 
+#[cfg(unix)]
 /// Says it is about to return, then returns far more than a socket holds.
 #[process_task]
 fn announce_and_return(cmd: Connection<()>, size: u64) -> Vec<u8> {
@@ -185,6 +194,7 @@ fn announce_and_return(cmd: Connection<()>, size: u64) -> Vec<u8> {
     value
 }
 
+#[cfg(unix)]
 #[test]
 fn a_child_killed_while_sending_its_result_ends_without_one() {
     let (cmd, theirs) = multiproc::pipe::<()>().unwrap();
