@@ -278,6 +278,29 @@ pub mod __private {
             wire::split_frame(bytes).map(|f| f.map(|(kind, body)| (kind as u8, body.len()))).map_err(|e| e.to_string())
         }
 
+        /// Decodes `body` as a `T` twice: whole, as a received message is,
+        /// and as a stream delivered in pieces of at most `piece` bytes, as
+        /// a task's arguments and result are. The two must agree.
+        pub fn decode_both<T: serde::de::DeserializeOwned>(
+            body: &[u8],
+            piece: usize,
+        ) -> (Result<T, crate::DecodeError>, Result<T, crate::DecodeError>) {
+            /// Hands out at most `piece` bytes per read.
+            struct Pieces<'a>(&'a [u8], usize);
+            impl std::io::Read for Pieces<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                    let n = buf.len().min(self.1).min(self.0.len());
+                    buf[..n].copy_from_slice(&self.0[..n]);
+                    self.0 = &self.0[n..];
+                    Ok(n)
+                }
+            }
+            impl wire::Source for Pieces<'_> {}
+            let stream = wire::Stream::new(Pieces(body, piece.max(1)), body.len() as u64);
+            let streamed = wire::decode_next(&stream).and_then(|v| wire::expect_end(&stream).map(|()| v));
+            (wire::decode(body), streamed)
+        }
+
         /// The id of a registered task.
         pub fn task_id<T: crate::Task>(task: T) -> &'static str {
             task.__entry().id

@@ -212,6 +212,12 @@ enum Json {
 
 /// A body nesting `levels` levels of the recursive type `kind`, built
 /// iteratively in bincode's layout (a tag or a length of 1 per level).
+/// Decodes `body` as a stream (the path of task arguments and results),
+/// in pieces of 4 KiB.
+fn streamed_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(), DecodeError> {
+    multiproc::__private::testing::decode_both::<T>(body, 4096).1.map(drop)
+}
+
 fn nested(kind: u64, levels: usize) -> Vec<u8> {
     match kind {
         0 | 2 => [vec![1u8; levels], vec![0]].concat(),
@@ -254,6 +260,16 @@ fn hostile_shapes_give_typed_errors() {
                     _ => 10_000 + rng.below(190_000) as usize,
                 };
                 let body = nested(kind, levels);
+                let streamed = match kind {
+                    0 => streamed_as::<Deep>(&body),
+                    1 => streamed_as::<Tree>(&body),
+                    2 => streamed_as::<Nest>(&body),
+                    _ => streamed_as::<Json>(&body),
+                };
+                assert!(
+                    matches!(streamed, Ok(()) | Err(DecodeError::TooDeep { .. })),
+                    "case {case}: streamed {streamed:?}"
+                );
                 let got = match kind {
                     0 => recv_as::<Deep>(body),
                     1 => recv_as::<Tree>(body),
@@ -278,7 +294,17 @@ fn hostile_shapes_give_typed_errors() {
                 };
                 let mut body = varint(len);
                 body.extend((0..have).map(|_| rng.next() as u8));
-                let got = match rng.below(4) {
+                let which = rng.below(4);
+                let streamed = match which {
+                    0 => streamed_as::<String>(&body),
+                    1 => streamed_as::<Vec<u8>>(&body),
+                    2 => streamed_as::<Vec<u64>>(&body),
+                    _ => streamed_as::<HashMap<u64, String>>(&body),
+                };
+                if len > have as u64 {
+                    assert!(streamed.is_err(), "case {case}: {len} claimed, streamed");
+                }
+                let got = match which {
                     0 => recv_as::<String>(body),
                     1 => recv_as::<Vec<u8>>(body),
                     2 => recv_as::<Vec<u64>>(body),
@@ -294,13 +320,14 @@ fn hostile_shapes_give_typed_errors() {
     });
 }
 
-/// A bounded mutation loop over the frame reader and the decoder: each
+/// A bounded mutation loop over the frame reader and the decoders: each
 /// mutated frame is read with the blocking reader and split as
 /// accumulated bytes, which must agree, and every message body found is
-/// decoded through a connection.
+/// decoded through a connection, and decoded whole and streamed in random
+/// pieces (the path of task arguments and results), which must agree.
 #[test]
 fn mutated_frames_read_split_and_decode_consistently() {
-    use multiproc::__private::testing::{read_frame, split_frame};
+    use multiproc::__private::testing::{decode_both, read_frame, split_frame};
 
     let iterations: u64 = std::env::var("MULTIPROC_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
@@ -325,6 +352,14 @@ fn mutated_frames_read_split_and_decode_consistently() {
             (Ok(Some((kind, len))), Ok((k, body))) => {
                 assert_eq!((kind, *len), (k, body.len()), "case {case}: {bytes:02x?}");
                 if *kind == 3 {
+                    let (whole, streamed) = decode_both::<Message>(body, 1 + rng.below(70_000) as usize);
+                    match (&whole, &streamed) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "case {case}"),
+                        (Err(a), Err(b)) => {
+                            assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "case {case}: {a} / {b}")
+                        }
+                        _ => panic!("case {case}: whole {whole:?}, streamed {streamed:?}"),
+                    }
                     match recv_as::<Message>(body.clone()) {
                         Ok(()) => decoded += 1,
                         Err(ConnectionError::Decode(_)) => refused += 1,

@@ -11,9 +11,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use multiproc::{BootstrapFailure, Builder, Error, process_task};
 #[cfg(unix)]
 use multiproc::{Connection, ExitStatus};
-use multiproc::{BootstrapFailure, Builder, Error, process_task};
 use serde::{Deserialize, Serialize, Serializer};
 
 #[cfg(unix)]
