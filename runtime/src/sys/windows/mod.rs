@@ -247,6 +247,16 @@ pub(crate) fn cpu_count() -> Option<usize> {
 /// processes lack.
 pub(crate) fn advise_huge_pages(_buf: &mut [std::mem::MaybeUninit<u8>]) {}
 
+/// Whether [`populate_writable`] does anything here: no.
+pub(crate) const CAN_POPULATE: bool = false;
+
+/// Nothing to do (see the Unix version).
+///
+/// # Safety
+///
+/// None needed; the signature matches the Unix one.
+pub(crate) unsafe fn populate_writable(_addr: usize, _len: usize, _stop: &std::sync::atomic::AtomicBool) {}
+
 /// This process's id.
 pub(crate) fn pid() -> u32 {
     std::process::id()

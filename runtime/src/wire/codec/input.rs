@@ -5,6 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bincode::de::read::Reader;
 use bincode::error::DecodeError as BincodeError;
@@ -124,6 +125,10 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
 }
 
+/// A byte buffer at least this long is faulted in by a second thread
+/// while it is received (see `sys::populate_writable`).
+const POPULATE_FROM: usize = 32 << 20;
+
 /// A body of known length still arriving on `R`.
 pub(crate) struct Stream<R> {
     state: RefCell<StreamState<R>>,
@@ -241,8 +246,29 @@ impl<R: Source> StreamState<R> {
         Ok(())
     }
 
+    /// Reads into `out` (whose capacity is `len`) until it holds `len`
+    /// bytes.
+    fn fill_owned(&mut self, out: &mut Vec<u8>, len: usize) -> io::Result<()> {
+        while out.len() < len {
+            let want = (len - out.len()).min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+            if want == 0 {
+                return Err(self.past_end());
+            }
+            let got = match self.reader.read_spare(out, want) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            if got == 0 {
+                return Err(self.short());
+            }
+            self.unread -= got as u64;
+        }
+        Ok(())
+    }
+
     /// The next `len` bytes in a buffer of their own, reserved fallibly and
-    /// filled straight from the reader.
+    /// filled straight from the reader; a big one on huge pages, faulted in
+    /// by a second thread as it fills.
     fn take_owned(&mut self, len: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         out.try_reserve_exact(len)
@@ -253,20 +279,25 @@ impl<R: Source> StreamState<R> {
         let from_buf = self.buffered().min(len);
         out.extend_from_slice(&self.buf[self.pos..self.pos + from_buf]);
         self.pos += from_buf;
-        while out.len() < len {
-            let want = (len - out.len()).min(usize::try_from(self.unread).unwrap_or(usize::MAX));
-            if want == 0 {
-                return Err(self.past_end());
-            }
-            let got = match self.reader.read_spare(&mut out, want) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => other?,
-            };
-            if got == 0 {
-                return Err(self.short());
-            }
-            self.unread -= got as u64;
+        if len < POPULATE_FROM || !crate::sys::imp::CAN_POPULATE || crate::usable_cpu_count().get() < 2 {
+            self.fill_owned(&mut out, len)?;
+            return Ok(out);
         }
+        // A second thread faults the buffer in ahead of the receive.
+        let stop = AtomicBool::new(false);
+        let room = out.spare_capacity_mut();
+        let (addr, room) = (room.as_mut_ptr() as usize, room.len());
+        std::thread::scope(|scope| {
+            let stop = &stop;
+            // SAFETY: the range is `out`'s spare capacity, which stays
+            // mapped until the scope has joined this thread: `out` is not
+            // dropped before, and never reallocates meanwhile, since its
+            // capacity is already `len` and nothing appends past it.
+            scope.spawn(move || unsafe { crate::sys::imp::populate_writable(addr, room, stop) });
+            let filled = self.fill_owned(&mut out, len);
+            stop.store(true, Ordering::Relaxed);
+            filled
+        })?;
         Ok(out)
     }
 }
