@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use multiproc::{Connection, Handle, process_task};
 
-use crate::{FLOOR_ENV, emit};
+use crate::{FLOOR_ENV, emit, interleaved};
 
 pub(crate) const RESULT_SIZE: usize = 1 << 30;
 pub(crate) const ARGUMENT_SIZE: usize = 200 << 20;
@@ -127,27 +127,25 @@ pub(crate) fn raw_argument_child() {
 }
 
 pub(crate) fn big_result(reps: usize, size: usize) {
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        floor.push(one_raw_result(size));
-        ours.push(one_result(size));
-    }
-    let o = emit("big_result", "multiproc", "GB/s", ours);
-    let f = emit("raw_big_result", "floor", "GB/s", floor);
-    eprintln!("# big_result (a task returning Vec<u8>) / raw_big_result = {:.2}", o / f);
+    eprintln!("# big_result: a task returning Vec<u8>");
+    interleaved(
+        reps,
+        "GB/s",
+        ("big_result", &mut || one_result(size)),
+        ("raw_big_result", &mut || one_raw_result(size)),
+    );
     peak_rss("big_result");
 }
 
 pub(crate) fn big_argument(reps: usize) {
     let value = payload(ARGUMENT_SIZE);
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        floor.push(one_raw_argument(&value));
-        ours.push(one_argument(value.clone()));
-    }
-    let o = emit("big_argument", "multiproc", "us", ours);
-    let f = emit("raw_big_argument", "floor", "us", floor);
-    eprintln!("# big_argument (a Vec<u8> argument) / raw_big_argument = {:.2}", o / f);
+    eprintln!("# big_argument: a task taking a Vec<u8> argument");
+    interleaved(
+        reps,
+        "us",
+        ("big_argument", &mut || one_argument(value.clone())),
+        ("raw_big_argument", &mut || one_raw_argument(&value)),
+    );
     peak_rss("big_argument");
 }
 

@@ -249,6 +249,20 @@ fn emit(workload: &str, imp: &str, unit: &str, mut samples: Vec<f64>) -> f64 {
     median
 }
 
+/// Takes `n` samples of a workload and of its floor, alternating (floor
+/// first), and emits both, ours first: comparison tools name the column
+/// after the first line. Prints their ratio.
+fn interleaved(n: usize, unit: &str, ours: (&str, &mut dyn FnMut() -> f64), floor: (&str, &mut dyn FnMut() -> f64)) {
+    let (mut theirs, mut mine) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        theirs.push((floor.1)());
+        mine.push((ours.1)());
+    }
+    let o = emit(ours.0, "multiproc", unit, mine);
+    let f = emit(floor.0, "floor", unit, theirs);
+    eprintln!("# {} / {} = {:.2}", ours.0, floor.0, o / f);
+}
+
 fn micros(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -312,15 +326,7 @@ fn main() {
             raw_reexec();
             spawn_join();
         }
-        let (mut floor, mut ours) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            floor.push(micros(raw_reexec));
-            ours.push(micros(spawn_join));
-        }
-        // Ours first: comparison tools name the column after the first line.
-        let s = emit("spawn_join", "multiproc", "us", ours);
-        let f = emit("raw_reexec", "floor", "us", floor);
-        eprintln!("# spawn_join / raw_reexec = {:.2}", s / f);
+        interleaved(n, "us", ("spawn_join", &mut || micros(spawn_join)), ("raw_reexec", &mut || micros(raw_reexec)));
     }
     if o.wants("spawn_join_result") {
         for x in 0..warmup {

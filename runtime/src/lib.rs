@@ -301,6 +301,9 @@ pub mod __private {
             (wire::decode(body), streamed)
         }
 
+        /// The protocol version a frame header carries.
+        pub const PROTOCOL_VERSION: u8 = wire::PROTOCOL_VERSION;
+
         /// The id of a registered task.
         pub fn task_id<T: crate::Task>(task: T) -> &'static str {
             task.__entry().id

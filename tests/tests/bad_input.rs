@@ -206,15 +206,23 @@ fn truncated_body_is_truncated() {
 fn garbage_is_malformed() {
     assert_refused("0", b"GET / HTTP/1.1\r\nHost: example\r\n\r\n", BootstrapFailure::Malformed);
     assert_refused("0", &header(b"MP", 99, 1, 0), BootstrapFailure::Malformed);
-    assert_refused("0", &header(b"MP", 1, 77, 0), BootstrapFailure::Malformed);
-    let mut body_garbage = header(b"MP", 1, 1, 16);
+    assert_refused(
+        "0",
+        &header(b"MP", multiproc::__private::testing::PROTOCOL_VERSION, 77, 0),
+        BootstrapFailure::Malformed,
+    );
+    let mut body_garbage = header(b"MP", multiproc::__private::testing::PROTOCOL_VERSION, 1, 16);
     body_garbage.extend([0xff; 16]);
     assert_refused("0", &body_garbage, BootstrapFailure::Malformed);
 }
 
 #[test]
 fn oversized_length_is_refused_before_reading() {
-    assert_refused("0", &header(b"MP", 1, 1, 1 << 60), BootstrapFailure::TooLarge);
+    assert_refused(
+        "0",
+        &header(b"MP", multiproc::__private::testing::PROTOCOL_VERSION, 1, 1 << 60),
+        BootstrapFailure::TooLarge,
+    );
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn an_absurd_length_is_refused_before_any_allocation() {
         let (writer, reader) = multiproc::pipe::<Vec<u8>>().unwrap();
         let mut raw = UnixStream::from(OwnedFd::from(writer));
         let mut header = b"MP".to_vec();
-        header.extend([1, 3]);
+        header.extend([multiproc::__private::testing::PROTOCOL_VERSION, 3]);
         header.extend(len.to_le_bytes());
         raw.write_all(&header).unwrap();
         let before = rss_kib();

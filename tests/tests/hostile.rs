@@ -353,7 +353,7 @@ fn recv_bytes_max_refuses_a_longer_message_from_its_header() {
     let mut raw = UnixStream::from(OwnedFd::from(writer));
     // A header claiming 1 GiB, and only part of the body behind it.
     let mut frame = b"MP".to_vec();
-    frame.extend([1, 3]);
+    frame.extend([multiproc::__private::testing::PROTOCOL_VERSION, 3]);
     frame.extend((1u64 << 30).to_le_bytes());
     frame.extend(vec![9u8; BODY]);
     raw.write_all(&frame).unwrap();
@@ -367,4 +367,39 @@ fn recv_bytes_max_refuses_a_longer_message_from_its_header() {
     let mut rest = Vec::new();
     UnixStream::from(OwnedFd::from(reader)).read_to_end(&mut rest).unwrap();
     assert_eq!(rest.len(), BODY, "only {} of {BODY} body bytes were left unread", rest.len());
+}
+
+/// Writes, on its own channel (descriptor 3), a report claiming a 4 GiB
+/// result of which three bytes follow, then exits.
+#[process_task]
+fn forge_a_huge_report() -> Vec<u8> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let claim: u64 = 4 << 30;
+    // `Outcome::Returned`, then the byte string's length and its start.
+    let mut body = vec![0u8, 0xFD];
+    body.extend(claim.to_le_bytes());
+    body.extend(b"abc");
+    let mut frame = b"MP".to_vec();
+    frame.extend([multiproc::__private::testing::PROTOCOL_VERSION, 2]);
+    frame.extend((10 + claim).to_le_bytes());
+    frame.extend(body);
+    // SAFETY: descriptor 3 is this child's channel, open for its whole
+    // life; ManuallyDrop keeps it open.
+    let mut chan = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
+    chan.write_all(&frame).unwrap();
+    std::process::exit(0)
+}
+
+#[test]
+fn a_report_claiming_more_than_can_be_reserved_is_an_error() {
+    multiproc_tests::isolated("a_report_claiming_more_than_can_be_reserved_is_an_error", || {
+        cap_address_space(1 << 30);
+        match multiproc::spawn(forge_a_huge_report, ()).unwrap().join() {
+            Err(Error::BadResult { error: DecodeError::Io(message), .. }) => {
+                assert!(message.contains("cannot reserve"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
 }

@@ -31,8 +31,9 @@ pub(crate) use codec::{CodecError, Source, Stream, decode, decode_next, encode, 
 pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different
-/// sources disagree on it and the child refuses the frame.
-pub(crate) const PROTOCOL_VERSION: u8 = 1;
+/// sources disagree on it and the child refuses the frame. 2: the bootstrap
+/// and outcome frames carry their payload after the head, not inside it.
+pub(crate) const PROTOCOL_VERSION: u8 = 2;
 
 /// Longest body a frame may claim: 16 GiB.
 pub(crate) const MAX_FRAME_LEN: u64 = 1 << 34;

@@ -114,30 +114,6 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Asks for transparent huge pages under a big buffer about to be filled
-/// (Linux, where `/sys/kernel/mm/transparent_hugepage/enabled` allows it):
-/// filling 1 GiB then takes 512 page faults instead of 262,144, which on a
-/// virtual machine is most of the cost of receiving it. Elsewhere, or if
-/// the kernel declines, nothing changes.
-pub(crate) fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = buf.as_mut_ptr() as usize;
-        let (from, to) = (start.next_multiple_of(HUGE), (start + buf.len()) / HUGE * HUGE);
-        if let Some(addr) = std::ptr::NonNull::new(from as *mut std::ffi::c_void)
-            && to > from
-        {
-            // SAFETY: [from, to) lies inside `buf`, memory this process owns;
-            // MADV_HUGEPAGE changes how its pages are backed, never what
-            // they hold.
-            let _ = unsafe { nix::sys::mman::madvise(addr, to - from, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = buf;
-}
-
 /// Whether [`populate_writable`] does anything here.
 pub(crate) const CAN_POPULATE: bool = cfg!(any(target_os = "linux", target_os = "android"));
 

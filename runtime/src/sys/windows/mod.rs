@@ -243,10 +243,6 @@ pub(crate) fn cpu_count() -> Option<usize> {
     (n > 0).then_some(n as usize)
 }
 
-/// Nothing to do: large pages on Windows need a privilege that ordinary
-/// processes lack.
-pub(crate) fn advise_huge_pages(_buf: &mut [std::mem::MaybeUninit<u8>]) {}
-
 /// Whether [`populate_writable`] does anything here: no.
 pub(crate) const CAN_POPULATE: bool = false;
 

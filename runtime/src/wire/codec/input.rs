@@ -92,10 +92,6 @@ impl Reader for SliceReader<'_, '_> {
 /// long goes straight from the channel into its destination.
 const STREAM_BUF: usize = 64 * 1024;
 
-/// A byte buffer at least this long is backed by huge pages where the
-/// system offers them (see `sys::advise_huge_pages`).
-const HUGE_PAGES_FROM: usize = 8 << 20;
-
 /// What a [`Stream`] reads from: a reader that can also append to a
 /// buffer's spare capacity without zeroing it first, where the channel
 /// allows (the default zeroes, then reads).
@@ -267,15 +263,12 @@ impl<R: Source> StreamState<R> {
     }
 
     /// The next `len` bytes in a buffer of their own, reserved fallibly and
-    /// filled straight from the reader; a big one on huge pages, faulted in
-    /// by a second thread as it fills.
+    /// filled straight from the reader; a big one faulted in by a second
+    /// thread as it fills.
     fn take_owned(&mut self, len: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         out.try_reserve_exact(len)
             .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, format!("cannot reserve {len} bytes")))?;
-        if len >= HUGE_PAGES_FROM {
-            crate::sys::imp::advise_huge_pages(out.spare_capacity_mut());
-        }
         let from_buf = self.buffered().min(len);
         out.extend_from_slice(&self.buf[self.pos..self.pos + from_buf]);
         self.pos += from_buf;
