@@ -166,6 +166,13 @@ pub mod __private {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct BytesBuf(pub Vec<u8>);
 
+    impl BytesBuf {
+        /// The bytes.
+        pub fn into_inner(self) -> Vec<u8> {
+            self.0
+        }
+    }
+
     impl Serialize for BytesBuf {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_bytes(&self.0)

@@ -12,7 +12,7 @@
 //!   entry: the task's id and a trampoline (decode, call, encode);
 //! - compile-time checks, each spanned on the type it checks.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
@@ -28,6 +28,10 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let hash = &t.signature_hash;
     let tys: Vec<_> = t.args.iter().map(|a| &a.ty).collect();
     let names: Vec<_> = t.args.iter().map(|a| &a.name).collect();
+    // The generated code's own bindings all carry a reserved prefix: a
+    // task's name is a constant in the module, and a binding spelled like a
+    // constant would be taken for it (so would a parameter or a pattern).
+    let binds: Vec<Ident> = (0..t.args.len()).map(|i| format_ident!("__multiproc_arg{}", i)).collect();
 
     let mut inner = t.func.clone();
     inner.sig.ident = format_ident!("__call");
@@ -49,26 +53,18 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let wrapped: Vec<TokenStream> = t
         .args
         .iter()
-        .map(|a| {
-            let name = &a.name;
-            if a.bytes { quote!(#bytes_buf(#name)) } else { quote!(#name) }
-        })
+        .zip(&binds)
+        .map(|(a, bind)| if a.bytes { quote!(#bytes_buf(#bind)) } else { quote!(#bind) })
         .collect();
-    let unwrapped: Vec<TokenStream> = t
-        .args
-        .iter()
-        .map(|a| {
-            let name = &a.name;
-            if a.bytes { quote!(#name.0) } else { quote!(#name) }
-        })
-        .collect();
+    let unwrapped: Vec<TokenStream> =
+        t.args.iter().zip(&binds).map(|(a, bind)| if a.bytes { quote!(#bind.0) } else { quote!(#bind) }).collect();
     // Only a task with `Vec<u8>` in its signature overrides the trait's
     // defaults, so that no other task gets a second error for an argument
     // or result type that is not serializable.
     let wire_args = t.args.iter().any(|a| a.bytes).then(|| {
         quote! {
-            fn __wire_args(args: Self::Args) -> impl #krate::__private::serde::Serialize + ::core::marker::Send + 'static {
-                let ( #(#names,)* ) = args;
+            fn __wire_args(__multiproc_args: Self::Args) -> impl #krate::__private::serde::Serialize + ::core::marker::Send + 'static {
+                let ( #(#binds,)* ) = __multiproc_args;
                 ( #(#wrapped,)* )
             }
         }
@@ -76,23 +72,23 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     let decode_output = t.output_bytes.then(|| {
         quote! {
             fn __decode_output(
-                input: &#krate::__private::Incoming<'_>,
+                __multiproc_input: &#krate::__private::Incoming<'_>,
             ) -> ::core::result::Result<#output, #krate::DecodeError> {
-                #krate::__private::decode_output::<#bytes_buf>(input).map(|b| b.0)
+                #krate::__private::decode_output::<#bytes_buf>(__multiproc_input).map(#bytes_buf::into_inner)
             }
         }
     });
     let finish = if t.output_bytes {
-        quote_spanned!(output_span=> #krate::__private::finish(#bytes_buf(out)))
+        quote_spanned!(output_span=> #krate::__private::finish(#bytes_buf(__multiproc_out)))
     } else if t.fallible {
         quote_spanned!(output_span=> {
-            let failure = #krate::__private::failure_of(&out);
-            #krate::__private::finish_fallible(out, failure)
+            let __multiproc_failure = #krate::__private::failure_of(&__multiproc_out);
+            #krate::__private::finish_fallible(__multiproc_out, __multiproc_failure)
         })
     } else {
-        quote_spanned!(output_span=> #krate::__private::finish(out))
+        quote_spanned!(output_span=> #krate::__private::finish(__multiproc_out))
     };
-    let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<( #(#wire_tys,)* )>(payload));
+    let decode = quote_spanned!(args_span=> #krate::__private::decode_args::<( #(#wire_tys,)* )>(__multiproc_payload));
 
     let kwargs = (!t.args.is_empty()).then(|| {
         let args_struct = &t.args_struct;
@@ -106,8 +102,8 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
 
             #(#cfgs)*
             impl ::core::convert::From<#args_struct> for ( #(#tys,)* ) {
-                fn from(a: #args_struct) -> Self {
-                    ( #(a.#names,)* )
+                fn from(__multiproc_kwargs: #args_struct) -> Self {
+                    ( #(__multiproc_kwargs.#names,)* )
                 }
             }
         }
@@ -150,9 +146,9 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
             type Args = #args_type;
             type Output = #output_type;
 
-            fn call(self, args: Self::Args) -> #output {
-                let ( #(#names,)* ) = args;
-                #ty::__call( #(#names),* )
+            fn call(self, __multiproc_args: Self::Args) -> #output {
+                let ( #(#binds,)* ) = __multiproc_args;
+                #ty::__call( #(#binds),* )
             }
 
             #wire_args
@@ -160,12 +156,14 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
             #decode_output
 
             fn __entry(self) -> &'static #krate::__private::TaskEntry {
-                fn invoke(payload: &#krate::__private::Incoming<'_>) -> #krate::__private::Invoked {
-                    let ( #(#names,)* ) = match #decode {
-                        ::core::result::Result::Ok(args) => args,
-                        ::core::result::Result::Err(e) => return #krate::__private::Invoked::BadArguments(e),
+                fn invoke(__multiproc_payload: &#krate::__private::Incoming<'_>) -> #krate::__private::Invoked {
+                    let ( #(#binds,)* ) = match #decode {
+                        ::core::result::Result::Ok(__multiproc_decoded) => __multiproc_decoded,
+                        ::core::result::Result::Err(__multiproc_error) => {
+                            return #krate::__private::Invoked::BadArguments(__multiproc_error);
+                        }
                     };
-                    let out = <#ty as #krate::Task>::call(#name, ( #(#unwrapped,)* ));
+                    let __multiproc_out = <#ty as #krate::Task>::call(#ty, ( #(#unwrapped,)* ));
                     #finish
                 }
 

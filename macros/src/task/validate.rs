@@ -7,6 +7,12 @@ use crate::diag::Errors;
 
 pub(crate) fn check(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
+    if sig.ident.to_string().trim_start_matches("r#").starts_with("__multiproc") {
+        errors.push_spanned(
+            &sig.ident,
+            "names starting with `__multiproc` are reserved for the code `#[process_task]` generates; rename the function",
+        );
+    }
     if let Some(t) = &sig.asyncness {
         errors.push_spanned(t, "a process task cannot be `async`: it runs to completion in its own process");
     }
