@@ -94,6 +94,23 @@ pub enum Error {
     /// The child is still running (from [`Child::close`](crate::Child::close)).
     #[error("cannot close a process while it is still running; join() or terminate() it first")]
     StillRunning,
+    /// A [`Connection`](crate::Connection) operation failed (what `?`
+    /// makes of a [`ConnectionError`](crate::ConnectionError)).
+    #[error(transparent)]
+    Connection(#[from] crate::ConnectionError),
+    /// A queue `get` failed.
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Get(#[from] crate::GetError),
+    /// A queue `put` failed; the value that was not put is dropped (match
+    /// the [`PutError`](crate::PutError) itself, before `?`, to keep it).
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Put(crate::PutError<()>),
+    /// A `task_done` failed.
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    TaskDone(#[from] crate::TaskDoneError),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -103,6 +120,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// `?` on an OS-level call of this crate that returns [`io::Error`]
+/// (creating a pipe or a queue).
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io { context: "an operating-system call failed", source }
+    }
 }
 
 impl Error {

@@ -92,6 +92,37 @@ impl<T> PutError<T> {
     pub fn is_full(&self) -> bool {
         matches!(self, PutError::Full(_))
     }
+
+    /// The value that was not put, and the error without it (what `?`
+    /// turns into [`Error::Put`](crate::Error::Put)).
+    ///
+    /// ```
+    /// use multiproc::PutError;
+    ///
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// let (value, why) = q.put_nowait(2).unwrap_err().split();
+    /// assert_eq!(value, 2);
+    /// assert!(matches!(why, PutError::Full(())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(self) -> (T, PutError<()>) {
+        match self {
+            PutError::Full(v) => (v, PutError::Full(())),
+            PutError::Closed(v) => (v, PutError::Closed(())),
+            PutError::Encode(v, e) => (v, PutError::Encode((), e)),
+            PutError::Corrupt(v, e) => (v, PutError::Corrupt((), e)),
+            PutError::Io(v, e) => (v, PutError::Io((), e)),
+        }
+    }
+}
+
+/// `?` on a `put` in a function returning [`Error`](crate::Error): the
+/// value is dropped. Match the [`PutError`] itself to get it back.
+impl<T> From<PutError<T>> for crate::Error {
+    fn from(e: PutError<T>) -> Self {
+        crate::Error::Put(e.split().1)
+    }
 }
 
 impl<T> fmt::Display for PutError<T> {
