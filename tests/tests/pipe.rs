@@ -415,6 +415,35 @@ fn a_bootstrap_frame_claiming_handles_that_were_not_passed_is_refused() {
     let (code, stderr) = feed_frame(&frame);
     assert_eq!(code, Some(multiproc::BootstrapFailure::BadArguments.exit_code()), "{stderr}");
     assert!(stderr.contains("handle 0 was not passed"), "{stderr}");
+    assert!(!stderr.contains("OtherString"), "the codec's internals leak: {stderr}");
+}
+
+/// A body that does not decode says why in plain words, never in the
+/// codec's own terms (`OtherString(..)`, `InvalidBooleanValue(..)`).
+#[test]
+fn decode_errors_speak_plainly() {
+    use multiproc::DecodeError;
+    let (a, b) = multiproc::pipe::<bool>().unwrap();
+    a.send_bytes(&[5]).unwrap();
+    match b.recv() {
+        Err(ConnectionError::Decode(DecodeError::Invalid(m))) => assert_eq!(m, "5 is not a bool"),
+        other => panic!("{other:?}"),
+    }
+    let (a, b) = multiproc::pipe::<String>().unwrap();
+    a.send_bytes(&[2, 0xC3, 0x28]).unwrap();
+    match b.recv() {
+        Err(ConnectionError::Decode(DecodeError::Invalid(m))) => assert!(m.starts_with("a string is not UTF-8"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let (a, b) = multiproc::pipe::<Option<u8>>().unwrap();
+    a.send_bytes(&[7]).unwrap();
+    match b.recv() {
+        Err(ConnectionError::Decode(e)) => {
+            let m = e.to_string();
+            assert!(!m.contains("Unexpected") && !m.contains("OtherString") && !m.contains('{'), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A connection moves between threads but is used by one at a time.

@@ -45,7 +45,7 @@ impl Input for &Slice<'_> {
 
     fn read_len(&self) -> Result<u64, String> {
         let rest = self.rest.get();
-        let (len, used) = bincode::decode_from_slice::<u64, _>(rest, config()).map_err(|e| e.to_string())?;
+        let (len, used) = bincode::decode_from_slice::<u64, _>(rest, config()).map_err(|e| super::decode_error(&e))?;
         self.rest.set(&rest[used..]);
         Ok(len)
     }
@@ -303,7 +303,7 @@ impl<R: Source> Input for &Stream<R> {
     fn read_len(&self) -> Result<u64, String> {
         bincode::decode_from_reader::<u64, _, _>(StreamReader(self), config()).map_err(|e| {
             let s = self.state.borrow();
-            s.failure.as_ref().map_or_else(|| e.to_string(), io::Error::to_string)
+            s.failure.as_ref().map_or_else(|| super::decode_error(&e), io::Error::to_string)
         })
     }
 

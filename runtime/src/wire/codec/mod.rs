@@ -48,20 +48,66 @@ fn config() -> bincode::config::Configuration {
 
 /// Encodes `value` into a fresh buffer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError(e.to_string()))
+    bincode::serde::encode_to_vec(value, config()).map_err(encode_error)
+}
+
+/// The serializer's error in words of its own: bincode's `Display` is its
+/// `Debug` (`OtherString("…")`), which names the codec's internals.
+fn encode_error(e: bincode::error::EncodeError) -> CodecError {
+    use bincode::error::EncodeError as E;
+    CodecError(match e {
+        E::OtherString(s) => s,
+        E::Other(s) => s.to_owned(),
+        E::Io { inner, .. } => inner.to_string(),
+        E::UnexpectedEnd => "the output ended".to_owned(),
+        E::RefCellAlreadyBorrowed { .. } => "a RefCell in the value is borrowed mutably".to_owned(),
+        E::LockFailed { type_name } => format!("a lock in the value ({type_name}) is poisoned"),
+        other => format!("{other:?}"),
+    })
+}
+
+/// The deserializer's error in words of its own (see [`encode_error`]).
+fn decode_error(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::OtherString(s) => s.clone(),
+        E::Other(s) => (*s).to_owned(),
+        E::UnexpectedEnd { .. } => "the value runs past the end of its message".to_owned(),
+        E::LimitExceeded => format!("the value would reserve more than {DECODE_BUDGET} bytes"),
+        E::InvalidIntegerType { expected, found } => format!("an integer of type {found:?} where {expected:?} belongs"),
+        E::NonZeroTypeIsZero { non_zero_type } => format!("a zero for a non-zero {non_zero_type:?}"),
+        E::UnexpectedVariant { type_name, found, .. } => format!("no variant {found} in enum {type_name}"),
+        E::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
+        E::InvalidCharEncoding(bytes) => format!("{bytes:02x?} is not a char"),
+        E::InvalidBooleanValue(v) => format!("{v} is not a bool"),
+        E::ArrayLengthMismatch { required, found } => format!("an array of {found} elements where {required} belong"),
+        E::OutsideUsizeRange(n) => format!("{n} does not fit in a usize"),
+        E::EmptyEnum { type_name } => format!("a value of the empty enum {type_name}"),
+        E::Io { inner, .. } => inner.to_string(),
+        E::Serde(inner) => match inner {
+            bincode::serde::DecodeError::AnyNotSupported => {
+                "a type that needs a self-describing format (deserialize_any) cannot be decoded".to_owned()
+            }
+            bincode::serde::DecodeError::IgnoredAnyNotSupported => {
+                "a type that skips unknown fields (deserialize_ignored_any) cannot be decoded".to_owned()
+            }
+            other => format!("{other:?}"),
+        },
+        other => format!("{other:?}"),
+    }
 }
 
 /// How many bytes [`encode_into`] will write for `value` (a dry run of the
 /// encoding, which also finds any value that cannot be encoded).
 pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<u64, CodecError> {
     let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(value, &mut size, config()).map_err(|e| CodecError(e.to_string()))?;
+    bincode::serde::encode_into_writer(value, &mut size, config()).map_err(encode_error)?;
     Ok(size.bytes_written as u64)
 }
 
 /// Encodes `value` straight into `w`; returns the bytes written.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<u64, CodecError> {
-    bincode::serde::encode_into_std_write(value, w, config()).map(|n| n as u64).map_err(|e| CodecError(e.to_string()))
+    bincode::serde::encode_into_std_write(value, w, config()).map(|n| n as u64).map_err(encode_error)
 }
 
 /// Decodes a whole `T` from `bytes`; trailing bytes are an error.
@@ -117,7 +163,7 @@ fn guarded<T: DeserializeOwned, I: Input + Copy>(
             (None, Some(io)) if io.kind() == io::ErrorKind::TimedOut => DecodeError::Stalled(io.to_string()),
             (None, Some(io)) if io.kind() == io::ErrorKind::InvalidData => DecodeError::Invalid(io.to_string()),
             (None, Some(io)) => DecodeError::Io(io.to_string()),
-            (None, None) => DecodeError::Invalid(e.to_string()),
+            (None, None) => DecodeError::Invalid(decode_error(&e)),
         }),
         Err(_) => Err(DecodeError::Invalid("the decoder panicked on malformed input".into())),
     }
