@@ -177,7 +177,7 @@ fn failure_of(e: &DecodeError, otherwise: BootstrapFailure) -> BootstrapFailure 
 fn run_child(child: &'static Prepared) -> ! {
     let (chan, boot) = (&child.chan, &child.boot);
     let entry = registry::lookup(&boot.task_id)
-        .unwrap_or_else(|message| refuse(Some(chan), BootstrapFailure::UnknownTask, message));
+        .unwrap_or_else(|e| refuse(Some(chan), BootstrapFailure::UnknownTask, e.to_string()));
     // The handles passed as arguments, for the payload's decode to claim.
     match sys::adopt_handles(boot.handles, &boot.handle_info) {
         Ok(handles) => wire::handles::install(handles),

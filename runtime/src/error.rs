@@ -7,7 +7,11 @@ use crate::exit::ExitStatus;
 
 /// Everything that can go wrong starting, waiting for or talking to a
 /// process.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` (what `unwrap` and `fn main() -> Result<_, Error>` print) is the
+/// variant's name and its message, then a child's backtrace, if it sent
+/// one, on lines of its own, then the chain of causes.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The child panicked. Its message, where, and (with `RUST_BACKTRACE`
@@ -76,9 +80,9 @@ pub enum Error {
         /// Why encoding failed.
         message: String,
     },
-    /// The task is not in this binary's dispatch table (or is there twice).
-    #[error("{0}")]
-    Registry(String),
+    /// The task is not in this binary's dispatch table, or is there twice.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// A daemonic process tried to start a child (Python: "daemonic
     /// processes are not allowed to have children").
     #[error("daemonic processes are not allowed to have children")]
@@ -122,6 +126,53 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The variant's name, for `Debug`.
+    fn variant(&self) -> &'static str {
+        match self {
+            Error::Panicked { .. } => "Panicked",
+            Error::NoResult { .. } => "NoResult",
+            Error::StatusUnavailable { .. } => "StatusUnavailable",
+            Error::Bootstrap { .. } => "Bootstrap",
+            Error::BadResult { .. } => "BadResult",
+            Error::Unencodable { .. } => "Unencodable",
+            Error::Encode { .. } => "Encode",
+            Error::Registry(_) => "Registry",
+            Error::DaemonCannotHaveChildren => "DaemonCannotHaveChildren",
+            Error::NotBootstrapped => "NotBootstrapped",
+            Error::StillRunning => "StillRunning",
+            Error::Connection(_) => "Connection",
+            #[cfg(target_os = "linux")]
+            Error::Get(_) => "Get",
+            #[cfg(target_os = "linux")]
+            Error::Put(_) => "Put",
+            #[cfg(target_os = "linux")]
+            Error::TaskDone(_) => "TaskDone",
+            Error::Io { .. } => "Io",
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = self.to_string();
+        write!(f, "{}: {message}", self.variant())?;
+        if let Error::Panicked { panic: PanicInfo { backtrace: Some(bt), .. }, .. } = self {
+            write!(f, "\n\nthe child's backtrace:\n{}", bt.trim_end())?;
+        }
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            // A cause the message already quotes is not repeated.
+            let text = c.to_string();
+            if !message.contains(&text) {
+                write!(f, "\n\ncaused by: {text}")?;
+            }
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
 /// `?` on an OS-level call of this crate that returns [`io::Error`]
 /// (creating a pipe or a queue).
 impl From<io::Error> for Error {
@@ -136,8 +187,32 @@ impl Error {
     }
 }
 
+/// Why a target cannot be dispatched by this binary ([`Error::Registry`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// No entry has this id: the binary that runs is not the one the task
+    /// was compiled into.
+    #[error("task `{id}` is not registered in this binary")]
+    NotRegistered {
+        /// The task's id (module path, name and a hash of its signature).
+        id: String,
+    },
+    /// Two entries claim this id (two declarations of the same function
+    /// in one module, one compiled twice into the binary, …).
+    #[error("task id `{id}` is registered more than once: {}", .sites.join(", "))]
+    Duplicate {
+        /// The id.
+        id: String,
+        /// Every declaration that claims it: path and `file:line`.
+        sites: Vec<String>,
+    },
+}
+
 /// A panic that happened in a child, as reported by the child.
+/// `#[non_exhaustive]`: it may learn more (the thread's name, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PanicInfo {
     /// The panic message (`"<non-string panic payload>"` if it was not a
     /// string).

@@ -12,7 +12,10 @@ use std::fmt;
 /// assert_eq!(ExitStatus::Signal(15).exitcode(), -15);
 /// assert!(ExitStatus::Code(0).success());
 /// ```
+/// `#[non_exhaustive]`: other platforms may add ways to end (a Windows
+/// NTSTATUS, say), so a `match` needs a catch-all arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExitStatus {
     /// The process exited with this code: 0 after a normal return, 1 after
     /// a panic or a returned `Err`, `n` after `std::process::exit(n)`.

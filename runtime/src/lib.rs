@@ -70,7 +70,7 @@ mod wire;
 
 pub use authkey::AuthKey;
 pub use bootstrap::BOOTSTRAP_SILENCE;
-pub use error::{BootstrapFailure, DecodeError, Error, MAX_DEPTH, PanicInfo};
+pub use error::{BootstrapFailure, DecodeError, Error, MAX_DEPTH, PanicInfo, RegistryError};
 pub use exit::ExitStatus;
 pub use handle::{Handle, Shareable};
 /// Registers a free function as a task that can run in another process.

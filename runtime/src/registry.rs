@@ -5,7 +5,7 @@ use linkme::distributed_slice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, RegistryError};
 use crate::wire::{self, CodecError, Part, Source, Stream};
 
 /// One registered entry point.
@@ -101,10 +101,10 @@ pub static TASKS: [TaskEntry];
 
 /// Finds the entry with this id; a duplicate id is an error naming every
 /// declaration that claims it.
-pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, String> {
+pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, RegistryError> {
     let mut found = TASKS.iter().filter(|e| e.id == id);
     let Some(first) = found.next() else {
-        return Err(format!("task `{id}` is not registered in this binary"));
+        return Err(RegistryError::NotRegistered { id: id.to_owned() });
     };
     let rest: Vec<_> = found.collect();
     if rest.is_empty() {
@@ -112,5 +112,38 @@ pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, String> {
     }
     let sites: Vec<String> =
         std::iter::once(first).chain(rest).map(|e| format!("`{}` at {}:{}", e.path, e.file, e.line)).collect();
-    Err(format!("task id `{id}` is registered more than once: {}", sites.join(", ")))
+    Err(RegistryError::Duplicate { id: id.to_owned(), sites })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refuse(_: &Incoming<'_>) -> Invoked {
+        Invoked::BadResult("never run".into())
+    }
+
+    #[distributed_slice(TASKS)]
+    static FIRST: TaskEntry =
+        TaskEntry { id: "registry::tests::twice#0", path: "first", file: "a.rs", line: 1, invoke: refuse };
+
+    #[distributed_slice(TASKS)]
+    static SECOND: TaskEntry =
+        TaskEntry { id: "registry::tests::twice#0", path: "second", file: "b.rs", line: 2, invoke: refuse };
+
+    #[test]
+    fn lookup_failures_are_matchable() {
+        assert_eq!(
+            lookup("registry::tests::absent#0").unwrap_err(),
+            RegistryError::NotRegistered { id: "registry::tests::absent#0".into() }
+        );
+        match lookup("registry::tests::twice#0").unwrap_err() {
+            RegistryError::Duplicate { id, mut sites } => {
+                assert_eq!(id, "registry::tests::twice#0");
+                sites.sort();
+                assert_eq!(sites, ["`first` at a.rs:1", "`second` at b.rs:2"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -191,6 +191,25 @@ fn panic_comes_back_with_message_and_location() {
     }
 }
 
+/// What `unwrap()` prints of a child's panic reads as text: the variant,
+/// the message, and the child's backtrace on lines of its own, not one
+/// escaped line of thousands of characters.
+#[test]
+fn the_debug_of_a_child_panic_is_readable() {
+    let err = multiproc::spawn(boom, ("the sky fell".to_string(),)).unwrap().join().unwrap_err();
+    let debug = format!("{err:?}");
+    assert!(debug.starts_with("Panicked: process Process-"), "{debug}");
+    assert!(debug.contains("lifecycle.rs") && debug.contains(": the sky fell"), "{debug}");
+    assert!(!debug.contains("\\n") && !debug.contains("PanicInfo"), "{debug}");
+    let Error::Panicked { panic, .. } = &err else { unreachable!() };
+    match &panic.backtrace {
+        // The test harness runs with or without RUST_BACKTRACE.
+        Some(_) => assert!(debug.contains("\n\nthe child's backtrace:\n"), "{debug}"),
+        None => assert_eq!(debug.lines().count(), 1, "{debug}"),
+    }
+    assert!(debug.lines().all(|l| l.len() < 400), "{debug}");
+}
+
 #[test]
 fn exit_n_gives_code_n_and_no_result() {
     let c = multiproc::spawn(exit_with, (3,)).unwrap();
