@@ -52,6 +52,8 @@
 //! your own may run before or after it; if one asks for
 //! [`current_process`] first, it gets the child's identity all the same.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod authkey;
 mod bootstrap;
 mod error;

@@ -768,6 +768,7 @@ impl<T, M> fmt::Debug for Connection<T, M> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 impl<T, M> AsFd for Connection<T, M> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -777,6 +778,7 @@ impl<T, M> AsFd for Connection<T, M> {
 /// The end's pipe handle, for `multiproc::wait` (crate-internal on
 /// Windows).
 #[cfg(windows)]
+#[cfg_attr(docsrs, doc(cfg(windows)))]
 impl<T, M> AsFd for Connection<T, M> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -797,6 +799,7 @@ impl<T, M> AsFd for Connection<T, M> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 impl<T, M> From<Connection<T, M>> for OwnedFd {
     fn from(conn: Connection<T, M>) -> OwnedFd {
         conn.fd
@@ -819,6 +822,7 @@ impl<T, M> From<Connection<T, M>> for OwnedFd {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 impl<T, M> From<OwnedFd> for Connection<T, M> {
     fn from(fd: OwnedFd) -> Self {
         Connection::new(fd)
@@ -837,6 +841,7 @@ impl<T, M> From<OwnedFd> for Connection<T, M> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[cfg(windows)]
+#[cfg_attr(docsrs, doc(cfg(windows)))]
 impl<T, M> std::os::windows::io::AsHandle for Connection<T, M> {
     fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
         self.fd.as_fd()
@@ -846,6 +851,7 @@ impl<T, M> std::os::windows::io::AsHandle for Connection<T, M> {
 /// Gives up the framing and returns the end's pipe handle (open for
 /// overlapped I/O).
 #[cfg(windows)]
+#[cfg_attr(docsrs, doc(cfg(windows)))]
 impl<T, M> From<Connection<T, M>> for std::os::windows::io::OwnedHandle {
     fn from(conn: Connection<T, M>) -> Self {
         conn.fd
@@ -867,6 +873,7 @@ impl<T, M> From<Connection<T, M>> for std::os::windows::io::OwnedHandle {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(windows)]
+#[cfg_attr(docsrs, doc(cfg(windows)))]
 impl<T, M> From<std::os::windows::io::OwnedHandle> for Connection<T, M> {
     fn from(h: std::os::windows::io::OwnedHandle) -> Self {
         Connection::new(h)

@@ -74,6 +74,7 @@ impl<R> Child<R> {
     /// (Python's `sentinel`): a pidfd on Linux, for use with
     /// [`wait`](crate::wait) or your own event loop.
     #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
     pub fn sentinel(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.state.sentinel()
     }
@@ -82,6 +83,7 @@ impl<R> Child<R> {
     /// `sentinel`): the process handle, for use with [`wait`](crate::wait)
     /// or `WaitForMultipleObjects`.
     #[cfg(windows)]
+    #[cfg_attr(docsrs, doc(cfg(windows)))]
     pub fn sentinel(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
         self.state.sentinel()
     }

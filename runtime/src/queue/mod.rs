@@ -28,6 +28,7 @@ use ring::{Ring, RingError};
 /// assert_eq!(q.ring_size(), multiproc::DEFAULT_RING_SIZE);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 
 /// Why a [`put`](Queue::put) failed. Every variant hands the value back
@@ -45,6 +46,7 @@ pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub enum PutError<T> {
     /// The queue stayed full for as long as the call could wait (Python's
     /// `queue.Full`).
@@ -162,6 +164,7 @@ impl<T> std::error::Error for PutError<T> {}
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub enum GetError {
     /// The queue stayed empty for as long as the call could wait (Python's
     /// `queue.Empty`).
@@ -193,6 +196,7 @@ pub enum GetError {
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub enum TaskDoneError {
     /// There was no unfinished task (Python's `ValueError`).
     #[error("task_done() called too many times")]
@@ -287,6 +291,7 @@ pub enum TaskDoneError {
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub struct Queue<T> {
     ring: Arc<Ring>,
     closed: AtomicBool,
@@ -716,6 +721,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent, bound = "")]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub struct SimpleQueue<T> {
     inner: Queue<T>,
 }
@@ -823,6 +829,7 @@ impl<T> fmt::Debug for SimpleQueue<T> {
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent, bound = "")]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub struct JoinableQueue<T> {
     inner: Queue<T>,
 }

@@ -131,6 +131,7 @@ pub trait Shareable: Sized {
 }
 
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 impl<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>> Shareable for T {
     fn duplicate(&self) -> std::io::Result<OsHandle> {
         self.as_fd().try_clone_to_owned()
