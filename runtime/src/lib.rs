@@ -25,7 +25,7 @@
 //! # }
 //! ```
 //!
-//! See the crate's `README.md` for the map from Python's API to this one.
+#![doc = include_str!("../GUIDE.md")]
 //!
 //! # How a child knows it is one
 //!
