@@ -96,6 +96,25 @@ pub trait Process: Serialize + DeserializeOwned + Send + 'static + crate::__priv
     fn run(&mut self);
 
     /// A [`Builder`] for this value, to set a name, daemon flag or authkey.
+    ///
+    /// ```
+    /// use multiproc::Process;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Process, Serialize, Deserialize)]
+    /// struct Quiet;
+    ///
+    /// impl Process for Quiet {
+    ///     fn run(&mut self) {}
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Quiet.builder().name("quiet").daemon(true).start()?;
+    /// assert_eq!(child.name(), "quiet");
+    /// child.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     fn builder(self) -> Builder<()>
     where
         Self: Sized,
@@ -104,6 +123,26 @@ pub trait Process: Serialize + DeserializeOwned + Send + 'static + crate::__priv
     }
 
     /// Starts this value in a new process with default settings.
+    ///
+    /// ```
+    /// use multiproc::Process;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Process, Serialize, Deserialize)]
+    /// struct Fail;
+    ///
+    /// impl Process for Fail {
+    ///     fn run(&mut self) {
+    ///         std::process::exit(2);
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Fail.start()?;
+    /// assert_eq!(child.wait()?.exitcode(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn start(self) -> Result<Child<()>, Error>
     where
         Self: Sized,

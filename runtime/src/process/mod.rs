@@ -78,6 +78,23 @@ impl<R: DeserializeOwned> Builder<R> {
     /// `args` is the tuple of the function's arguments, or its generated
     /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
     /// equivalent of Python's `kwargs`.
+    ///
+    /// ```
+    /// use multiproc::{Builder, process_task};
+    ///
+    /// #[process_task]
+    /// fn power(base: u64, exp: u32) -> u64 {
+    ///     base.pow(exp)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// // Positional arguments, as a tuple...
+    /// assert_eq!(Builder::new(power, (2, 10)).start()?.join()?, 1024);
+    /// // ...or named ones, in the struct the attribute generates.
+    /// assert_eq!(Builder::new(power, PowerArgs { base: 3, exp: 4 }).start()?.join()?, 81);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
         Self::encoding(task.__entry(), T::__wire_args(args.into()), T::__decode_output)
     }
@@ -107,6 +124,21 @@ impl<R: DeserializeOwned> Builder<R> {
     }
 
     /// Sets the name (default `Process-N`). Names need not be unique.
+    ///
+    /// ```
+    /// use multiproc::Builder;
+    ///
+    /// #[multiproc::process_task]
+    /// fn my_name() -> String {
+    ///     multiproc::current_process().name().to_string()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Builder::new(my_name, ()).name("fetcher").start()?;
+    /// assert_eq!(child.join()?, "fetcher");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -115,12 +147,44 @@ impl<R: DeserializeOwned> Builder<R> {
     /// Makes the child daemonic (default: the creating process's flag). A
     /// daemonic child is terminated when its parent exits normally, dies
     /// with its parent if that is killed, and may not start children.
+    ///
+    /// ```
+    /// use multiproc::{Builder, Error};
+    ///
+    /// #[multiproc::process_task]
+    /// fn try_to_start_a_child() -> bool {
+    ///     let refused = Builder::new(try_to_start_a_child, ()).start();
+    ///     matches!(refused, Err(Error::DaemonCannotHaveChildren))
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Builder::new(try_to_start_a_child, ()).daemon(true).start()?;
+    /// assert!(child.daemon());
+    /// assert!(child.join()?); // a daemon may not start children
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
     }
 
     /// Sets the child's authentication key (default: this process's).
+    ///
+    /// ```
+    /// use multiproc::{AuthKey, Builder};
+    ///
+    /// #[multiproc::process_task]
+    /// fn my_key() -> Vec<u8> {
+    ///     multiproc::current_process().authkey().as_bytes().to_vec()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Builder::new(my_key, ()).authkey(AuthKey::new(*b"shared secret")).start()?;
+    /// assert_eq!(child.join()?, b"shared secret");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authkey(mut self, key: AuthKey) -> Self {
         self.authkey = Some(key);
         self
@@ -128,6 +192,24 @@ impl<R: DeserializeOwned> Builder<R> {
 
     /// Starts the child: re-executes this binary, which runs the target
     /// before any of your code.
+    ///
+    /// A [`Child`] is the started process; the builder is gone, so it cannot be
+    /// started twice.
+    ///
+    /// ```
+    /// use multiproc::Builder;
+    ///
+    /// #[multiproc::process_task]
+    /// fn hello() -> String {
+    ///     "hello".into()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Builder::new(hello, ()).start()?;
+    /// assert_eq!(child.join()?, "hello");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(self) -> Result<Child<R>, Error> {
         if std::env::var_os(crate::sys::BOOTSTRAP_ENV).is_some() || crate::bootstrap::not_dispatched() {
             return Err(Error::NotBootstrapped);
@@ -198,6 +280,28 @@ impl<R: DeserializeOwned> Builder<R> {
 
 impl Builder<()> {
     /// A process that will run `process`'s [`Process::run`].
+    ///
+    /// ```
+    /// use multiproc::{Builder, Process};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Process, Serialize, Deserialize)]
+    /// struct Exit {
+    ///     code: i32,
+    /// }
+    ///
+    /// impl Process for Exit {
+    ///     fn run(&mut self) {
+    ///         std::process::exit(self.code);
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let child = Builder::process(Exit { code: 4 }).name("exiter").start()?;
+    /// assert_eq!(child.wait()?.exitcode(), 4);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn process<P: Process>(process: P) -> Self {
         Self::encoding(<P as crate::__private::Registered>::__entry(), process, crate::__private::decode_output::<()>)
     }
