@@ -35,6 +35,27 @@ static PARENT: OnceLock<ParentProcess> = OnceLock::new();
 /// In a spawned child this is the identity its parent gave it, even when
 /// asked before `main` (from a constructor of your own), before the task
 /// is dispatched.
+///
+/// ```
+/// use multiproc::Builder;
+///
+/// #[multiproc::process_task]
+/// fn who_am_i() -> (String, u32, Vec<u32>) {
+///     let me = multiproc::current_process();
+///     (me.name().to_string(), me.pid(), me.identity().to_vec())
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// assert_eq!(multiproc::current_process().name(), "MainProcess");
+///
+/// let child = Builder::new(who_am_i, ()).name("inner").start()?;
+/// let pid = child.pid();
+/// let (name, its_pid, identity) = child.join()?;
+/// assert_eq!((name.as_str(), its_pid), ("inner", pid));
+/// assert_eq!(identity.len(), 1); // a child of the main process
+/// # Ok(())
+/// # }
+/// ```
 pub fn current_process() -> &'static CurrentProcess {
     CURRENT.get_or_init(|| match bootstrap::prepared() {
         Some(child) => {
@@ -61,28 +82,103 @@ pub fn current_process() -> &'static CurrentProcess {
 impl CurrentProcess {
     /// `MainProcess` in the main process, the name the parent gave
     /// otherwise.
+    ///
+    /// ```
+    /// use multiproc::Builder;
+    ///
+    /// #[multiproc::process_task]
+    /// fn my_name() -> String {
+    ///     multiproc::current_process().name().to_string()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// assert_eq!(multiproc::current_process().name(), "MainProcess");
+    /// assert_eq!(Builder::new(my_name, ()).name("child").start()?.join()?, "child");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The OS process id.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn my_pid() -> u32 {
+    ///     multiproc::current_process().pid()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// assert_eq!(multiproc::current_process().pid(), std::process::id());
+    /// let child = multiproc::spawn(my_pid, ())?;
+    /// let pid = child.pid();
+    /// assert_eq!(child.join()?, pid);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> u32 {
         sys::pid()
     }
 
     /// Whether this process is a daemonic child.
+    ///
+    /// ```
+    /// use multiproc::Builder;
+    ///
+    /// #[multiproc::process_task]
+    /// fn am_i_a_daemon() -> bool {
+    ///     multiproc::current_process().daemon()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// assert!(!multiproc::current_process().daemon());
+    /// assert!(Builder::new(am_i_a_daemon, ()).daemon(true).start()?.join()?);
+    /// assert!(!Builder::new(am_i_a_daemon, ()).start()?.join()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn daemon(&self) -> bool {
         self.daemon
     }
 
     /// The authentication key (32 random bytes in the main process,
     /// inherited in children).
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn my_key() -> Vec<u8> {
+    ///     multiproc::current_process().authkey().as_bytes().to_vec()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let key = multiproc::current_process().authkey();
+    /// assert_eq!(key.as_bytes().len(), 32);
+    /// assert_eq!(multiproc::spawn(my_key, ())?.join()?, key.as_bytes()); // inherited
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authkey(&self) -> &AuthKey {
         &self.authkey
     }
 
     /// The position in the process tree: empty in the main process, `[1, 2]`
     /// in `Process-1:2`.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn my_identity() -> Vec<u32> {
+    ///     multiproc::current_process().identity().to_vec()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// assert!(multiproc::current_process().identity().is_empty());
+    /// let child = multiproc::spawn(my_identity, ())?;
+    /// let n: u32 = child.name().trim_start_matches("Process-").parse().unwrap();
+    /// assert_eq!(child.join()?, [n]); // `Process-N` is `[N]`
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn identity(&self) -> &[u32] {
         &self.identity
     }
@@ -112,21 +208,89 @@ impl ParentProcess {
     }
 
     /// The parent's pid.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn parent_seen() -> (u32, String, bool, bool) {
+    ///     let parent = multiproc::parent_process().expect("a child has a parent");
+    ///     // The parent is blocked in `join`, so it is alive throughout.
+    ///     let died = parent.join_timeout(std::time::Duration::from_millis(10));
+    ///     (parent.pid(), parent.name().to_string(), parent.is_alive(), died)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let (pid, name, alive, died) = multiproc::spawn(parent_seen, ())?.join()?;
+    /// assert_eq!(pid, std::process::id());
+    /// # let _ = (name, alive, died);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// The parent's name.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn parent_seen() -> (u32, String, bool, bool) {
+    ///     let parent = multiproc::parent_process().expect("a child has a parent");
+    ///     // The parent is blocked in `join`, so it is alive throughout.
+    ///     let died = parent.join_timeout(std::time::Duration::from_millis(10));
+    ///     (parent.pid(), parent.name().to_string(), parent.is_alive(), died)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let (pid, name, alive, died) = multiproc::spawn(parent_seen, ())?.join()?;
+    /// assert_eq!(name, "MainProcess");
+    /// # let _ = (pid, alive, died);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// False once the parent has died.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn parent_seen() -> (u32, String, bool, bool) {
+    ///     let parent = multiproc::parent_process().expect("a child has a parent");
+    ///     // The parent is blocked in `join`, so it is alive throughout.
+    ///     let died = parent.join_timeout(std::time::Duration::from_millis(10));
+    ///     (parent.pid(), parent.name().to_string(), parent.is_alive(), died)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let (pid, name, alive, died) = multiproc::spawn(parent_seen, ())?.join()?;
+    /// assert!(alive);
+    /// # let _ = (pid, name, died);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_alive(&self) -> bool {
         !self.lifeline.peer_gone(Some(Duration::ZERO))
     }
 
     /// Waits up to `timeout` for the parent to die; true if it did.
+    ///
+    /// ```
+    /// #[multiproc::process_task]
+    /// fn parent_seen() -> (u32, String, bool, bool) {
+    ///     let parent = multiproc::parent_process().expect("a child has a parent");
+    ///     // The parent is blocked in `join`, so it is alive throughout.
+    ///     let died = parent.join_timeout(std::time::Duration::from_millis(10));
+    ///     (parent.pid(), parent.name().to_string(), parent.is_alive(), died)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let (pid, name, alive, died) = multiproc::spawn(parent_seen, ())?.join()?;
+    /// assert!(!died); // timed out: the parent was still there
+    /// # let _ = (pid, name, alive);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.lifeline.peer_gone(Some(timeout))
     }
@@ -157,7 +321,25 @@ pub struct ActiveChild {
 /// reaped on the way, so they never linger as zombies.
 ///
 /// ```
-/// assert!(multiproc::active_children().is_empty());
+/// use multiproc::Connection;
+///
+/// // Runs until the parent sends something or closes its end.
+/// #[multiproc::process_task]
+/// fn hold(conn: Connection<()>) {
+///     let _ = conn.recv();
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (here, there) = multiproc::pipe::<()>()?;
+/// let child = multiproc::spawn(hold, (there,))?;
+/// let listed = multiproc::active_children();
+/// assert!(listed.iter().any(|c| c.pid == child.pid() && c.name == child.name()));
+///
+/// drop(here); // let it end
+/// child.wait()?;
+/// assert!(multiproc::active_children().iter().all(|c| c.pid != child.pid()));
+/// # Ok(())
+/// # }
 /// ```
 pub fn active_children() -> Vec<ActiveChild> {
     table::reap().iter().map(|c| ActiveChild { pid: c.pid, name: c.name.clone(), daemon: c.daemon }).collect()
@@ -175,6 +357,11 @@ pub fn cpu_count() -> NonZeroUsize {
 
 /// The number of CPUs this process may run on (its affinity mask or
 /// quota), at least 1.
+///
+/// ```
+/// let workers = multiproc::usable_cpu_count().get();
+/// assert!(workers >= 1);
+/// ```
 pub fn usable_cpu_count() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
