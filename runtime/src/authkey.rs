@@ -19,11 +19,23 @@ pub struct AuthKey(Vec<u8>);
 
 impl AuthKey {
     /// A key made of these bytes (the empty key is allowed).
+    ///
+    /// ```
+    /// let key = multiproc::AuthKey::new(*b"abc");
+    /// assert_eq!(key.as_bytes(), b"abc");
+    /// assert!(multiproc::AuthKey::new(Vec::new()).as_bytes().is_empty());
+    /// ```
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         AuthKey(bytes.into())
     }
 
     /// 32 fresh random bytes.
+    ///
+    /// ```
+    /// let (a, b) = (multiproc::AuthKey::random(), multiproc::AuthKey::random());
+    /// assert_eq!(a.as_bytes().len(), 32);
+    /// assert_ne!(a, b);
+    /// ```
     pub fn random() -> Self {
         let mut k = vec![0u8; 32];
         getrandom::fill(&mut k).expect("the operating system's random source failed");
@@ -31,6 +43,10 @@ impl AuthKey {
     }
 
     /// The key's bytes.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::AuthKey::new(vec![1, 2, 3]).as_bytes(), [1, 2, 3]);
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

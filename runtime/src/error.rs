@@ -278,6 +278,10 @@ impl BootstrapFailure {
     ];
 
     /// The child's exit code for this failure.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::BootstrapFailure::Stalled.exit_code(), 119);
+    /// ```
     pub fn exit_code(self) -> i32 {
         match self {
             Self::Truncated => 111,
@@ -293,6 +297,12 @@ impl BootstrapFailure {
     }
 
     /// The failure a child's exit code stands for, if any.
+    ///
+    /// ```
+    /// use multiproc::BootstrapFailure;
+    /// assert_eq!(BootstrapFailure::from_exit_code(115), Some(BootstrapFailure::BinaryMismatch));
+    /// assert_eq!(BootstrapFailure::from_exit_code(0), None);
+    /// ```
     pub fn from_exit_code(code: i32) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.exit_code() == code)
     }

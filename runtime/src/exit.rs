@@ -26,6 +26,12 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The code in Python's convention: the exit code, or `-N` for signal `N`.
+    ///
+    /// ```
+    /// use multiproc::ExitStatus;
+    /// assert_eq!(ExitStatus::Code(0).exitcode(), 0);
+    /// assert_eq!(ExitStatus::Signal(9).exitcode(), -9);
+    /// ```
     pub fn exitcode(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
@@ -34,6 +40,13 @@ impl ExitStatus {
     }
 
     /// True for exit code 0.
+    ///
+    /// ```
+    /// use multiproc::ExitStatus;
+    /// assert!(ExitStatus::Code(0).success());
+    /// assert!(!ExitStatus::Code(1).success());
+    /// assert!(!ExitStatus::Signal(15).success());
+    /// ```
     pub fn success(self) -> bool {
         self == ExitStatus::Code(0)
     }

@@ -51,11 +51,28 @@ pub struct Handle<T>(T);
 
 impl<T> Handle<T> {
     /// Wraps a handle to pass it to a child.
+    ///
+    /// ```
+    /// use std::net::TcpListener;
+    ///
+    /// let handle = multiproc::Handle::new(TcpListener::bind("127.0.0.1:0")?);
+    /// let _addr = handle.local_addr()?; // it derefs to what it wraps
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(inner: T) -> Self {
         Handle(inner)
     }
 
     /// The handle itself.
+    ///
+    /// ```
+    /// use std::net::TcpListener;
+    ///
+    /// let handle = multiproc::Handle::new(TcpListener::bind("127.0.0.1:0")?);
+    /// let listener: TcpListener = handle.into_inner();
+    /// # drop(listener);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }

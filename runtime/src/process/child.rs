@@ -461,6 +461,28 @@ impl<R> CloseError<R> {
     /// The child, still running.
     ///
     /// See [`Child::close`] for an example.
+    ///
+    /// ```
+    /// use multiproc::Connection;
+    ///
+    /// // Runs until the parent sends something or closes its end.
+    /// #[multiproc::process_task]
+    /// fn hold(conn: Connection<()>) {
+    ///     let _ = conn.recv();
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (here, there) = multiproc::pipe::<()>()?;
+    /// let child = multiproc::spawn(hold, (there,))?;
+    /// let child = match child.close() {
+    ///     Ok(()) => unreachable!("it waits for us"),
+    ///     Err(e) => e.into_child(),
+    /// };
+    /// drop(here);
+    /// child.wait()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_child(self) -> Child<R> {
         self.child
     }
