@@ -38,6 +38,18 @@ pub trait Task: Copy + Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
 
     /// Calls the function in this process.
+    ///
+    /// ```
+    /// use multiproc::Task;
+    ///
+    /// #[multiproc::process_task]
+    /// fn join_words(words: Vec<String>, sep: String) -> String {
+    ///     words.join(&sep)
+    /// }
+    ///
+    /// let args = (vec!["a".to_string(), "b".to_string()], "-".to_string());
+    /// assert_eq!(join_words.call(args), "a-b"); // no child: a plain call
+    /// ```
     fn call(self, args: Self::Args) -> Self::Output;
 
     #[doc(hidden)]
@@ -93,6 +105,31 @@ pub trait Task: Copy + Send + Sync + 'static {
 )]
 pub trait Process: Serialize + DeserializeOwned + Send + 'static + crate::__private::Registered {
     /// The body of the process, run in the child.
+    ///
+    /// ```
+    /// use multiproc::Process;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Process, Serialize, Deserialize)]
+    /// struct Counter {
+    ///     count: u32,
+    /// }
+    ///
+    /// impl Process for Counter {
+    ///     fn run(&mut self) {
+    ///         self.count += 1;
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let mut here = Counter { count: 0 };
+    /// here.run(); // an ordinary method, called in this process
+    /// assert_eq!(here.count, 1);
+    /// // Started, it runs on a copy of the value, in a child.
+    /// here.builder().start()?.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     fn run(&mut self);
 
     /// A [`Builder`] for this value, to set a name, daemon flag or authkey.
