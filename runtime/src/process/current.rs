@@ -320,6 +320,12 @@ pub struct ActiveChild {
 /// The children of this process that are still running. Finished ones are
 /// reaped on the way, so they never linger as zombies.
 ///
+/// The list is process-wide: it holds the children every thread started.
+/// Tests that `cargo test` runs in parallel threads of one process see each
+/// other's children here, so a test should look for its own by pid, as
+/// below, and never expect the list to be empty or to have a given length
+/// (or run such a test in a process of its own).
+///
 /// ```
 /// use multiproc::Connection;
 ///

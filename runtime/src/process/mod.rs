@@ -31,6 +31,12 @@ use crate::wire::{self, Bootstrap, FrameKind};
 /// [`start`](Builder::start), which consumes the builder, so starting twice
 /// or changing `daemon` afterwards does not compile.
 ///
+/// The numbering is per process and counts the builders of every thread.
+/// Tests that `cargo test` runs in parallel threads of one process share
+/// it: a test cannot know which `N` it gets, so it should compare with its
+/// own handle's [`name`](crate::Child::name), or set a name, rather than
+/// expect `Process-1`.
+///
 /// ```
 /// use multiproc::{Builder, process_task};
 ///
