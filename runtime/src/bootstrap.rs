@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::error::{BootstrapFailure, DecodeError, PanicInfo};
 use crate::process::{self, table};
 use crate::registry::{self, Incoming, Invoked};
+use crate::report;
 use crate::sys::{self, imp::Channel};
 use crate::wire::{self, Bootstrap, FrameError, FrameKind, Outcome, Part, Source, Stream};
 
@@ -189,6 +190,8 @@ fn run_child(child: &'static Prepared) -> ! {
         watch_parent(chan, boot.parent_pid, boot.from_main_thread);
     }
     sys::imp::ignore_sigpipe();
+    // The parent's setting holds here and for this child's own children.
+    crate::report::set_child_reports(boot.reports);
     install_panic_hook(boot.name.clone(), Arc::clone(chan));
 
     let Some(payload) = child.payload.lock().unwrap_or_else(PoisonError::into_inner).take() else {
@@ -200,7 +203,7 @@ fn run_child(child: &'static Prepared) -> ! {
     match result {
         Ok(Invoked::Returned { value, failure }) => {
             if let Some(err) = &failure {
-                let _ = writeln!(io::stderr(), "Process {}:\nError: {err}", boot.name);
+                crate::report::print_error(&boot.name, err);
             }
             let code = if failure.is_some() { 1 } else { 0 };
             finish(chan, &Outcome::Returned, Some(value.part()), code)
@@ -272,21 +275,17 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
     panic::set_hook(Box::new(move |info| {
         let message = info.payload_as_str().unwrap_or("<non-string panic payload>").to_owned();
         let location = info.location().map(|l| l.to_string());
-        let bt = std::backtrace::Backtrace::capture();
+        // Captured as std's own report would be: when RUST_BACKTRACE asks.
+        let bt = match report::BacktraceStyle::from_env() {
+            report::BacktraceStyle::Off => std::backtrace::Backtrace::capture(),
+            _ => std::backtrace::Backtrace::force_capture(),
+        };
         let backtrace = (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
         let thread = thread::current();
         let thread_name = thread.name().unwrap_or(if thread.id() == task_thread { "main" } else { "<unnamed>" });
-        let mut err = io::stderr().lock();
-        let _ = writeln!(err, "Process {name}:");
-        let _ = writeln!(
-            err,
-            "thread '{thread_name}' panicked at {}:\n{message}",
-            location.as_deref().unwrap_or("<unknown>")
-        );
-        if let Some(bt) = &backtrace {
-            let _ = writeln!(err, "stack backtrace:\n{bt}");
+        if report::panics_printed() {
+            report::print_panic(&name, thread_name, location.as_deref(), &message, backtrace.as_deref());
         }
-        drop(err);
         if thread.id() != task_thread {
             return;
         }

@@ -64,6 +64,7 @@ mod process;
 #[cfg(target_os = "linux")]
 mod queue;
 mod registry;
+mod report;
 mod sys;
 mod task;
 mod util;
@@ -111,6 +112,7 @@ pub use handle::{Handle, Shareable};
 /// ```
 pub use multiproc_macros::process_task;
 pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
+pub use report::{ChildReports, child_reports, set_child_reports};
 pub use wait::{Waitable, wait};
 
 /// Registers a type as a process type: see the [`Process`](trait@Process)
@@ -261,6 +263,7 @@ pub mod __private {
                 from_main_thread: false,
                 handle_info: Vec::new(),
                 handles: 0,
+                reports: crate::report::ChildReports::default(),
             };
             let head = wire::encode(&boot).expect("a bootstrap head encodes");
             let mut frame = wire::header(FrameKind::Bootstrap, (head.len() + payload.len()) as u64).to_vec();

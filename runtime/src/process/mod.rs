@@ -241,6 +241,7 @@ impl<R: DeserializeOwned> Builder<R> {
             daemon: self.daemon,
             from_main_thread: sys::is_main_thread(),
             handle_info: Vec::new(),
+            reports: crate::report::child_reports(),
             handles: u32::try_from(self.handles.len())
                 .map_err(|_| Error::Encode { task: self.entry.path, message: "too many handles".into() })?,
         };

@@ -309,6 +309,8 @@ pub(crate) struct Bootstrap {
     /// parent-death signal is tied to the parent's lifetime and not to a
     /// thread's.
     pub from_main_thread: bool,
+    /// What the child prints when its target fails, and passes on.
+    pub reports: crate::report::ChildReports,
     /// What the child needs to take over each passed handle, where its
     /// position does not imply it: empty on Unix; on Windows the handle's
     /// value in the child, or a socket's protocol info (see
