@@ -485,7 +485,7 @@ fn many_processes() {
 fn subclass() {
     let r = run("subclass", &[], 0.05);
     // main's line and the child's come in either order.
-    r.expect_order(&["main: started Process-1", "--- 2. three named processes"]);
+    r.expect_order(&["main: started My-1", "--- 2. three named processes"]);
     r.expect_order(&["My: process started-----", "My: process finished-----", "--- 2. three named processes"]);
     for name in ["Chen Song", "Song Ge", "Song Song"] {
         r.line_starting(&format!("{name}: pid "));

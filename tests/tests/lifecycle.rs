@@ -403,3 +403,34 @@ fn child_sees_cwd_env_and_argv_but_not_the_bootstrap_variable() {
     assert_eq!(args, std::env::args().collect::<Vec<_>>());
     assert_eq!(boot, None, "the bootstrap variable is removed before user code");
 }
+
+/// A process type that reports the name it runs under.
+#[derive(multiproc::Process, serde::Serialize, serde::Deserialize)]
+struct Namer {
+    out: multiproc::Connection<String>,
+}
+
+impl multiproc::Process for Namer {
+    fn run(&mut self) {
+        self.out.send(&multiproc::current_process().name().to_owned()).unwrap();
+    }
+}
+
+/// An unstarted builder tells its name, and a process type's default name
+/// is `TypeName-N`, as CPython names a subclass's processes.
+#[test]
+fn names_are_known_before_start_and_a_process_type_names_its_processes() {
+    use multiproc::Process;
+    let b = Builder::new(noop, ());
+    assert!(b.get_name().starts_with("Process-"), "{}", b.get_name());
+    assert_eq!(b.name("mine").get_name(), "mine");
+
+    let (here, there) = multiproc::pipe::<String>().unwrap();
+    let builder = Namer { out: there }.builder();
+    let name = builder.get_name().to_owned();
+    assert!(name.starts_with("Namer-") && name["Namer-".len()..].parse::<u32>().is_ok(), "{name}");
+    let child = builder.start().unwrap();
+    assert_eq!(child.name(), name);
+    assert_eq!(here.recv().unwrap(), name, "the child runs under the same name");
+    child.join().unwrap();
+}

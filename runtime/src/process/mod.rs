@@ -102,7 +102,7 @@ impl<R: DeserializeOwned> Builder<R> {
     /// # }
     /// ```
     pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
-        Self::encoding(task.__entry(), T::__wire_args(args.into()), T::__decode_output)
+        Self::encoding(task.__entry(), T::__wire_args(args.into()), T::__decode_output, "Process")
     }
 
     /// A builder for `entry` whose payload is `value`, measured now with
@@ -111,6 +111,7 @@ impl<R: DeserializeOwned> Builder<R> {
         entry: &'static TaskEntry,
         value: impl serde::Serialize + Send + 'static,
         decode: DecodeOutput<R>,
+        kind: &str,
     ) -> Self {
         let (payload, handles) = wire::handles::collecting(|| Payload::new(value));
         let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
@@ -121,12 +122,38 @@ impl<R: DeserializeOwned> Builder<R> {
             entry,
             payload,
             handles,
-            name: format!("Process-{}", digits.join(":")),
+            name: format!("{kind}-{}", digits.join(":")),
             identity,
             daemon: me.daemon(),
             authkey: None,
             decode,
         }
+    }
+
+    /// The name the child will have: the default (`Process-N`, or
+    /// `TypeName-N` for a process type, as CPython names a subclass's
+    /// processes) or the one set with [`name`](Builder::name).
+    ///
+    /// ```
+    /// use multiproc::{Builder, Process};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[multiproc::process_task]
+    /// fn work() {}
+    ///
+    /// #[derive(Process, Serialize, Deserialize)]
+    /// struct Worker;
+    ///
+    /// impl Process for Worker {
+    ///     fn run(&mut self) {}
+    /// }
+    ///
+    /// assert!(Builder::new(work, ()).get_name().starts_with("Process-"));
+    /// assert!(Worker.builder().get_name().starts_with("Worker-"));
+    /// assert_eq!(Builder::new(work, ()).name("w").get_name(), "w");
+    /// ```
+    pub fn get_name(&self) -> &str {
+        &self.name
     }
 
     /// Sets the name (default `Process-N`). Names need not be unique.
@@ -310,7 +337,10 @@ impl Builder<()> {
     /// # }
     /// ```
     pub fn process<P: Process>(process: P) -> Self {
-        Self::encoding(<P as crate::__private::Registered>::__entry(), process, crate::__private::decode_output::<()>)
+        let entry = <P as crate::__private::Registered>::__entry();
+        // CPython names a subclass's processes after the class.
+        let kind = entry.path.rsplit("::").next().unwrap_or("Process");
+        Self::encoding(entry, process, crate::__private::decode_output::<()>, kind)
     }
 }
 
