@@ -25,6 +25,31 @@ use crate::registry::{Incoming, TaskEntry};
 ///
 /// assert_eq!(double.call((21,)), 42); // in this process
 /// ```
+///
+/// Each task's constant has a type of its own, so `if c { alpha } else {
+/// beta }` does not compile. Choose at run time by building the child in
+/// each branch: the two handles have the same type when the tasks return
+/// the same type.
+///
+/// ```
+/// #[multiproc::process_task]
+/// fn alpha(x: u64) -> u64 {
+///     x + 1
+/// }
+///
+/// #[multiproc::process_task]
+/// fn beta(x: u64) -> u64 {
+///     x * 10
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// for use_alpha in [true, false] {
+///     let child = if use_alpha { multiproc::spawn(alpha, (4,))? } else { multiproc::spawn(beta, (4,))? };
+///     assert_eq!(child.join()?, if use_alpha { 5 } else { 40 });
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a process task",
     label = "not a `#[process_task]` function",
