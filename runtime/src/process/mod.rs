@@ -299,9 +299,9 @@ impl<R: DeserializeOwned> Builder<R> {
         // A child that dies before reading makes this fail with EPIPE; its
         // exit status then tells the story through `join`. A payload that
         // encodes differently from its measurement is refused by the child.
-        // Encoding it again collects its handles again: those copies are
-        // not needed.
-        let (_, _copies) = wire::handles::collecting(|| {
+        // The handles were duplicated when the payload was measured; this
+        // pass only writes their indices again.
+        let _ = wire::handles::replaying(|| {
             let mut w = wire::WriteAll(|b: &[u8]| chan.write_all(b));
             wire::write_frame(&mut w, FrameKind::Bootstrap, &head, Some(payload.part()))
         });

@@ -8,7 +8,10 @@
 //! passed to the spawn, which places them at fixed slots of the child's
 //! handle table (descriptors 4, 5, … on Unix; on Windows they are put into
 //! the started child, see `sys::spawn_child`); the bootstrap frame records
-//! how many there are. Nothing but these handles reaches the child.
+//! how many there are. Nothing but these handles reaches the child. The
+//! payload is measured under [`collecting`] when the builder is made and
+//! written under [`replaying`] at `start`, which hands out the same indices
+//! without duplicating anything again.
 //!
 //! In the child, the bootstrap adopts them ([`install`]) before the
 //! payload is decoded; a handle type's `Deserialize` takes its handle by
@@ -31,17 +34,26 @@ use crate::sys::OsHandle;
 /// Why a handle could not be shared or claimed.
 pub(crate) const NOT_SHARING: &str = "an OS handle can only be shared with a child process as an argument of `Builder::new`, `Builder::process` or `spawn`";
 
+/// What a share does while a payload is encoded.
+enum Collector {
+    /// The measuring pass: each handle is duplicated for the child and kept.
+    Keeping(Vec<OsHandle>),
+    /// The writing pass, after the spawn: each handle only gets its index
+    /// again (the same order as when it was kept), nothing is duplicated.
+    Counting(u32),
+}
+
 thread_local! {
     /// The parent's collector, while a task's arguments are encoded.
-    static COLLECTOR: RefCell<Option<Vec<OsHandle>>> = const { RefCell::new(None) };
+    static COLLECTOR: RefCell<Option<Collector>> = const { RefCell::new(None) };
     /// The child's inherited handles, until the payload is decoded.
     static INHERITED: RefCell<Option<Vec<Option<OsHandle>>>> = const { RefCell::new(None) };
 }
 
-/// Runs `encode` with a fresh collector active on this thread and returns
-/// its result with the handles it collected, in index order.
-pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OsHandle>) {
-    struct Restore(Option<Vec<OsHandle>>);
+/// Runs `encode` with `collector` active on this thread and returns its
+/// result with the collector as `encode` left it.
+fn with_collector<R>(collector: Collector, encode: impl FnOnce() -> R) -> (R, Option<Collector>) {
+    struct Restore(Option<Collector>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let outer = self.0.take();
@@ -50,25 +62,47 @@ pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OsHandle>) {
     }
     // Save an outer collector (an argument whose `Serialize` starts another
     // builder) and put it back even if `encode` panics.
-    let restore = Restore(COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new())));
+    let restore = Restore(COLLECTOR.with(|c| c.borrow_mut().replace(collector)));
     let result = encode();
-    let handles = COLLECTOR.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let used = COLLECTOR.with(|c| c.borrow_mut().take());
     drop(restore);
-    (result, handles)
+    (result, used)
+}
+
+/// Runs `encode` with a fresh collector active on this thread and returns
+/// its result with the handles it collected, in index order.
+pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OsHandle>) {
+    match with_collector(Collector::Keeping(Vec::new()), encode) {
+        (result, Some(Collector::Keeping(handles))) => (result, handles),
+        (result, _) => (result, Vec::new()),
+    }
+}
+
+/// Runs `encode` again after [`collecting`] ran it: each handle gets the
+/// index it got then, and none is duplicated a second time.
+pub(crate) fn replaying<R>(encode: impl FnOnce() -> R) -> R {
+    with_collector(Collector::Counting(0), encode).0
 }
 
 /// Adds a handle to the active collector and returns its index. `dup`
-/// makes the copy the child will get; it is only called when a collector
-/// is active.
+/// makes the copy the child will get; it is only called while handles are
+/// being kept.
 pub(crate) fn share(dup: impl FnOnce() -> std::io::Result<OsHandle>) -> Result<u32, String> {
     COLLECTOR.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(handles) = c.as_mut() else {
-            return Err(NOT_SHARING.to_owned());
-        };
-        let index = u32::try_from(handles.len()).map_err(|_| "too many handles in one argument list".to_owned())?;
-        handles.push(dup().map_err(|e| format!("could not duplicate a handle for the child: {e}"))?);
-        Ok(index)
+        let too_many = || "too many handles in one argument list".to_owned();
+        match c.borrow_mut().as_mut() {
+            None => Err(NOT_SHARING.to_owned()),
+            Some(Collector::Keeping(handles)) => {
+                let index = u32::try_from(handles.len()).map_err(|_| too_many())?;
+                handles.push(dup().map_err(|e| format!("could not duplicate a handle for the child: {e}"))?);
+                Ok(index)
+            }
+            Some(Collector::Counting(next)) => {
+                let index = *next;
+                *next = next.checked_add(1).ok_or_else(too_many)?;
+                Ok(index)
+            }
+        }
     })
 }
 
@@ -127,6 +161,17 @@ mod tests {
         assert_eq!((a, inner), (0, 0));
         assert_eq!((outer.len(), inner_handles.len()), (1, 1));
         assert!(share(|| Ok(handle())).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replaying_gives_the_same_indices_without_duplicating() {
+        let (first, kept) = collecting(|| (share(|| Ok(handle())).unwrap(), share(|| Ok(handle())).unwrap()));
+        assert_eq!((first, kept.len()), ((0, 1), 2));
+        let again =
+            replaying(|| (share(|| panic!("no second copy")).unwrap(), share(|| panic!("no second copy")).unwrap()));
+        assert_eq!(again, (0, 1));
+        assert!(share(|| Ok(handle())).is_err(), "no collector outside");
     }
 
     #[cfg(unix)]
