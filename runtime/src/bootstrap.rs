@@ -132,7 +132,7 @@ impl Source for ChannelReader {
 fn refuse(chan: Option<&Channel>, kind: BootstrapFailure, message: String) -> ! {
     let _ = writeln!(io::stderr(), "multiproc: child process could not start: {kind}: {message}");
     if let Some(chan) = chan {
-        let _ = report(chan, &Outcome::Refused { code: kind.exit_code(), message }, None);
+        let _ = send_report(chan, &Outcome::Refused { code: kind.exit_code(), message }, None);
     }
     sys::imp::exit_now(kind.exit_code())
 }
@@ -191,7 +191,7 @@ fn run_child(child: &'static Prepared) -> ! {
     }
     sys::imp::ignore_sigpipe();
     // The parent's setting holds here and for this child's own children.
-    crate::report::set_child_reports(boot.reports);
+    report::set_child_reports(boot.reports);
     install_panic_hook(boot.name.clone(), Arc::clone(chan));
 
     let Some(payload) = child.payload.lock().unwrap_or_else(PoisonError::into_inner).take() else {
@@ -203,7 +203,7 @@ fn run_child(child: &'static Prepared) -> ! {
     match result {
         Ok(Invoked::Returned { value, failure }) => {
             if let Some(err) = &failure {
-                crate::report::print_error(&boot.name, err);
+                report::print_error(&boot.name, err);
             }
             let code = if failure.is_some() { 1 } else { 0 };
             finish(chan, &Outcome::Returned, Some(value.part()), code)
@@ -224,7 +224,7 @@ fn run_child(child: &'static Prepared) -> ! {
 /// Writes the report, its head and the value's encoding straight into the
 /// channel; false if the value did not encode as its dry run said (the
 /// parent then refuses it).
-fn report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) -> bool {
+fn send_report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) -> bool {
     let Ok(head) = wire::encode(head) else { return false };
     let mut w = wire::WriteAll(|b: &[u8]| chan.write_all(b));
     match wire::write_frame(&mut w, FrameKind::Outcome, &head, value) {
@@ -240,7 +240,7 @@ fn report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) -> bo
 /// Sends the report, does what a normal exit does (terminate daemonic
 /// children, join the others, flush), and exits.
 fn finish(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>, code: i32) -> ! {
-    let code = if report(chan, head, value) { code } else { 1 };
+    let code = if send_report(chan, head, value) { code } else { 1 };
     table::cleanup();
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
@@ -276,7 +276,8 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
         let message = info.payload_as_str().unwrap_or("<non-string panic payload>").to_owned();
         let location = info.location().map(|l| l.to_string());
         // Captured as std's own report would be: when RUST_BACKTRACE asks.
-        let bt = match report::BacktraceStyle::from_env() {
+        let style = report::BacktraceStyle::from_env();
+        let bt = match style {
             report::BacktraceStyle::Off => std::backtrace::Backtrace::capture(),
             _ => std::backtrace::Backtrace::force_capture(),
         };
@@ -284,7 +285,7 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
         let thread = thread::current();
         let thread_name = thread.name().unwrap_or(if thread.id() == task_thread { "main" } else { "<unnamed>" });
         if report::panics_printed() {
-            report::print_panic(&name, thread_name, location.as_deref(), &message, backtrace.as_deref());
+            report::print_panic(&name, thread_name, location.as_deref(), &message, style, backtrace.as_deref());
         }
         if thread.id() != task_thread {
             return;

@@ -309,7 +309,7 @@ pub mod __private {
             }
             impl wire::Source for Pieces<'_> {}
             let stream = wire::Stream::new(Pieces(body, piece.max(1)), body.len() as u64);
-            let streamed = wire::decode_next(&stream).and_then(|v| wire::expect_end(&stream).map(|()| v));
+            let streamed = wire::decode_rest(&stream);
             (wire::decode(body), streamed)
         }
 

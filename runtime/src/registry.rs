@@ -62,9 +62,7 @@ impl<'r> Incoming<'r> {
     /// Decodes the whole payload as a `T`, with the inherited handles
     /// available to it.
     pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        wire::handles::decode_payload(|| {
-            wire::decode_next(&self.stream).and_then(|v| wire::expect_end(&self.stream).map(|()| v))
-        })
+        wire::handles::decode_payload(|| wire::decode_rest(&self.stream))
     }
 }
 

@@ -99,12 +99,20 @@ impl BacktraceStyle {
     }
 }
 
-/// Prints a child's panic as std would, after `Process <name>:`.
-pub(crate) fn print_panic(name: &str, thread: &str, location: Option<&str>, message: &str, backtrace: Option<&str>) {
+/// Prints a child's panic as std would, after `Process <name>:`, with as
+/// much of `backtrace` as `style` asks for.
+pub(crate) fn print_panic(
+    name: &str,
+    thread: &str,
+    location: Option<&str>,
+    message: &str,
+    style: BacktraceStyle,
+    backtrace: Option<&str>,
+) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "Process {name}:");
     let _ = writeln!(err, "thread '{thread}' panicked at {}:\n{message}", location.unwrap_or("<unknown>"));
-    let _ = match (BacktraceStyle::from_env(), backtrace) {
+    let _ = match (style, backtrace) {
         (BacktraceStyle::Off, _) | (_, None) => {
             writeln!(err, "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace")
         }

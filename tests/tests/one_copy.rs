@@ -26,6 +26,16 @@ fn allowed(payload: u64, base_kib: u64) -> u64 {
     payload * 13 / 10 / 1024 + base_kib + 16 * 1024
 }
 
+/// This process's and its children's peaks are within [`allowed`] for a
+/// payload of `size` bytes above `base_kib`.
+#[cfg(target_os = "linux")]
+fn assert_peaks_within(what: &str, size: u64, base_kib: u64) {
+    let (parent, child) = (vm_hwm_kib(), children_maxrss_kib());
+    println!("{what}: parent peak {parent} KiB, child peak {child} KiB");
+    assert!(parent <= allowed(size, base_kib), "the parent peaked at {parent} KiB");
+    assert!(child <= allowed(size, base_kib), "the child peaked at {child} KiB");
+}
+
 #[cfg(target_os = "linux")]
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -72,10 +82,7 @@ fn a_big_result_is_held_once_in_each_process() {
         let got = multiproc::spawn(big_result, (size,)).unwrap().join().unwrap();
         assert_eq!(got.len() as u64, size);
         assert!(got.chunks(4096).enumerate().all(|(i, page)| page[0] == i as u8), "the bytes differ");
-        let (parent, child) = (vm_hwm_kib(), children_maxrss_kib());
-        println!("256 MiB result: parent peak {parent} KiB, child peak {child} KiB");
-        assert!(parent <= allowed(size, base), "the parent peaked at {parent} KiB");
-        assert!(child <= allowed(size, base), "the child peaked at {child} KiB");
+        assert_peaks_within("256 MiB result", size, base);
     });
 }
 
@@ -88,10 +95,7 @@ fn a_big_argument_is_held_once_in_each_process() {
         let value = resident(size);
         let got = multiproc::spawn(length_of, (value,)).unwrap().join().unwrap();
         assert_eq!(got, size);
-        let (parent, child) = (vm_hwm_kib(), children_maxrss_kib());
-        println!("200 MiB argument: parent peak {parent} KiB, child peak {child} KiB");
-        assert!(parent <= allowed(size, base), "the parent peaked at {parent} KiB");
-        assert!(child <= allowed(size, base), "the child peaked at {child} KiB");
+        assert_peaks_within("200 MiB argument", size, base);
     });
 }
 

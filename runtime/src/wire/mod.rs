@@ -27,7 +27,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use codec::{CodecError, Source, Stream, decode, decode_next, encode, expect_end};
+pub(crate) use codec::{CodecError, Source, Stream, decode, decode_next, decode_rest, encode};
 pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different
@@ -99,8 +99,8 @@ pub(crate) trait Part {
     /// The bytes [`write`](Part::write) will produce; a dry run of the
     /// encoding, which finds a value that cannot be encoded.
     fn encoded_len(&self) -> Result<u64, CodecError>;
-    /// Encodes the value into `w`; returns the bytes written.
-    fn write(&self, w: &mut dyn Write) -> Result<u64, CodecError>;
+    /// Encodes the value into `w`.
+    fn write(&self, w: &mut dyn Write) -> Result<(), CodecError>;
 }
 
 impl<T: Serialize> Part for T {
@@ -108,7 +108,7 @@ impl<T: Serialize> Part for T {
         codec::encoded_len(self)
     }
 
-    fn write(&self, w: &mut dyn Write) -> Result<u64, CodecError> {
+    fn write(&self, w: &mut dyn Write) -> Result<(), CodecError> {
         codec::encode_into(&mut &mut *w, self)
     }
 }
@@ -239,14 +239,10 @@ pub(crate) fn read_header(r: &mut impl Read) -> Result<Option<(FrameKind, u64)>,
     }
 }
 
-/// Reads one frame from a blocking reader.
+/// Reads one whole frame from a blocking reader: [`read_header`], then the
+/// body into memory (the testing helpers check it against [`split_frame`]).
 pub(crate) fn read_frame(r: &mut impl Read) -> Result<(FrameKind, Vec<u8>), FrameError> {
-    let mut h = [0u8; HEADER_LEN];
-    let got = read_full(r, &mut h)?;
-    if got < HEADER_LEN {
-        return Err(FrameError::Truncated { got: got as u64, want: HEADER_LEN as u64 });
-    }
-    let (kind, len) = parse_header(&h)?;
+    let (kind, len) = read_header(r)?.ok_or(FrameError::Truncated { got: 0, want: HEADER_LEN as u64 })?;
     let mut body = Vec::new();
     // `take` + `read_to_end` grows the buffer as bytes arrive instead of
     // trusting `len` up front.

@@ -199,16 +199,11 @@ impl<R: Source> StreamState<R> {
             if room == 0 {
                 return Err(self.past_end());
             }
-            let start = self.buf.len();
-            self.buf.resize(start + room, 0);
-            let got = loop {
-                match self.reader.read(&mut self.buf[start..]) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
+            self.buf.reserve(room);
+            let got = match self.reader.read_spare(&mut self.buf, room) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
             };
-            let got = got.inspect_err(|_| self.buf.truncate(start))?;
-            self.buf.truncate(start + got);
             if got == 0 {
                 return Err(self.short());
             }

@@ -105,9 +105,9 @@ pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<u64, Codec
     Ok(size.bytes_written as u64)
 }
 
-/// Encodes `value` straight into `w`; returns the bytes written.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<u64, CodecError> {
-    bincode::serde::encode_into_std_write(value, w, config()).map(|n| n as u64).map_err(encode_error)
+/// Encodes `value` straight into `w`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, w, config()).map(drop).map_err(encode_error)
 }
 
 /// Decodes a whole `T` from `bytes`; trailing bytes are an error.
@@ -134,10 +134,12 @@ pub(crate) fn decode_next<T: DeserializeOwned, R: Source>(stream: &Stream<R>) ->
     guarded(stream, StreamReader(stream), || stream.take_failure())
 }
 
-/// Checks that nothing of the body is left after its last value.
-pub(crate) fn expect_end<R: Source>(stream: &Stream<R>) -> Result<(), DecodeError> {
+/// Decodes the rest of `stream` as one `T`: bytes left after it are
+/// [`DecodeError::Trailing`], as for [`decode`].
+pub(crate) fn decode_rest<T: DeserializeOwned, R: Source>(stream: &Stream<R>) -> Result<T, DecodeError> {
+    let value = decode_next(stream)?;
     match stream.left() {
-        0 => Ok(()),
+        0 => Ok(value),
         len => Err(DecodeError::Trailing { len }),
     }
 }
