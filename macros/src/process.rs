@@ -49,6 +49,7 @@ fn registration(name: &syn::Ident, krate: &TokenStream) -> TokenStream {
                         file: file!(),
                         line: line!(),
                         invoke: #krate::__private::invoke_process::<#name>,
+                        function: ::core::option::Option::None,
                     };
                     &ENTRY
                 }

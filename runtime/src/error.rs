@@ -198,6 +198,30 @@ pub enum RegistryError {
         /// The task's id (module path, name and a hash of its signature).
         id: String,
     },
+    /// The function given to start is not marked `#[process_task]` (or is
+    /// a closure), so no child could find it.
+    #[error(
+        "`{name}` cannot run in another process: {}",
+        if name.contains("{{closure}}") {
+            "a closure has no name a child could find; make it a function marked `#[multiproc::process_task]`"
+        } else {
+            "mark the function `#[multiproc::process_task]`"
+        }
+    )]
+    NotATask {
+        /// The function's (or closure's) type name.
+        name: String,
+    },
+    /// A function pointer whose address several tasks share: functions
+    /// with identical machine code may be merged by the compiler or linker.
+    #[error(
+        "a function pointer is ambiguous: {} have the same address; pass the function itself rather than a pointer",
+        .sites.join(" and ")
+    )]
+    SameAddress {
+        /// The tasks at that address: path and `file:line`.
+        sites: Vec<String>,
+    },
     /// Two entries claim this id (two declarations of the same function
     /// in one module, one compiled twice into the binary, …).
     #[error("task id `{id}` is registered more than once: {}", .sites.join(", "))]

@@ -1,6 +1,10 @@
 //! The dispatch table: every `#[process_task]` function and
 //! `#[derive(Process)]` type adds one [`TaskEntry`] at link time.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use linkme::distributed_slice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +26,25 @@ pub struct TaskEntry {
     pub line: u32,
     /// Decodes the arguments, runs the target, measures its return value.
     pub invoke: fn(&Incoming<'_>) -> Invoked,
+    /// The parent's side of a function (`None` for a process type).
+    pub function: Option<&'static FunctionEntry>,
+}
+
+/// What a parent needs to start a registered function: how to recognise
+/// it, and its arguments' and result's codecs. The arguments and the
+/// result pass through `Any` because the generic code that starts a
+/// function only knows it as some `Fn`; the codecs know the types.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FunctionEntry {
+    /// The type of the function item.
+    pub type_id: fn() -> TypeId,
+    /// The function's address, to recognise a function pointer.
+    pub address: fn() -> usize,
+    /// Measures the argument tuple (a `Box` of exactly that type).
+    pub measure: fn(Box<dyn Any>) -> Result<Payload, CodecError>,
+    /// Decodes the result, boxed as exactly the function's return type.
+    pub decode: fn(&Incoming<'_>) -> Result<Box<dyn Any>, DecodeError>,
 }
 
 /// What running an entry produced.
@@ -50,9 +73,33 @@ pub struct Incoming<'r> {
     stream: Stream<Box<dyn Source + Send + 'r>>,
 }
 
-/// How a child's result is decoded: chosen by its task (see
-/// `__private::BytesBuf`).
-pub(crate) type DecodeOutput<R> = fn(&Incoming<'_>) -> Result<R, DecodeError>;
+/// How a child's result is decoded: by the codec its target's entry
+/// names, into a value of the type the parent expects.
+pub(crate) struct DecodeOutput<R> {
+    erased: fn(&Incoming<'_>) -> Result<Box<dyn Any>, DecodeError>,
+    _output: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: 'static> DecodeOutput<R> {
+    pub(crate) fn new(erased: fn(&Incoming<'_>) -> Result<Box<dyn Any>, DecodeError>) -> Self {
+        DecodeOutput { erased, _output: std::marker::PhantomData }
+    }
+
+    pub(crate) fn decode(&self, input: &Incoming<'_>) -> Result<R, DecodeError> {
+        let value = (self.erased)(input)?;
+        // The entry was found for this very function, so its codec decodes
+        // its return type; anything else is a registry bug made visible.
+        value.downcast::<R>().map(|v| *v).map_err(|_| DecodeError::Invalid("the result decoded as another type".into()))
+    }
+}
+
+impl<R> Clone for DecodeOutput<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for DecodeOutput<R> {}
 
 impl<'r> Incoming<'r> {
     pub(crate) fn new(stream: Stream<Box<dyn Source + Send + 'r>>) -> Self {
@@ -113,6 +160,48 @@ pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, RegistryError> {
     Err(RegistryError::Duplicate { id: id.to_owned(), sites })
 }
 
+/// The table's functions, indexed by their type and by their address.
+struct Index {
+    by_type: HashMap<TypeId, Vec<&'static TaskEntry>>,
+    by_address: HashMap<usize, Vec<&'static TaskEntry>>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index = Index { by_type: HashMap::new(), by_address: HashMap::new() };
+        for entry in TASKS.iter() {
+            if let Some(f) = entry.function {
+                index.by_type.entry((f.type_id)()).or_default().push(entry);
+                index.by_address.entry((f.address)()).or_default().push(entry);
+            }
+        }
+        index
+    })
+}
+
+/// The entry of the function whose type is `F`, or, for a function
+/// pointer, whose address is `address`.
+pub(crate) fn function<F: 'static>(address: Option<usize>) -> Result<&'static TaskEntry, RegistryError> {
+    let index = index();
+    let found = match address {
+        Some(a) => index.by_address.get(&a),
+        None => index.by_type.get(&TypeId::of::<F>()),
+    };
+    match found.map(Vec::as_slice) {
+        Some([entry]) => Ok(entry),
+        Some(several) => {
+            let sites = several.iter().map(|e| format!("`{}` at {}:{}", e.path, e.file, e.line)).collect();
+            if address.is_some() {
+                Err(RegistryError::SameAddress { sites })
+            } else {
+                Err(RegistryError::Duplicate { id: several[0].id.to_owned(), sites })
+            }
+        }
+        None => Err(RegistryError::NotATask { name: std::any::type_name::<F>().to_owned() }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,12 +211,24 @@ mod tests {
     }
 
     #[distributed_slice(TASKS)]
-    static FIRST: TaskEntry =
-        TaskEntry { id: "registry::tests::twice#0", path: "first", file: "a.rs", line: 1, invoke: refuse };
+    static FIRST: TaskEntry = TaskEntry {
+        id: "registry::tests::twice#0",
+        path: "first",
+        file: "a.rs",
+        line: 1,
+        invoke: refuse,
+        function: None,
+    };
 
     #[distributed_slice(TASKS)]
-    static SECOND: TaskEntry =
-        TaskEntry { id: "registry::tests::twice#0", path: "second", file: "b.rs", line: 2, invoke: refuse };
+    static SECOND: TaskEntry = TaskEntry {
+        id: "registry::tests::twice#0",
+        path: "second",
+        file: "b.rs",
+        line: 2,
+        invoke: refuse,
+        function: None,
+    };
 
     #[test]
     fn lookup_failures_are_matchable() {

@@ -1,19 +1,23 @@
-//! The two kinds of target: registered functions ([`Task`]) and process
-//! types ([`Process`]).
+//! The two kinds of target: functions ([`Task`]) and process types
+//! ([`Process`]).
+
+use std::any::Any;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::DecodeError;
-use crate::error::Error;
+use crate::error::{Error, RegistryError};
 use crate::process::{Builder, Child};
-use crate::registry::{Incoming, TaskEntry};
+use crate::registry::{self, TaskEntry};
 
-/// A function registered with [`#[process_task]`](crate::process_task).
+/// A function that can run in another process: implemented by every
+/// function whose parameters are the tuple `Args`, and dispatchable when
+/// the function is marked [`#[process_task]`](crate::process_task).
 ///
-/// The attribute implements this trait for the type of a constant with the function's
-/// name, which also derefs to the function, so it stays callable as before.
-/// Start it in a child with [`Builder::new`] or [`spawn`](crate::spawn).
+/// The attribute leaves the function a plain function: it is called,
+/// passed and shadowed like any other. Starting an unmarked function (or a
+/// closure) compiles, and [`start`](crate::Builder::start) refuses it
+/// with [`RegistryError::NotATask`], before any process is created.
 ///
 /// ```
 /// use multiproc::Task;
@@ -23,13 +27,12 @@ use crate::registry::{Incoming, TaskEntry};
 ///     2 * x
 /// }
 ///
-/// assert_eq!(double.call((21,)), 42); // in this process
+/// assert_eq!(double(21), 42); // a plain call
+/// assert_eq!(double.call((21,)), 42); // the same, through the trait
 /// ```
 ///
-/// Each task's constant has a type of its own, so `if c { alpha } else {
-/// beta }` does not compile. Choose at run time by building the child in
-/// each branch: the two handles have the same type when the tasks return
-/// the same type.
+/// A task chosen at run time is a function pointer, and starts like the
+/// function itself:
 ///
 /// ```
 /// #[multiproc::process_task]
@@ -44,23 +47,21 @@ use crate::registry::{Incoming, TaskEntry};
 ///
 /// # fn main() -> Result<(), multiproc::Error> {
 /// for use_alpha in [true, false] {
-///     let child = if use_alpha { multiproc::spawn(alpha, (4,))? } else { multiproc::spawn(beta, (4,))? };
-///     assert_eq!(child.join()?, if use_alpha { 5 } else { 40 });
+///     let task = if use_alpha { alpha } else { beta };
+///     assert_eq!(multiproc::spawn(task, 4)?.join()?, if use_alpha { 5 } else { 40 });
 /// }
 /// # Ok(())
 /// # }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a process task",
-    label = "not a `#[process_task]` function",
-    note = "only free functions marked `#[multiproc::process_task]` can run in another process; closures and unmarked functions cannot",
+    message = "`{Self}` cannot run in another process",
+    label = "not a function whose arguments are owned values",
+    note = "a process task is a free function marked `#[multiproc::process_task]`",
     note = "a `#[derive(Process)]` type is started with `value.start()` or `Builder::process(value)`"
 )]
-pub trait Task: Copy + Send + Sync + 'static {
-    /// The arguments, as a tuple (`(String, u64)` for `fn f(a: String, b: u64)`).
-    type Args: Serialize + DeserializeOwned + Send + 'static;
+pub trait Task<Args>: Copy + Send + Sync + 'static {
     /// The return type.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
+    type Output: 'static;
 
     /// Calls the function in this process.
     ///
@@ -75,25 +76,62 @@ pub trait Task: Copy + Send + Sync + 'static {
     /// let args = (vec!["a".to_string(), "b".to_string()], "-".to_string());
     /// assert_eq!(join_words.call(args), "a-b"); // no child: a plain call
     /// ```
-    fn call(self, args: Self::Args) -> Self::Output;
+    fn call(self, args: Args) -> Self::Output;
 
+    /// The function's entry in the dispatch table.
     #[doc(hidden)]
-    fn __entry(self) -> &'static TaskEntry;
-
-    /// The arguments as they are encoded. The attribute overrides this for
-    /// a task with `Vec<u8>` arguments, which cross as byte strings.
-    #[doc(hidden)]
-    fn __wire_args(args: Self::Args) -> impl Serialize + Send + 'static {
-        args
-    }
-
-    /// Decodes the result as the child encoded it (overridden for a
-    /// `Vec<u8>` result).
-    #[doc(hidden)]
-    fn __decode_output(input: &Incoming<'_>) -> Result<Self::Output, DecodeError> {
-        crate::__private::decode_output(input)
-    }
+    fn __entry(&self) -> Result<&'static TaskEntry, RegistryError>;
 }
+
+/// Calls `$m!` once per supported arity with `(Ai Ti vi)` triples.
+macro_rules! for_each_arity {
+    ($m:ident) => {
+        $m!();
+        $m!(A1 T1 v1);
+        $m!(A1 T1 v1, A2 T2 v2);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7, A8 T8 v8);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7, A8 T8 v8, A9 T9 v9);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7, A8 T8 v8, A9 T9 v9, A10 T10 v10);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7, A8 T8 v8, A9 T9 v9, A10 T10 v10,
+            A11 T11 v11);
+        $m!(A1 T1 v1, A2 T2 v2, A3 T3 v3, A4 T4 v4, A5 T5 v5, A6 T6 v6, A7 T7 v7, A8 T8 v8, A9 T9 v9, A10 T10 v10,
+            A11 T11 v11, A12 T12 v12);
+    };
+}
+
+pub(crate) use for_each_arity;
+
+/// `Task<(A1, ..)>` for every `Fn(A1, ..) -> R` of owned values.
+macro_rules! task_for_fn {
+    ($($a:ident $t:ident $v:ident),*) => {
+        impl<F, R, $($a),*> Task<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> R + Copy + Send + Sync + 'static,
+            R: 'static,
+            $($a: 'static,)*
+        {
+            type Output = R;
+
+            fn call(self, ($($v,)*): ($($a,)*)) -> R {
+                self($($v),*)
+            }
+
+            fn __entry(&self) -> Result<&'static TaskEntry, RegistryError> {
+                // A function pointer (a task chosen at run time) is found by
+                // its address, a function by its type.
+                let address = (self as &dyn Any).downcast_ref::<fn($($a),*) -> R>().map(|f| *f as usize);
+                registry::function::<F>(address)
+            }
+        }
+    };
+}
+
+for_each_arity!(task_for_fn);
 
 /// A process type: Python's subclass of `multiprocessing.Process` with an
 /// overridden `run`.

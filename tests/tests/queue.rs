@@ -20,7 +20,7 @@ const LONG: Duration = Duration::from_secs(30);
 const HANG: Duration = Duration::from_secs(30);
 
 /// Joins a child within `LONG`, killing it (and failing) if it hangs.
-fn join_within<R: serde::de::DeserializeOwned>(child: Child<R>, what: &str) -> R {
+fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
     if child.join_timeout(LONG).unwrap().is_none() {
         child.kill().unwrap();
         panic!("{what} did not finish within {LONG:?}");

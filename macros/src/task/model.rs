@@ -13,20 +13,13 @@ pub(crate) struct Arg {
 }
 
 pub(crate) struct Task {
-    /// The function itself, kept intact (renamed when generated).
+    /// The function itself, emitted as it was written.
     pub(crate) func: ItemFn,
     pub(crate) args: Vec<Arg>,
     /// The return type (`()` when none is written).
     pub(crate) output: Type,
-    /// Whether the return type is spelled `Result<..>`: an `Err` makes the
-    /// child's exit code 1.
-    pub(crate) fallible: bool,
-    /// Whether the return type is spelled `Vec<u8>`.
-    pub(crate) output_bytes: bool,
     /// `#[cfg]`/`#[cfg_attr]` attributes, repeated on every generated item.
     pub(crate) cfgs: Vec<Attribute>,
-    /// Doc comments, moved to the generated value.
-    pub(crate) docs: Vec<Attribute>,
     /// The named-arguments struct: `WorkArgs` for `fn work`.
     pub(crate) args_struct: Ident,
     /// A hash of the signature, part of the task's id.
@@ -34,7 +27,7 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(mut func: ItemFn) -> Self {
+    pub(crate) fn new(func: ItemFn) -> Self {
         let args: Vec<Arg> = func
             .sig
             .inputs
@@ -58,16 +51,8 @@ impl Task {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        let fallible = matches!(&output, Type::Path(p)
-            if p.qself.is_none()
-                && p.path.segments.last().is_some_and(|s| s.ident == "Result"
-                    && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))));
-
-        let attrs = std::mem::take(&mut func.attrs);
-        let (cfgs, rest): (Vec<_>, Vec<_>) =
-            attrs.into_iter().partition(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
-        let (docs, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|a| a.path().is_ident("doc"));
-        func.attrs = rest;
+        let cfgs =
+            func.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")).cloned().collect();
 
         let signature: String = args
             .iter()
@@ -82,20 +67,18 @@ impl Task {
             args_struct: format_ident!("{}Args", camel_case(&func.sig.ident.to_string())),
             func,
             args,
-            output_bytes: is_bytes(&output),
             output,
-            fallible,
             cfgs,
-            docs,
             signature_hash: format!("{hash:016x}"),
         }
     }
 }
 
 /// Whether `ty` is spelled `Vec<u8>` (or `std::vec::Vec<u8>`,
-/// `alloc::vec::Vec<u8>`): such a value is encoded as one byte string
+/// `alloc::vec::Vec<u8>`): such an argument is encoded as one byte string
 /// instead of serde's element-by-element sequence (the bytes on the wire
-/// are the same, the speed is not).
+/// are the same, the speed is not). A result is told by its type, not its
+/// spelling.
 fn is_bytes(ty: &Type) -> bool {
     let Type::Path(p) = ty else { return false };
     let segments: Vec<String> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();

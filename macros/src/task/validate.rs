@@ -36,6 +36,12 @@ pub(crate) fn check(func: &ItemFn, errors: &mut Errors) {
     } else if let Some(w) = &sig.generics.where_clause {
         errors.push_spanned(w, "a process task cannot have a `where` clause");
     }
+    if sig.inputs.len() > MAX_ARITY {
+        errors.push_spanned(
+            &sig.inputs,
+            format!("a process task takes at most {MAX_ARITY} arguments: group some of them in a struct"),
+        );
+    }
     for arg in &sig.inputs {
         match arg {
             FnArg::Receiver(r) => errors.push_spanned(
@@ -49,6 +55,9 @@ pub(crate) fn check(func: &ItemFn, errors: &mut Errors) {
         check_type(ty, "return type", errors);
     }
 }
+
+/// The most arguments the runtime's `Task` impls cover.
+const MAX_ARITY: usize = 12;
 
 /// Borrowed and `impl Trait` types cannot cross a process boundary.
 fn check_type(ty: &Type, what: &'static str, errors: &mut Errors) {
@@ -87,6 +96,11 @@ fn check_type(ty: &Type, what: &'static str, errors: &mut Errors) {
             );
         }
         fn visit_type_trait_object(&mut self, t: &'ast syn::TypeTraitObject) {
+            // A result's error may be `Box<dyn Error + Send + Sync>`: the
+            // result's own check says whether it can cross.
+            if self.what == "return type" {
+                return syn::visit::visit_type_trait_object(self, t);
+            }
             self.errors.push_spanned(
                 t,
                 format!("a process task's {} cannot be a trait object: name a concrete, serializable type", self.what),

@@ -5,8 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use super::table::{self, ChildState, Ended, Wait};
 use crate::authkey::AuthKey;
 use crate::error::Error;
@@ -409,7 +407,7 @@ impl<R> Child<R> {
     }
 }
 
-impl<R: DeserializeOwned> Child<R> {
+impl<R: 'static> Child<R> {
     /// Waits for the child and returns what its target returned.
     ///
     /// A panic in the child is [`Error::Panicked`]; ending without a

@@ -7,8 +7,6 @@ pub(crate) mod table;
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 pub use child::{Child, CloseError};
 pub use current::{
     ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process, parent_process,
@@ -16,8 +14,9 @@ pub use current::{
 };
 use table::ChildState;
 
+use crate::args::IntoArgs;
 use crate::authkey::AuthKey;
-use crate::error::Error;
+use crate::error::{Error, RegistryError};
 use crate::registry::{DecodeOutput, Payload, TaskEntry};
 use crate::sys::imp::{self as sys, Channel};
 use crate::task::{Process, Task};
@@ -54,7 +53,8 @@ use crate::wire::{self, Bootstrap, FrameKind};
 /// ```
 #[must_use = "a builder does nothing until it is started"]
 pub struct Builder<R> {
-    entry: &'static TaskEntry,
+    /// The target's entry, or why the function given is not one.
+    entry: Result<&'static TaskEntry, RegistryError>,
     /// The arguments or process value, measured (which collected their
     /// handles); encoded straight into the channel at `start`.
     payload: Result<Payload, Error>,
@@ -70,20 +70,29 @@ pub struct Builder<R> {
 
 impl<R> std::fmt::Debug for Builder<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.entry {
+            Ok(entry) => entry.path,
+            Err(_) => "<not a process task>",
+        };
         f.debug_struct("Builder")
-            .field("target", &self.entry.path)
+            .field("target", &target)
             .field("name", &self.name)
             .field("daemon", &self.daemon)
             .finish_non_exhaustive()
     }
 }
 
-impl<R: DeserializeOwned> Builder<R> {
+impl<R: 'static> Builder<R> {
     /// A process that will call `task` with `args`.
     ///
-    /// `args` is the tuple of the function's arguments, or its generated
-    /// named-arguments struct (`AddArgs { a: 2, b: 3 }` for `fn add`): the
-    /// equivalent of Python's `kwargs`.
+    /// `args` is the tuple of the function's arguments, a bare value for a
+    /// function of one argument, or its generated named-arguments struct
+    /// (`PowerArgs { base: 2, exp: 10 }` for `fn power`): the equivalent of
+    /// Python's `kwargs`. See [`IntoArgs`].
+    ///
+    /// A function not marked [`#[process_task]`](crate::process_task), or
+    /// a closure, makes [`start`](Builder::start) fail with
+    /// [`RegistryError::NotATask`].
     ///
     /// ```
     /// use multiproc::{Builder, process_task};
@@ -101,20 +110,44 @@ impl<R: DeserializeOwned> Builder<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn new<T: Task<Output = R>>(task: T, args: impl Into<T::Args>) -> Self {
-        Self::encoding(task.__entry(), T::__wire_args(args.into()), T::__decode_output, "Process")
+    pub fn new<F, A, M>(task: F, args: impl IntoArgs<A, M>) -> Self
+    where
+        F: Task<A, Output = R>,
+        A: 'static,
+    {
+        let args = args.into_args();
+        let entry = task.__entry();
+        let (measure, decode) = match entry.as_ref().map(|e| e.function) {
+            Ok(Some(f)) => (Some(f.measure), f.decode),
+            // A process type's id cannot be an `Fn`'s; refused at start.
+            Ok(None) | Err(_) => (None, refuse_decode as DecodeErased),
+        };
+        Self::encoding(
+            entry,
+            move || match measure {
+                Some(measure) => measure(Box::new(args)),
+                None => Err(crate::wire::CodecError("not a function".into())),
+            },
+            DecodeOutput::new(decode),
+            "Process",
+        )
     }
 
-    /// A builder for `entry` whose payload is `value`, measured now with
+    /// A builder for `entry` whose payload `measure` measures now, with
     /// the OS handles it holds collected aside.
     fn encoding(
-        entry: &'static TaskEntry,
-        value: impl serde::Serialize + Send + 'static,
+        entry: Result<&'static TaskEntry, RegistryError>,
+        measure: impl FnOnce() -> Result<Payload, crate::wire::CodecError>,
         decode: DecodeOutput<R>,
         kind: &str,
     ) -> Self {
-        let (payload, handles) = wire::handles::collecting(|| Payload::new(value));
-        let payload = payload.map_err(|e| Error::Encode { task: entry.path, message: e.0 });
+        let (payload, handles) = match entry {
+            Ok(e) => {
+                let (payload, handles) = wire::handles::collecting(measure);
+                (payload.map_err(|err| Error::Encode { task: e.path, message: err.0 }), handles)
+            }
+            Err(ref e) => (Err(Error::Registry(e.clone())), Vec::new()),
+        };
         let me = current_process();
         let identity = me.next_identity();
         let digits: Vec<String> = identity.iter().map(u32::to_string).collect();
@@ -251,15 +284,16 @@ impl<R: DeserializeOwned> Builder<R> {
         if me.daemon() {
             return Err(Error::DaemonCannotHaveChildren);
         }
+        let entry = self.entry?;
         // Fails here, in the parent, for a task this binary cannot dispatch.
-        crate::registry::lookup(self.entry.id).map_err(Error::Registry)?;
+        crate::registry::lookup(entry.id).map_err(Error::Registry)?;
         let payload = self.payload?;
         table::reap();
 
         let authkey = self.authkey.unwrap_or_else(|| me.authkey().clone());
         let mut boot = Bootstrap {
             build_id: sys::exe_identity(),
-            task_id: self.entry.id.to_owned(),
+            task_id: entry.id.to_owned(),
             name: self.name,
             identity: self.identity,
             authkey: authkey.as_bytes().to_vec(),
@@ -270,9 +304,9 @@ impl<R: DeserializeOwned> Builder<R> {
             handle_info: Vec::new(),
             reports: crate::report::child_reports(),
             handles: u32::try_from(self.handles.len())
-                .map_err(|_| Error::Encode { task: self.entry.path, message: "too many handles".into() })?,
+                .map_err(|_| Error::Encode { task: entry.path, message: "too many handles".into() })?,
         };
-        let task = self.entry.path;
+        let task = entry.path;
         let encode = |boot: &Bootstrap| wire::encode(boot).map_err(|e| Error::Encode { task, message: e.0 });
         // Encoded (and the payload measured) before the spawn, so that a
         // frame that cannot be sent starts nothing.
@@ -340,7 +374,7 @@ impl Builder<()> {
         let entry = <P as crate::__private::Registered>::__entry();
         // CPython names a subclass's processes after the class.
         let kind = entry.path.rsplit("::").next().unwrap_or("Process");
-        Self::encoding(entry, process, crate::__private::decode_output::<()>, kind)
+        Self::encoding(Ok(entry), || Payload::new(process), DecodeOutput::new(decode_unit), kind)
     }
 }
 
@@ -358,6 +392,24 @@ impl Builder<()> {
 /// # Ok(())
 /// # }
 /// ```
-pub fn spawn<T: Task>(task: T, args: impl Into<T::Args>) -> Result<Child<T::Output>, Error> {
+pub fn spawn<F, A, M>(task: F, args: impl IntoArgs<A, M>) -> Result<Child<F::Output>, Error>
+where
+    F: Task<A>,
+    A: 'static,
+{
     Builder::new(task, args).start()
+}
+
+/// An entry's erased result decoder.
+type DecodeErased = fn(&crate::registry::Incoming<'_>) -> Result<Box<dyn std::any::Any>, crate::DecodeError>;
+
+/// The result decoder of a builder that never starts (its target is not a
+/// task: `start` returns the registry error first).
+fn refuse_decode(_: &crate::registry::Incoming<'_>) -> Result<Box<dyn std::any::Any>, crate::DecodeError> {
+    Err(crate::DecodeError::Invalid("not a process task".into()))
+}
+
+/// The result of a process type's `run`.
+fn decode_unit(input: &crate::registry::Incoming<'_>) -> Result<Box<dyn std::any::Any>, crate::DecodeError> {
+    input.decode::<()>().map(|()| Box::new(()) as Box<dyn std::any::Any>)
 }

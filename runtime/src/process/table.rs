@@ -188,7 +188,7 @@ impl ChildState {
     /// out of the channel (whatever a wait collected before comes first),
     /// then waits for the child to end. A report cut short (the child was
     /// killed while sending it) counts as none: the exit status tells.
-    pub(crate) fn join<R>(&self, decode: DecodeOutput<R>) -> Result<R, Error> {
+    pub(crate) fn join<R: 'static>(&self, decode: DecodeOutput<R>) -> Result<R, Error> {
         let name = || self.name.clone();
         let (chan, prefix, report_error) = {
             let mut g = lock(&self.inner);
@@ -222,7 +222,7 @@ impl ChildState {
         }
     }
 
-    fn read_report<R>(&self, mut reader: ReportReader<'_>, decode: DecodeOutput<R>) -> Report<R> {
+    fn read_report<R: 'static>(&self, mut reader: ReportReader<'_>, decode: DecodeOutput<R>) -> Report<R> {
         let bad = |error| Report::Failed(Error::BadResult { name: self.name.clone(), error });
         let len = match wire::read_header(&mut reader) {
             Ok(Some((FrameKind::Outcome, len))) => len,
@@ -242,7 +242,7 @@ impl ChildState {
         };
         let name = self.name.clone();
         match head {
-            Outcome::Returned => match decode(&Incoming::new(stream)) {
+            Outcome::Returned => match decode.decode(&Incoming::new(stream)) {
                 Ok(value) => Report::Value(value),
                 Err(DecodeError::Truncated(_)) => Report::Nothing,
                 Err(e) => bad(e),

@@ -27,7 +27,8 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use codec::{CodecError, Source, Stream, decode, decode_next, decode_rest, encode};
+pub use codec::CodecError;
+pub(crate) use codec::{Source, Stream, decode, decode_next, decode_rest, encode};
 pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different

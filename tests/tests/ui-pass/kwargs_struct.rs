@@ -2,7 +2,7 @@
 //! the function in CamelCase, with the function's visibility, usable
 //! wherever the argument tuple goes.
 
-use multiproc::{Builder, Child, Error, Task, process_task};
+use multiproc::{Builder, Child, Error, Kwargs, Task, process_task};
 
 mod tasks {
     use multiproc::process_task;
@@ -40,9 +40,9 @@ fn main() -> Result<(), Error> {
     drop(builder);
 
     // Converts into the tuple, as `Task::call` takes it.
-    let tuple: (u64, u64) = AddArgs { a: 1, b: 2 }.into();
+    let tuple: (u64, u64) = AddArgs { a: 1, b: 2 }.into_tuple();
     assert_eq!(add.call(tuple), 3);
-    assert_eq!(add.call(AddArgs { a: 2, b: 2 }.into()), 4);
+    assert_eq!(add.call(AddArgs { a: 2, b: 2 }.into_tuple()), 4);
 
     // Raw identifiers lose their `r#`.
     let moved = tasks::MoveArgs { from: 1, to: 4 };

@@ -3,7 +3,7 @@
 
 use multiproc::{Error, Task, process_task};
 
-/// Recursion goes through the task value, which derefs to the function.
+/// Recursion calls the function itself.
 #[process_task]
 fn fib(n: u64) -> u64 {
     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
@@ -32,8 +32,8 @@ fn main() -> Result<(), Error> {
     hello();
 
     assert_eq!(fib.call((12,)), 144);
-    assert_eq!(apply(*fib, 11), 89);
-    let pointer: fn(u64) -> bool = *is_even;
+    assert_eq!(apply(fib, 11), 89);
+    let pointer: fn(u64) -> bool = is_even;
     assert!(pointer(4));
     let fibs: Vec<u64> = (0..5).map(|n| fib(n)).collect();
     assert_eq!(fibs, [0, 1, 1, 2, 3]);

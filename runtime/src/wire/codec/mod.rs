@@ -30,7 +30,8 @@ use crate::error::DecodeError;
 /// Why a value could not be encoded. The codec's own error types stay
 /// private; callers only see the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CodecError(pub(crate) String);
+#[doc(hidden)]
+pub struct CodecError(pub(crate) String);
 
 impl std::fmt::Display for CodecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

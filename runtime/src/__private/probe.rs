@@ -1,0 +1,251 @@
+//! How `#[process_task]` picks the codec of each type in a signature, and
+//! makes a type that cannot cross one compile error, at that type.
+//!
+//! The generated code calls a method on `&…&Probe::<T>::NEW`. Method
+//! lookup tries the receiver with every `&` first, then one fewer, and so
+//! on, and skips an impl whose bounds `T` does not meet: so the impl on the
+//! most references that applies wins (autoref specialisation; it works
+//! because the generated code names concrete types). The last impl
+//! applies to every `T` and returns a "rejected" value, which the one
+//! function that checks the verdict refuses with a message naming `T`.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::BytesBuf;
+use crate::error::DecodeError;
+use crate::registry::{Incoming, Invoked, Payload};
+use crate::remote::{CrossError, RemoteError};
+use crate::wire::CodecError;
+
+/// The receiver of every probe: a type, and no value.
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// The probe of `T`.
+    pub const NEW: Self = Probe(PhantomData);
+}
+
+/// A serializable value that can cross in either direction.
+pub trait Crosses: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Crosses for T {}
+
+// ---------------------------------------------------------------- arguments
+
+/// The verdict on an argument type that can cross.
+pub struct Accepted;
+
+/// The verdict on an argument type that cannot.
+pub struct Rejected<T>(PhantomData<fn() -> T>);
+
+/// Implemented only by [`Accepted`]: the bound that turns a rejected
+/// argument type into one error.
+#[diagnostic::on_unimplemented(
+    message = "`{T}` cannot be an argument of a process task",
+    label = "an argument must be `Serialize + Deserialize + Send + 'static`",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]` (serde with its `derive` feature), for each type it holds too",
+    note = "a value shared within one process (`Rc`, `RefCell`, a reference, a raw pointer) cannot cross: send the data it holds"
+)]
+pub trait ArgumentVerdict<T> {}
+
+impl<T> ArgumentVerdict<T> for Accepted {}
+
+/// Checks one argument type: an error spanned where it is called, naming `T`.
+pub fn argument<T, V: ArgumentVerdict<T>>(_: V) {}
+
+/// The verdict for a type that can cross.
+pub trait ArgumentCrosses {
+    /// [`Accepted`].
+    fn verdict(&self) -> Accepted {
+        Accepted
+    }
+}
+
+impl<T: Crosses> ArgumentCrosses for &Probe<T> {}
+
+/// The verdict for any other type.
+pub trait ArgumentRejected<T> {
+    /// [`Rejected`].
+    fn verdict(&self) -> Rejected<T> {
+        Rejected(PhantomData)
+    }
+}
+
+impl<T> ArgumentRejected<T> for Probe<T> {}
+
+/// How an argument tuple, as it crosses, is measured and decoded.
+pub struct ArgsCodec<W> {
+    /// Measures the tuple for a bootstrap frame.
+    pub measure: fn(W) -> Result<Payload, CodecError>,
+    /// Decodes it from one.
+    pub decode: fn(&Incoming<'_>) -> Result<W, DecodeError>,
+}
+
+/// The codec of a tuple whose every element crosses.
+pub trait ArgsCross<W> {
+    /// Through serde.
+    fn args_codec(&self) -> ArgsCodec<W>;
+}
+
+impl<W: Crosses> ArgsCross<W> for &Probe<W> {
+    fn args_codec(&self) -> ArgsCodec<W> {
+        ArgsCodec { measure: Payload::new, decode: |input| input.decode() }
+    }
+}
+
+/// The codec of a tuple with an element that does not cross, in a program
+/// that does not compile: [`argument`] has refused that element.
+pub trait ArgsRefused<W> {
+    /// Refuses everything (never runs).
+    fn args_codec(&self) -> ArgsCodec<W>;
+}
+
+impl<W> ArgsRefused<W> for Probe<W> {
+    fn args_codec(&self) -> ArgsCodec<W> {
+        ArgsCodec {
+            measure: |_| Err(CodecError("an argument type that cannot cross".into())),
+            decode: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ results
+
+/// How a task's result crosses: measured in the child (with the text of a
+/// returned `Err`, which makes the exit code 1), decoded in the parent.
+pub struct OutputCodec<R> {
+    /// Measures the result for the report.
+    pub finish: fn(R) -> Invoked,
+    /// Decodes it from the report.
+    pub decode: fn(&Incoming<'_>) -> Result<R, DecodeError>,
+}
+
+/// The verdict on a result type that cannot cross.
+pub struct NoOutputCodec<R>(PhantomData<fn() -> R>);
+
+/// Implemented only by [`OutputCodec`]: the bound that turns a result type
+/// that cannot cross into one error.
+#[diagnostic::on_unimplemented(
+    message = "`{R}` cannot be the result of a process task",
+    label = "a result must be `Serialize + Deserialize + Send + 'static`, or a `Result` whose error is one of those or a common error type",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]` (serde with its `derive` feature)",
+    note = "an error type without serde may be `Box<dyn Error + Send + Sync>`, `io::Error`, `ParseIntError`, `ParseFloatError`, `ParseBoolError`, `TryFromIntError`, `fmt::Error` or (feature `anyhow`) `anyhow::Error`: the parent gets the same type back, rebuilt from its message and source chain"
+)]
+pub trait OutputVerdict<R> {
+    /// The codec.
+    fn into_codec(self) -> OutputCodec<R>;
+}
+
+impl<R> OutputVerdict<R> for OutputCodec<R> {
+    fn into_codec(self) -> OutputCodec<R> {
+        self
+    }
+}
+
+/// Checks the result type: one error, spanned where it is called.
+pub fn output<R, V: OutputVerdict<R>>(verdict: V) -> OutputCodec<R> {
+    verdict.into_codec()
+}
+
+/// Measures `value`, the returned value, with `failure` the text of an `Err`.
+fn measured<W: Serialize + Send + 'static>(value: W, failure: Option<String>) -> Invoked {
+    match Payload::new(value) {
+        Ok(value) => Invoked::Returned { value, failure },
+        Err(e) => Invoked::BadResult(e.0),
+    }
+}
+
+/// `Vec<u8>`: one byte string rather than serde's element by element.
+pub trait OutputBytes {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<Vec<u8>> {
+        OutputCodec {
+            finish: |v| measured(BytesBuf(v), None),
+            decode: |input| input.decode::<BytesBuf>().map(BytesBuf::into_inner),
+        }
+    }
+}
+
+impl OutputBytes for &&&&&Probe<Vec<u8>> {}
+
+/// A serializable `Result` whose error has a `Debug` text.
+pub trait OutputResultDebug<R> {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<R>;
+}
+
+impl<T: Crosses, E: Crosses + Debug> OutputResultDebug<Result<T, E>> for &&&&Probe<Result<T, E>> {
+    fn output_codec(&self) -> OutputCodec<Result<T, E>> {
+        OutputCodec {
+            finish: |v| {
+                let failure = v.as_ref().err().map(|e| format!("{e:?}"));
+                measured(v, failure)
+            },
+            decode: |input| input.decode(),
+        }
+    }
+}
+
+/// A serializable `Result` whose error has no `Debug`.
+pub trait OutputResult<R> {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<R>;
+}
+
+impl<T: Crosses, E: Crosses> OutputResult<Result<T, E>> for &&&Probe<Result<T, E>> {
+    fn output_codec(&self) -> OutputCodec<Result<T, E>> {
+        OutputCodec {
+            finish: |v| {
+                let failure = v.as_ref().err().map(|_| format!("Err({})", std::any::type_name::<E>()));
+                measured(v, failure)
+            },
+            decode: |input| input.decode(),
+        }
+    }
+}
+
+/// Any other serializable value.
+pub trait OutputValue<R> {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<R>;
+}
+
+impl<R: Crosses> OutputValue<R> for &&Probe<R> {
+    fn output_codec(&self) -> OutputCodec<R> {
+        OutputCodec { finish: |v| measured(v, None), decode: |input| input.decode() }
+    }
+}
+
+/// A `Result` whose error is not serializable but is rebuilt in the
+/// parent ([`CrossError`](super::CrossError)).
+pub trait OutputRemote<R> {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<R>;
+}
+
+impl<T: Crosses, E: CrossError> OutputRemote<Result<T, E>> for &Probe<Result<T, E>> {
+    fn output_codec(&self) -> OutputCodec<Result<T, E>> {
+        OutputCodec {
+            finish: |v| {
+                let crossing = v.map_err(|e| e.to_remote());
+                let failure = crossing.as_ref().err().map(RemoteError::chain_text);
+                measured(crossing, failure)
+            },
+            decode: |input| input.decode::<Result<T, RemoteError>>().map(|r| r.map_err(E::from_remote)),
+        }
+    }
+}
+
+/// Everything else: refused by [`output`].
+pub trait OutputRejected<R> {
+    /// The verdict.
+    fn output_codec(&self) -> NoOutputCodec<R> {
+        NoOutputCodec(PhantomData)
+    }
+}
+
+impl<R> OutputRejected<R> for Probe<R> {}
