@@ -122,6 +122,10 @@ macro_rules! task_for_fn {
             }
 
             fn __entry(&self) -> Result<&'static TaskEntry, RegistryError> {
+                // Reach the function from here (`call`'s address is taken,
+                // never called): its body names its table entry, which a
+                // linker then keeps (see `__private::retain`).
+                std::hint::black_box(<Self as Task<($($a,)*)>>::call as fn(Self, ($($a,)*)) -> R);
                 // A function pointer (a task chosen at run time) is found by
                 // its address, a function by its type.
                 let address = (self as &dyn Any).downcast_ref::<fn($($a),*) -> R>().map(|f| *f as usize);

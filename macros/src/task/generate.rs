@@ -1,10 +1,12 @@
 //! The code `#[process_task]` emits.
 //!
 //! For `fn work(name: String, n: u64) -> u64` it emits:
-//! - the function itself, untouched: it stays a plain function, so its
-//!   name is shadowed, passed and called like any other;
+//! - the function itself, as written but for a first statement that names
+//!   its table entry (so a linker keeps the entry of every task the program
+//!   reaches): it stays a plain function, so its name is shadowed, passed
+//!   and called like any other;
 //! - `WorkArgs { name, n }`, the named-arguments form (Python's `kwargs`);
-//! - in an anonymous `const _` block, the dispatch-table entry: the task's
+//! - a hidden static `__multiproc_task_work`, the dispatch-table entry: the task's
 //!   id, the child's trampoline (decode, call, encode), and the parent's
 //!   side (the function's type id and address, by which the runtime
 //!   recognises it, and the codecs of its arguments and result);
@@ -92,13 +94,24 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
         }
     });
 
+    // The entry is a static the function's body names: a linker that drops
+    // table sections nothing refers to (GNU ld for Windows) keeps the entry
+    // of every task the program reaches.
+    let entry = format_ident!("__multiproc_task_{}", name);
+    let mut func = func.clone();
+    func.block.stmts.insert(0, syn::parse_quote!(#private::retain(&#entry);));
+
     quote! {
         #func
 
         #kwargs
 
         #(#cfgs)*
-        const _: () = {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #[#private::linkme::distributed_slice(#private::TASKS)]
+        #[linkme(crate = #private::linkme)]
+        static #entry: #private::TaskEntry = {
             use { #(#probes),* };
 
             fn __multiproc_args() -> #probe::ArgsCodec<( #(#wire_tys,)* )> {
@@ -133,9 +146,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
                 (__multiproc_output().decode)(__multiproc_input).map(#private::box_output)
             }
 
-            #[#private::linkme::distributed_slice(#private::TASKS)]
-            #[linkme(crate = #private::linkme)]
-            static __MULTIPROC_ENTRY: #private::TaskEntry = #private::TaskEntry {
+            #private::TaskEntry {
                 id: concat!(module_path!(), "::", stringify!(#name), "#", #hash),
                 path: concat!(module_path!(), "::", stringify!(#name)),
                 file: file!(),
@@ -147,7 +158,7 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
                     measure: __multiproc_measure,
                     decode: __multiproc_decode,
                 }),
-            };
+            }
         };
     }
 }

@@ -18,6 +18,16 @@ pub fn type_id_of<F: 'static>(_: &F) -> TypeId {
     TypeId::of::<F>()
 }
 
+/// Keeps a task's table entry in the program: every task's body starts
+/// with `retain(&its_entry)`, so the entry is referenced from the function
+/// and a linker that collects unreferenced sections (GNU ld for Windows
+/// drops table elements nothing names) keeps it wherever the function is.
+/// `const`, so a `const fn` can be a task.
+#[inline(always)]
+pub const fn retain(entry: &'static TaskEntry) {
+    std::hint::black_box(entry);
+}
+
 /// The argument tuple in a `Box<dyn Any>`, as [`FunctionEntry::measure`]
 /// receives it.
 pub fn unbox_args<A: 'static>(args: Box<dyn Any>) -> Result<A, CodecError> {

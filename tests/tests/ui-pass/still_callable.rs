@@ -1,5 +1,6 @@
 //! A task stays an ordinary function: callable directly, recursively,
-//! through `Task::call`, and as a `fn` pointer.
+//! through `Task::call`, as a `fn` pointer, and in const context when it
+//! is a `const fn`.
 
 use multiproc::{Error, Task, process_task};
 
@@ -22,12 +23,21 @@ fn is_odd(n: u64) -> bool {
 #[process_task]
 pub fn hello() {}
 
+/// A `const fn` task stays usable in constants.
+#[process_task]
+const fn double(x: u64) -> u64 {
+    x * 2
+}
+
+const EIGHT: u64 = double(4);
+
 fn apply(f: fn(u64) -> u64, x: u64) -> u64 {
     f(x)
 }
 
 fn main() -> Result<(), Error> {
     assert_eq!(fib(10), 55);
+    assert_eq!(EIGHT, 8);
     assert!(is_even(10) && is_odd(7));
     hello();
 
