@@ -30,9 +30,10 @@
 //! # How a child knows it is one
 //!
 //! The parent starts the child with the environment variable
-//! `MULTIPROC_BOOTSTRAP` set to the number of an inherited descriptor (on
-//! Windows, a handle value), and writes one frame there: the task, its
-//! arguments, the child's name and identity. The variable is removed from
+//! `MULTIPROC_BOOTSTRAP_0_1` (named after this version, so that two
+//! incompatible versions in one program keep apart) set to the number of an
+//! inherited descriptor (on Windows, a handle value), and writes one frame
+//! there: the task, its arguments, the child's name and identity. The variable is removed from
 //! the environment before any user code runs, so neither your code nor the
 //! child's own children see it. Because anyone can set a variable, it is
 //! treated as an entry point, and a process trusts it only so far:

@@ -139,10 +139,19 @@ impl std::fmt::Debug for Payload {
     }
 }
 
-/// The table itself.
+// The tables, named after this version (see build.rs): `TASKS` and
+// `CHILD_INITS`.
+include!(concat!(env!("OUT_DIR"), "/tables.rs"));
+
+/// A `#[child_init]` function: set-up that runs in every child before its
+/// target.
 #[doc(hidden)]
-#[distributed_slice]
-pub static TASKS: [TaskEntry];
+pub struct ChildInit {
+    /// `module::path::name`, for reports.
+    pub path: &'static str,
+    /// The function.
+    pub run: fn(),
+}
 
 /// Finds the entry with this id; a duplicate id is an error naming every
 /// declaration that claims it.

@@ -87,7 +87,7 @@ fn feed(env_value: &str, input: &[u8]) -> (Option<i32>, String) {
 #[cfg(unix)]
 fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, String) {
     let mut probe = Command::new(PROBE);
-    probe.env("MULTIPROC_BOOTSTRAP", env_value);
+    probe.env(multiproc::__private::testing::BOOTSTRAP_ENV, env_value);
     feed_via(probe, input, keep_open)
 }
 
@@ -118,7 +118,7 @@ fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, St
         other => other.to_owned(),
     };
     let child = Command::new(PROBE)
-        .env("MULTIPROC_BOOTSTRAP", env_value)
+        .env(multiproc::__private::testing::BOOTSTRAP_ENV, env_value)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -138,7 +138,7 @@ fn feed_with(env_value: &str, input: &[u8], keep_open: bool) -> (Option<i32>, St
 #[cfg(unix)]
 fn run_with_stdin(stdin: Stdio) -> (Option<i32>, String) {
     let child = Command::new(PROBE)
-        .env("MULTIPROC_BOOTSTRAP", "0")
+        .env(multiproc::__private::testing::BOOTSTRAP_ENV, "0")
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,7 +303,7 @@ fn a_descriptor_a_parent_does_not_create_is_refused_at_once() {
     // A plain pipe, with a good frame in it.
     let (code, stderr) = {
         let mut child = Command::new(PROBE)
-            .env("MULTIPROC_BOOTSTRAP", "0")
+            .env(multiproc::__private::testing::BOOTSTRAP_ENV, "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -344,7 +344,7 @@ fn pty() -> std::fs::File {
 fn a_socket_another_process_made_is_refused() {
     // `sh` forks the probe: its parent is the shell, not this process.
     let mut shell = Command::new("/bin/sh");
-    shell.args(["-c", &format!("'{PROBE}'; exit $?")]).env("MULTIPROC_BOOTSTRAP", "0");
+    shell.args(["-c", &format!("'{PROBE}'; exit $?")]).env(multiproc::__private::testing::BOOTSTRAP_ENV, "0");
     let (code, stderr) = feed_via(shell, &frame("square"), false);
     assert_one_line(code, &stderr, BootstrapFailure::BadEnvironment);
     assert!(stderr.contains("not by the parent"), "{stderr}");
@@ -369,7 +369,7 @@ fn secure_execution_never_acts_as_a_child() {
     }
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
     let mut setgid = Command::new(&copy);
-    setgid.env("MULTIPROC_BOOTSTRAP", "0");
+    setgid.env(multiproc::__private::testing::BOOTSTRAP_ENV, "0");
     let (code, stderr) = feed_via(setgid, &frame("square"), false);
     assert_one_line(code, &stderr, BootstrapFailure::Insecure);
     // Without the variable the same binary is an ordinary program.
@@ -392,7 +392,7 @@ fn an_anonymous_pipe_is_refused_at_once() {
     // SAFETY: a valid handle of this process.
     assert_ne!(unsafe { SetHandleInformation(r.as_raw_handle(), HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) }, 0);
     let child = Command::new(PROBE)
-        .env("MULTIPROC_BOOTSTRAP", (r.as_raw_handle() as usize).to_string())
+        .env(multiproc::__private::testing::BOOTSTRAP_ENV, (r.as_raw_handle() as usize).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

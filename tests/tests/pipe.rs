@@ -382,7 +382,7 @@ fn feed_frame(frame: &[u8]) -> (Option<i32>, String) {
     // The channel a parent makes: one end of a Unix socket pair.
     let (mut parent, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .env("MULTIPROC_BOOTSTRAP", "0")
+        .env(multiproc::__private::testing::BOOTSTRAP_ENV, "0")
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -9,7 +9,7 @@ pub use linkme;
 pub use serde;
 use serde::Serialize;
 
-pub use crate::registry::{FunctionEntry, Incoming, Invoked, Payload, TASKS, TaskEntry};
+pub use crate::registry::{CHILD_INITS, ChildInit, FunctionEntry, Incoming, Invoked, Payload, TASKS, TaskEntry};
 pub use crate::remote::CrossError;
 pub use crate::wire::CodecError;
 
@@ -108,6 +108,9 @@ pub fn invoke_process<P: crate::Process>(args: &Incoming<'_>) -> Invoked {
 /// Frames for tests that play a misbehaving parent.
 pub mod testing {
     use crate::wire::{self, Bootstrap, FrameKind};
+
+    /// The environment variable a child reads its bootstrap from.
+    pub const BOOTSTRAP_ENV: &str = crate::sys::BOOTSTRAP_ENV;
 
     /// A bootstrap frame for `task_id` with an encoded `payload`; the
     /// build id is this executable's unless one is given.

@@ -28,8 +28,10 @@ pub(crate) use windows as imp;
 
 /// The environment variable that tells a re-executed binary it is a child,
 /// and where to read its bootstrap frame from. It is removed from the
-/// environment before any user code runs.
-pub(crate) const BOOTSTRAP_ENV: &str = "MULTIPROC_BOOTSTRAP";
+/// environment before any user code runs. Its name carries this version's
+/// semver-compatible part (`MULTIPROC_BOOTSTRAP_0_1`), so another version
+/// of the crate in the same program leaves this version's children alone.
+pub(crate) const BOOTSTRAP_ENV: &str = concat!("MULTIPROC_BOOTSTRAP_", env!("MULTIPROC_COMPAT"));
 
 /// What a non-blocking look at a child found (`RawChild::try_reap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,5 +141,15 @@ impl<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>> Shareable for T {
 
     fn adopt(handle: OsHandle) -> std::io::Result<Self> {
         Ok(T::from(handle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_docs_name_this_versions_bootstrap_variable() {
+        assert!(super::BOOTSTRAP_ENV.starts_with("MULTIPROC_BOOTSTRAP_"));
+        assert!(include_str!("../../GUIDE.md").contains(super::BOOTSTRAP_ENV));
+        assert!(include_str!("../lib.rs").contains(super::BOOTSTRAP_ENV));
     }
 }

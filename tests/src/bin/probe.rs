@@ -105,7 +105,7 @@ fn main() {
         // must refuse instead of spawning again.
         Some("undispatched") => {
             // SAFETY: single-threaded at this point.
-            unsafe { std::env::set_var("MULTIPROC_BOOTSTRAP", "3") };
+            unsafe { std::env::set_var(multiproc::__private::testing::BOOTSTRAP_ENV, "3") };
             match multiproc::spawn(square, (2,)) {
                 Err(e @ multiproc::Error::NotBootstrapped) => println!("refused: {e}"),
                 other => {
