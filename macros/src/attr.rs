@@ -1,7 +1,8 @@
-//! The `crate = path` option shared by both macros.
+//! The `crate = path` option shared by both macros, and where the runtime
+//! crate is when it is not given.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
 use syn::Path;
 use syn::meta::ParseNestedMeta;
 
@@ -37,11 +38,31 @@ impl Krate {
         }
     }
 
-    /// The absolute path to use in generated code.
-    pub(crate) fn path(&self) -> TokenStream {
-        match &self.0 {
-            Some(p) => quote!(#p),
-            None => quote!(::multiproc),
+    /// The path to use in generated code: the one given, else the name
+    /// under which the user's `Cargo.toml` depends on multiproc (renamed
+    /// or not). An error when multiproc is not among its dependencies (it
+    /// comes through a crate that re-exports it): the error names the
+    /// option that fixes it (`option` shows it as the user writes it).
+    pub(crate) fn path(&self, option: &str) -> syn::Result<TokenStream> {
+        if let Some(p) = &self.0 {
+            return Ok(quote!(#p));
+        }
+        match proc_macro_crate::crate_name("multiproc") {
+            Ok(proc_macro_crate::FoundCrate::Name(name)) => {
+                let name = format_ident!("{}", name);
+                Ok(quote!(::#name))
+            }
+            Err(proc_macro_crate::Error::CrateNotFound { .. }) => Err(syn::Error::new(
+                Span::call_site(),
+                format!(
+                    "`multiproc` is not a dependency of this crate: add it to `[dependencies]`, or, if it \
+                     comes through a crate that re-exports it, say where: `{option}`"
+                ),
+            )),
+            // This crate itself (its doc tests and integration tests name
+            // it `multiproc`), or a build that cargo does not drive: the
+            // usual name.
+            Ok(proc_macro_crate::FoundCrate::Itself) | Err(_) => Ok(quote!(::multiproc)),
         }
     }
 }

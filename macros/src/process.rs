@@ -1,8 +1,9 @@
 //! `#[derive(Process)]`: registers a process type.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::DeriveInput;
+use syn::spanned::Spanned;
 
 use crate::attr::Krate;
 use crate::diag::Errors;
@@ -30,28 +31,35 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
     // A bad option still registers the type (with the default path), so the
     // option's error is not followed by "not a registered process type".
     let options_error = errors.finish().err().map(|e| e.to_compile_error());
-    let krate = krate.path();
+    let krate = match krate.path("#[multiproc(crate = that_crate::multiproc)]") {
+        Ok(path) => path,
+        Err(e) => return e.to_compile_error(),
+    };
     let name = &input.ident;
     let registration = registration(name, &krate);
     quote! { #registration #options_error }
 }
 
 fn registration(name: &syn::Ident, krate: &TokenStream) -> TokenStream {
+    // Every use of the runtime goes through one alias: a path that does not
+    // resolve is one error, at the path.
+    let krate_use = quote_spanned! {krate.span()=>
+        use #krate as __multiproc_crate;
+    };
     quote! {
         const _: () = {
-            impl #krate::__private::Registered for #name {
-                fn __entry() -> &'static #krate::__private::TaskEntry {
-                    #[#krate::__private::linkme::distributed_slice(#krate::__private::TASKS)]
-                    #[linkme(crate = #krate::__private::linkme)]
-                    static ENTRY: #krate::__private::TaskEntry = #krate::__private::TaskEntry {
+            #krate_use
+
+            impl __multiproc_crate::__private::Registered for #name {
+                fn __entry() -> &'static __multiproc_crate::__private::TaskEntry {
+                    __multiproc_crate::__private::table_entry!(&__multiproc_crate::__private::TaskEntry {
                         id: concat!(module_path!(), "::", stringify!(#name), "#process"),
                         path: concat!(module_path!(), "::", stringify!(#name)),
                         file: file!(),
                         line: line!(),
-                        invoke: #krate::__private::invoke_process::<#name>,
+                        invoke: __multiproc_crate::__private::invoke_process::<#name>,
                         function: ::core::option::Option::None,
-                    };
-                    &ENTRY
+                    })
                 }
             }
         };

@@ -101,8 +101,12 @@ pub use handle::{Handle, Shareable};
 /// arguments, and borrowed, `impl Trait`, `dyn` or function-pointer
 /// argument types are compile errors too.
 ///
-/// `#[process_task(crate = path)]` names the runtime when it is not
-/// reachable as `::multiproc`.
+/// The generated code finds this crate under the name your `Cargo.toml`
+/// gives it (a renamed dependency such as `mp = { package = "multiproc" }`
+/// works as is). When your crate reaches multiproc only through another
+/// crate that re-exports it, say where: `#[process_task(crate =
+/// facade::multiproc)]`; without it the build stops with one error that
+/// says so.
 ///
 /// ```
 /// use multiproc::{Builder, process_task};
@@ -127,8 +131,9 @@ pub use wait::{Waitable, wait};
 
 /// Registers a type as a process type: see the [`Process`](trait@Process)
 /// trait for an example. The type must not be generic.
-/// `#[multiproc(crate = path)]` names the runtime when it is not reachable
-/// as `::multiproc`.
+/// Like `#[process_task]`, it finds this crate under the name your
+/// `Cargo.toml` gives it; `#[multiproc(crate = facade::multiproc)]` names
+/// it when it comes through a crate that re-exports it.
 pub use multiproc_macros::Process;
 pub use process::{
     ActiveChild, Builder, Child, CloseError, CurrentProcess, ParentProcess, active_children, cpu_count,

@@ -33,9 +33,13 @@ const PROBES: &[&str] = &[
     "OutputRejected",
 ];
 
-pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
+pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
     let func = &t.func;
     let name = &func.sig.ident;
+    // Every use of the runtime goes through one alias: a path that does not
+    // resolve is one error, at the path.
+    let krate_alias = format_ident!("__multiproc_crate_{}", name, span = krate_path.span());
+    let krate = &quote!(#krate_alias);
     let vis = &func.vis;
     let cfgs = &t.cfgs;
     let output = &t.output;
@@ -99,18 +103,25 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
     // of every task the program reaches.
     let entry = format_ident!("__multiproc_task_{}", name);
     let mut func = func.clone();
-    func.block.stmts.insert(0, syn::parse_quote!(#private::retain(&#entry);));
+    func.block.stmts.insert(0, syn::parse_quote!(#private::retain_entry!(#entry);));
 
+    let krate_use = quote_spanned! {krate_path.span()=>
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        use #krate_path as #krate_alias;
+    };
     quote! {
+        #(#cfgs)*
+        #krate_use
+
         #func
 
         #kwargs
 
+        #private::table_entry! {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
-        #[#private::linkme::distributed_slice(#private::TASKS)]
-        #[linkme(crate = #private::linkme)]
         static #entry: #private::TaskEntry = {
             use { #(#probes),* };
 
@@ -160,5 +171,6 @@ pub(crate) fn task(t: &Task, krate: &TokenStream) -> TokenStream {
                 }),
             }
         };
+        }
     }
 }

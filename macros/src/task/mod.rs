@@ -33,5 +33,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = errors.finish() {
         return diag::with_item(item, e);
     }
-    generate::task(&model::Task::new(func), &krate.path())
+    match krate.path("#[process_task(crate = that_crate::multiproc)]") {
+        Ok(path) => generate::task(&model::Task::new(func), &path),
+        Err(e) => diag::with_item(item, e),
+    }
 }

@@ -18,6 +18,40 @@ pub fn type_id_of<F: 'static>(_: &F) -> TypeId {
     TypeId::of::<F>()
 }
 
+/// Puts a `static` into the dispatch table: `#[process_task]` declares its
+/// entry through this, so the table and linkme are found through `$crate`
+/// however the user's crate names this one.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __multiproc_table_entry {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        $(#[$attr])*
+        #[$crate::__private::linkme::distributed_slice($crate::__private::TASKS)]
+        #[linkme(crate = $crate::__private::linkme)]
+        static $name: $ty = $init;
+    };
+    // An expression: the entry, declared in a block.
+    (&$init:expr) => {{
+        #[$crate::__private::linkme::distributed_slice($crate::__private::TASKS)]
+        #[linkme(crate = $crate::__private::linkme)]
+        static ENTRY: $crate::__private::TaskEntry = $init;
+        &ENTRY
+    }};
+}
+pub use __multiproc_table_entry as table_entry;
+
+/// `retain(&entry)`, the first statement of every task; a macro, so that
+/// the statement is silent when the path to this crate does not resolve
+/// (the one error is then the path's).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __multiproc_retain {
+    ($entry:ident) => {
+        $crate::__private::retain(&$entry)
+    };
+}
+pub use __multiproc_retain as retain_entry;
+
 /// Keeps a task's table entry in the program: every task's body starts
 /// with `retain(&its_entry)`, so the entry is referenced from the function
 /// and a linker that collects unreferenced sections (GNU ld for Windows
