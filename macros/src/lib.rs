@@ -3,6 +3,7 @@
 //! examples.
 
 mod attr;
+mod child_init;
 mod diag;
 mod process;
 mod task;
@@ -23,4 +24,12 @@ pub fn process_task(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Process, attributes(multiproc))]
 pub fn derive_process(item: TokenStream) -> TokenStream {
     process::expand(item.into()).into()
+}
+
+/// Registers a function that runs in every child process before its task.
+///
+/// See `multiproc::child_init` for the full documentation.
+#[proc_macro_attribute]
+pub fn child_init(args: TokenStream, item: TokenStream) -> TokenStream {
+    child_init::expand(args.into(), item.into()).into()
 }

@@ -197,8 +197,15 @@ fn run_child(child: &'static Prepared) -> ! {
     let Some(payload) = child.payload.lock().unwrap_or_else(PoisonError::into_inner).take() else {
         refuse(Some(chan), BootstrapFailure::Malformed, "the arguments were taken twice".into())
     };
-    DISPATCHED.store(true, Ordering::Release);
-    let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&payload)));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        // Set-up first, while the child may not start children yet (as in
+        // Python, where the main module's top level runs in the child).
+        for init in registry::CHILD_INITS.iter() {
+            (init.run)();
+        }
+        DISPATCHED.store(true, Ordering::Release);
+        (entry.invoke)(&payload)
+    }));
     drop(payload);
     match result {
         Ok(Invoked::Returned { value, failure }) => {

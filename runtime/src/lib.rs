@@ -125,6 +125,77 @@ pub use handle::{Handle, Shareable};
 /// # }
 /// ```
 pub use multiproc_macros::process_task;
+
+/// Registers set-up code that runs in every child process before its task:
+/// the place for what `main` would do (a logger, a tracing subscriber, a
+/// configuration global), since a child never runs `main`.
+///
+/// Python runs the main module's top level again in a spawned child, so
+/// set-up written there reaches every child. A Rust child starts from the
+/// same binary but goes from the runtime's start-up hook straight to its
+/// task: without `#[child_init]`, anything `main` sets up is silently
+/// absent in every child.
+///
+/// The function takes nothing and returns nothing; it stays an ordinary
+/// function, so `main` can call it too when the parent needs the same
+/// set-up (it does not run in the parent by itself).
+///
+/// # What runs in a child, in order
+///
+/// 1. Static constructors (`#[ctor]` functions, your dependencies' and
+///    yours), before or after the runtime's own, in the order the platform
+///    runs them. `current_process()` already knows the child there.
+/// 2. Every `#[child_init]` function of the program (of every crate in it),
+///    in an unspecified order, on the child's main thread, after the
+///    child knows its name, pid and parent, and before its task's
+///    arguments are decoded. They run in every child: tasks and process
+///    types, daemonic or not, children of children.
+/// 3. The task, or the process type's `run`.
+///
+/// What does not run: `main`, and so everything it does (globals set
+/// there, a logger installed there, its threads, its `std::env::set_var`
+/// calls made after the child was started). The environment is the one
+/// the parent had when it started the child.
+///
+/// A `#[child_init]` function that panics fails the child as its task
+/// would: the parent's `join` gets [`Error::Panicked`] with the message
+/// and location. It cannot start processes of its own (that gives
+/// [`Error::NotBootstrapped`], as Python's bootstrapping guard does); the
+/// task can. A panic hook it installs replaces the one the runtime uses to
+/// print a child's panic (the parent still gets the panic's message).
+///
+/// ```
+/// use std::sync::OnceLock;
+///
+/// use multiproc::{Builder, child_init, process_task};
+///
+/// static GREETING: OnceLock<String> = OnceLock::new();
+///
+/// /// Runs in every child before its task, as `main` would have.
+/// #[child_init]
+/// fn set_up() {
+///     let _ = GREETING.set(format!("configured in {}", multiproc::current_process().name()));
+/// }
+///
+/// #[process_task]
+/// fn greeting() -> String {
+///     GREETING.get().cloned().unwrap_or_default()
+/// }
+///
+/// fn main() -> Result<(), multiproc::Error> {
+///     let child = Builder::new(greeting, ()).name("worker").start()?;
+///     assert_eq!(child.join()?, "configured in worker");
+///     // The parent runs it only when asked.
+///     assert!(GREETING.get().is_none());
+///     set_up();
+///     assert_eq!(GREETING.get().unwrap(), "configured in MainProcess");
+///     Ok(())
+/// }
+/// ```
+///
+/// `#[child_init(crate = facade::multiproc)]` names this crate when it
+/// comes through a crate that re-exports it.
+pub use multiproc_macros::child_init;
 pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
 pub use report::{ChildReports, child_reports, set_child_reports};
 pub use wait::{Waitable, wait};

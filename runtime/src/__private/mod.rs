@@ -5,6 +5,7 @@ pub mod probe;
 
 pub use std::any::{Any, TypeId};
 
+pub use ctor;
 pub use linkme;
 pub use serde;
 use serde::Serialize;
@@ -51,6 +52,35 @@ macro_rules! __multiproc_retain {
     };
 }
 pub use __multiproc_retain as retain_entry;
+
+/// Registers `#[child_init]` function `$name` in the set-up table.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __multiproc_child_init_entry {
+    ($name:ident) => {
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::CHILD_INITS)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static INIT: $crate::__private::ChildInit =
+                $crate::__private::ChildInit { path: concat!(module_path!(), "::", stringify!($name)), run: $name };
+
+            // Nothing else names the entry: a constructor (which every
+            // linker keeps) refers to it, so that a linker that collects
+            // unreferenced sections (GNU ld for Windows) keeps it too.
+            #[$crate::__private::ctor::ctor(unsafe, crate_path = $crate::__private::ctor)]
+            fn keep() {
+                $crate::__private::retain_init(&INIT);
+            }
+        };
+    };
+}
+pub use __multiproc_child_init_entry as child_init_entry;
+
+/// What a `#[child_init]` keeper does: names the entry, and nothing else.
+#[inline(always)]
+pub fn retain_init(init: &'static ChildInit) {
+    std::hint::black_box(init);
+}
 
 /// Keeps a task's table entry in the program: every task's body starts
 /// with `retain(&its_entry)`, so the entry is referenced from the function
