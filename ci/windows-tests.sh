@@ -13,9 +13,9 @@
 #   3. the doc tests of multiproc under Wine; one thread, because a runner
 #      makes rustdoc run merged doc tests in one process, where
 #      `active_children()` would see the other tests' children
-#   4. the examples test (tests/tests/examples.rs) and the dependency-graph test
-#      (tests/tests/dependency_graphs.rs), run natively, building their programs
-#      for Windows and running them under Wine
+#   4. the tests that build programs of their own (tests/tests/examples.rs,
+#      dependency_graphs.rs, quiet_under_cargo_test.rs), run natively,
+#      building those programs for Windows and running them under Wine
 #   5. cargo check --workspace --all-targets for x86_64-pc-windows-gnu,
 #      aarch64-apple-darwin and x86_64-unknown-freebsd (targets are added
 #      with rustup if missing)
@@ -51,7 +51,7 @@ step "doc tests under Wine" \
     timeout 180 cargo test --target "$win" -p multiproc --doc -- --test-threads=1
 step "examples under Wine" \
     env MULTIPROC_EXAMPLE_TARGET="$win" MULTIPROC_EXAMPLE_RUNNER="$root/ci/wine/runner.sh" \
-    timeout 300 cargo test -p multiproc-tests --test examples --test dependency_graphs
+    timeout 300 cargo test -p multiproc-tests --test examples --test dependency_graphs --test quiet_under_cargo_test
 
 for t in "$win" aarch64-apple-darwin x86_64-unknown-freebsd; do
     if ! rustup target list --installed | grep -qx "$t"; then

@@ -61,6 +61,7 @@ mod bootstrap;
 mod error;
 mod exit;
 mod handle;
+mod output;
 mod pipe;
 mod process;
 #[cfg(target_os = "linux")]

@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+pub mod outside;
+
 /// Polls `cond` until it holds or `within` passes; true if it held.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

@@ -11,21 +11,18 @@
 //!   `crate = facade::multiproc` works, and without it the build fails with
 //!   one error that names that option.
 //!
-//! The sources are written to a directory outside this workspace (cargo
-//! resolves a path dependency inside another workspace's tree against that
-//! workspace) and only rewritten when they change; the builds share one
-//! target directory under this test's, so a second run is quick.
-//!
-//! Cross-checking another target: `MULTIPROC_EXAMPLE_TARGET` and
-//! `MULTIPROC_EXAMPLE_RUNNER` as for the examples test (Windows under
-//! Wine).
+//! How the programs are built and run (and cross-checked under Wine):
+//! `multiproc_tests::outside`.
 
 // Runs cargo: cargo itself cannot run inside a Windows test binary.
 #![cfg(unix)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use multiproc_tests::outside::{
+    build, projects_dir, run, serde_dep, this_multiproc, workspace_root, write_if_changed, write_package,
+};
 
 const TWO_VERSIONS: &str = r#"
 use serde::{Deserialize, Serialize};
@@ -74,22 +71,6 @@ fn main() {
 }
 "#;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
-}
-
-fn cross_target() -> Option<String> {
-    std::env::var("MULTIPROC_EXAMPLE_TARGET").ok().filter(|t| !t.trim().is_empty())
-}
-
-/// Writes `bytes` to `path` unless it holds them already, so that cargo
-/// sees a second run's copy as unchanged.
-fn write_if_changed(path: &Path, bytes: &[u8]) {
-    if fs::read(path).ok().as_deref() != Some(bytes) {
-        fs::write(path, bytes).unwrap();
-    }
-}
-
 /// Copies a crate directory (its manifest and `src/`, plus `build.rs` and
 /// the files its docs include).
 fn copy_crate(from: &Path, to: &Path) {
@@ -113,46 +94,6 @@ fn copy_crate(from: &Path, to: &Path) {
     }
 }
 
-/// The directory the projects are written to.
-fn projects_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("multiproc-dependency-graphs-{}", env!("CARGO_PKG_VERSION")))
-}
-
-/// Writes a package `name` depending on `deps` (lines of a
-/// `[dependencies]` table) with `files` (path, contents); returns its
-/// directory.
-fn write_package(name: &str, deps: &[String], files: &[(&str, &str)]) -> PathBuf {
-    let dir = projects_dir().join(name);
-    fs::create_dir_all(dir.join("src/bin")).unwrap();
-    let manifest = format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-         [workspace]\n\n[dependencies]\n{}\n",
-        deps.join("\n")
-    );
-    write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes());
-    for (path, text) in files {
-        write_if_changed(&dir.join(path), text.as_bytes());
-    }
-    // The workspace's lock file pins every shared dependency to a version
-    // that is already downloaded.
-    if !dir.join("Cargo.lock").exists() {
-        fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    }
-    dir
-}
-
-/// `name = { package = "multiproc", path = <this workspace's runtime> }`.
-fn this_multiproc(name: &str) -> String {
-    format!(
-        "{name} = {{ package = \"multiproc\", path = {:?} }}",
-        workspace_root().join("runtime").display().to_string()
-    )
-}
-
-fn serde_dep() -> String {
-    "serde = { version = \"1\", features = [\"derive\"] }".to_string()
-}
-
 /// Writes a copy of this workspace's runtime and macros at version 0.99.0;
 /// returns the copy's runtime directory.
 fn write_copy_at_0_99() -> PathBuf {
@@ -171,47 +112,6 @@ fn write_copy_at_0_99() -> PathBuf {
     assert!(manifest.contains("0.99.0"), "the copy's version was not rewritten");
     write_if_changed(&copy.join("Cargo.toml"), manifest.as_bytes());
     copy.join("runtime")
-}
-
-/// `cargo build` of `bin` in the package at `dir`, for the cross target if
-/// one is set: the binary's path, or cargo's stderr.
-fn build(dir: &Path, bin: &str) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dependency_graphs");
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(dir).args(["build", "--offline", "--quiet", "--bin", bin, "--target-dir"]).arg(&target_dir);
-    let mut exe = target_dir;
-    if let Some(target) = cross_target() {
-        cmd.args(["--target", &target]);
-        exe.push(target);
-    }
-    exe.push("debug");
-    exe.push(if cross_target().is_some_and(|t| t.contains("windows")) {
-        format!("{bin}.exe")
-    } else {
-        bin.to_string()
-    });
-    let out = cmd.stdin(Stdio::null()).output().expect("run cargo build");
-    if out.status.success() { Ok(exe) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
-}
-
-/// Runs a built program (through the runner, if one is set); its stdout
-/// lines, after checking that it succeeded.
-fn run(exe: &Path) -> Vec<String> {
-    let mut cmd = match std::env::var("MULTIPROC_EXAMPLE_RUNNER").ok().filter(|r| !r.trim().is_empty()) {
-        Some(runner) => {
-            let mut words = runner.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(exe);
-            cmd
-        }
-        None => Command::new(exe),
-    };
-    let out = cmd.stdin(Stdio::null()).output().expect("run the program");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the program failed ({}):\n{stdout}\n{stderr}", out.status);
-    stdout.lines().map(|l| l.trim_end().to_string()).collect()
 }
 
 #[test]

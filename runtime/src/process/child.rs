@@ -292,7 +292,9 @@ impl<R> Child<R> {
     /// # }
     /// ```
     pub fn wait(&self) -> Result<ExitStatus, Error> {
-        self.state.wait(Wait::Forever)?.expect("an unbounded wait ends with a status").status(&self.state.name)
+        let end = self.state.wait(Wait::Forever)?.expect("an unbounded wait ends with a status");
+        self.state.finish_output();
+        end.status(&self.state.name)
     }
 
     /// Waits at most `timeout` (Python's `join(timeout)`): `Ok(None)` if the
@@ -321,7 +323,11 @@ impl<R> Child<R> {
     /// # }
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        self.state.wait(Wait::timeout(timeout))?.map(|end| end.status(&self.state.name)).transpose()
+        let end = self.state.wait(Wait::timeout(timeout))?;
+        if end.is_some() {
+            self.state.finish_output();
+        }
+        end.map(|end| end.status(&self.state.name)).transpose()
     }
 
     /// Asks the child to stop: SIGTERM on Unix. Its exit code becomes
@@ -437,7 +443,9 @@ impl<R: 'static> Child<R> {
     /// # }
     /// ```
     pub fn join(self) -> Result<R, Error> {
-        self.state.join(self.decode)
+        let result = self.state.join(self.decode);
+        self.state.finish_output();
+        result
     }
 }
 

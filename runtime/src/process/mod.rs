@@ -313,9 +313,15 @@ impl<R: 'static> Builder<R> {
         let mut head = encode(&boot)?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
+        // Under a test harness that captures output, the child's output
+        // goes through this process's `print!` (see `output`).
+        let output = crate::output::pipes().map_err(Error::io("creating the child's output pipes"))?;
         let (raw, handle_info) =
-            crate::sys::spawn_child(&end, boot.daemon, &self.handles).map_err(Error::io("spawning a child"))?;
+            crate::sys::spawn_child(&end, boot.daemon, &self.handles, output.as_ref().map(|(stdio, _)| stdio))
+                .map_err(Error::io("spawning a child"))?;
         drop(end);
+        // The child has the write ends; copying starts on this thread.
+        let output = output.map(|(_, readers)| readers.forward());
         if !handle_info.is_empty() {
             // Only known now that the child exists (Windows).
             boot.handle_info = handle_info;
@@ -340,7 +346,7 @@ impl<R: 'static> Builder<R> {
             wire::write_frame(&mut w, FrameKind::Bootstrap, &head, Some(payload.part()))
         });
 
-        let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey));
+        let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey, output));
         table::register(Arc::clone(&state));
         Ok(Child::new(state, self.decode))
     }

@@ -50,6 +50,9 @@ pub(crate) struct ChildState {
     /// so that waiting never blocks anyone else.
     raw: RawChild,
     inner: Mutex<Inner>,
+    /// The threads copying the child's output, when it goes through this
+    /// process's `print!`; taken by the first wait that sees the end.
+    output: Mutex<Option<crate::output::Forwarders>>,
 }
 
 /// How a child is known to have ended.
@@ -92,7 +95,14 @@ impl Ended {
 }
 
 impl ChildState {
-    pub(crate) fn new(raw: RawChild, chan: Arc<Channel>, name: String, daemon: bool, authkey: AuthKey) -> Self {
+    pub(crate) fn new(
+        raw: RawChild,
+        chan: Arc<Channel>,
+        name: String,
+        daemon: bool,
+        authkey: AuthKey,
+        output: Option<crate::output::Forwarders>,
+    ) -> Self {
         chan.watch_exit(&raw);
         ChildState {
             pid: raw.pid(),
@@ -107,6 +117,18 @@ impl ChildState {
                 report_taken: false,
                 ended: None,
             }),
+            output: Mutex::new(output),
+        }
+    }
+
+    /// Once the child has ended: waits (a bounded time) until what it wrote
+    /// to stdout and stderr has been copied, when its output goes through
+    /// this process. A caller who waited for the child sees its output
+    /// before the wait returns.
+    pub(crate) fn finish_output(&self) {
+        let output = lock(&self.output).take();
+        if let Some(output) = output {
+            output.drain();
         }
     }
 

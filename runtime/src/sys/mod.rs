@@ -68,13 +68,17 @@ pub(crate) use windows::OsHandle;
 /// handle, for the bootstrap frame's `handle_info`: nothing on Unix (the
 /// child finds them at fixed descriptors), the handle values or socket
 /// protocol infos on Windows (they are put into the started child).
+/// `stdio`, if given, becomes the child's stdout and stderr.
 #[cfg(unix)]
 pub(crate) fn spawn_child(
     end: &imp::ChildEnd,
     daemon: bool,
     handles: &[OsHandle],
+    stdio: Option<&crate::output::ChildStdio>,
 ) -> std::io::Result<(imp::RawChild, Vec<Vec<u8>>)> {
-    imp::spawn_self(end, daemon, handles).map(|child| (child, Vec::new()))
+    use std::os::fd::AsFd;
+    let stdio = stdio.map(|s| [s.out.as_fd(), s.err.as_fd()]);
+    imp::spawn_self(end, daemon, handles, stdio).map(|child| (child, Vec::new()))
 }
 
 /// Re-executes this binary as a child that receives `handles`, in order.
@@ -82,13 +86,17 @@ pub(crate) fn spawn_child(
 /// handle, for the bootstrap frame's `handle_info`: nothing on Unix (the
 /// child finds them at fixed descriptors), the handle values or socket
 /// protocol infos on Windows (they are put into the started child).
+/// `stdio`, if given, becomes the child's stdout and stderr.
 #[cfg(windows)]
 pub(crate) fn spawn_child(
     end: &imp::ChildEnd,
     daemon: bool,
     handles: &[OsHandle],
+    stdio: Option<&crate::output::ChildStdio>,
 ) -> std::io::Result<(imp::RawChild, Vec<Vec<u8>>)> {
-    let child = imp::spawn_self(end, daemon)?;
+    use std::os::windows::io::AsHandle;
+    let stdio = stdio.map(|s| [s.out.as_handle(), s.err.as_handle()]);
+    let child = imp::spawn_self(end, daemon, stdio)?;
     match windows::transfer(&child, handles) {
         Ok(info) => Ok((child, info)),
         Err(e) => {

@@ -158,7 +158,7 @@ impl Channel {
 }
 
 /// A close-on-exec duplicate of `fd` numbered `min` or above.
-pub(super) fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+pub(super) fn dup_at_least(fd: impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
     let n = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min))?;
     // SAFETY: F_DUPFD_CLOEXEC just created `n`; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })

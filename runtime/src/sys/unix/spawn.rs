@@ -154,18 +154,34 @@ fn add_closefrom(actions: &mut PosixSpawnFileActions, from: RawFd) -> nix::Resul
     }
 }
 
+/// Duplicates of `stdio` (a child's stdout and stderr) numbered from
+/// `first_free` up, clear of every `dup2` target, for the spawn to put at 1
+/// and 2.
+fn stdio_sources(stdio: Option<[BorrowedFd<'_>; 2]>, first_free: RawFd) -> io::Result<Vec<OwnedFd>> {
+    stdio.into_iter().flatten().map(|fd| dup_at_least(fd, first_free)).collect()
+}
+
 /// Re-executes this binary. The child gets `/dev/null` as stdin, the
-/// parent's stdout and stderr, the channel at descriptor 3, `handles` at
-/// descriptors 4, 5, …, and no other descriptor.
+/// parent's stdout and stderr (or `stdio`'s), the channel at descriptor 3,
+/// `handles` at descriptors 4, 5, …, and no other descriptor.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> io::Result<RawChild> {
+pub(crate) fn spawn_self(
+    end: &ChildEnd,
+    _daemon: bool,
+    handles: &[OwnedFd],
+    stdio: Option<[BorrowedFd<'_>; 2]>,
+) -> io::Result<RawChild> {
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
+    let stdio = stdio_sources(stdio, first_free)?;
     let env = envp(crate::sys::BOOTSTRAP_ENV);
 
     let mut actions = PosixSpawnFileActions::init()?;
     actions.add_open(0, c"/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     for (target, &src) in (CHILD_FD..).zip(&sources) {
         actions.add_dup2(src, target)?;
+    }
+    for (target, src) in (1..).zip(&stdio) {
+        actions.add_dup2(src.as_raw_fd(), target)?;
     }
     add_closefrom(&mut actions, first_free)?;
 
@@ -210,21 +226,34 @@ fn cloexec_from(from: RawFd, max: RawFd) {
 /// Re-executes this binary (portable `fork`/`exec` path for Unixes without
 /// `posix_spawn_file_actions_addclosefrom_np`).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn spawn_self(end: &ChildEnd, _daemon: bool, handles: &[OwnedFd]) -> io::Result<RawChild> {
+pub(crate) fn spawn_self(
+    end: &ChildEnd,
+    _daemon: bool,
+    handles: &[OwnedFd],
+    stdio: Option<[BorrowedFd<'_>; 2]>,
+) -> io::Result<RawChild> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let exe = OsStr::from_bytes(exe_path().as_bytes()).to_owned();
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(crate::sys::BOOTSTRAP_ENV, CHILD_FD.to_string()).stdin(Stdio::null());
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
+    let stdio = stdio_sources(stdio, first_free)?;
+    let stdio_raw: Vec<RawFd> = stdio.iter().map(AsRawFd::as_raw_fd).collect();
     let max = sysconf(SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(-1).clamp(256, 65536) as RawFd;
     // SAFETY: the closure only calls async-signal-safe functions (dup2,
     // close_range, fcntl) between fork and exec, and does not allocate.
+    // `stdio` stays open until the spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             for (target, &src) in (CHILD_FD..).zip(&sources) {
                 // libc, not nix: nix's dup2 wants the target as an OwnedFd,
                 // and its dup2_raw does not check dup2's result.
+                if libc::dup2(src, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (target, &src) in (1..).zip(&stdio_raw) {
                 if libc::dup2(src, target) < 0 {
                     return Err(io::Error::last_os_error());
                 }

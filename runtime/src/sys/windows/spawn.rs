@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::windows::ffi::OsStrExt;
-use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::os::windows::io::{AsRawHandle, BorrowedHandle, OwnedHandle};
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
@@ -79,6 +79,11 @@ fn inheritable_std(which: STD_HANDLE) -> Option<OwnedHandle> {
     if h.is_null() || h == INVALID_HANDLE_VALUE {
         return None;
     }
+    inheritable(h)
+}
+
+/// An inheritable duplicate of `h`, a handle of this process.
+fn inheritable(h: HANDLE) -> Option<OwnedHandle> {
     let mut dup: HANDLE = null_mut();
     // SAFETY: `h` is a handle of this process; `dup` is a valid out-pointer.
     let ok = unsafe {
@@ -201,15 +206,18 @@ impl Drop for InheritOnce {
 
 /// Re-executes this binary with this process's command line and current
 /// environment plus the bootstrap variable. The child inherits exactly: the
-/// channel end, the NUL device as stdin, and our stdout and stderr. A
-/// daemonic child is placed in the kill-on-close job before it runs.
-pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool) -> io::Result<RawChild> {
+/// channel end, the NUL device as stdin, and our stdout and stderr (or
+/// `stdio`'s). A daemonic child is placed in the kill-on-close job before
+/// it runs.
+pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool, stdio: Option<[BorrowedHandle<'_>; 2]>) -> io::Result<RawChild> {
     let chan = end.0.as_raw_handle();
     let mut cmdline = command_line();
     let env = environment(chan);
     let stdin = nul_device()?;
-    let stdout = inheritable_std(STD_OUTPUT_HANDLE);
-    let stderr = inheritable_std(STD_ERROR_HANDLE);
+    let (stdout, stderr) = match stdio {
+        Some([out, err]) => (inheritable(out.as_raw_handle()), inheritable(err.as_raw_handle())),
+        None => (inheritable_std(STD_OUTPUT_HANDLE), inheritable_std(STD_ERROR_HANDLE)),
+    };
     // Inheritable only for the duration of this call.
     let _inherit = InheritOnce::set(chan)?;
 
