@@ -28,7 +28,7 @@ use crate::registry::{self, TaskEntry};
 /// }
 ///
 /// assert_eq!(double(21), 42); // a plain call
-/// assert_eq!(double.call((21,)), 42); // the same, through the trait
+/// assert_eq!(double.call_here((21,)), 42); // the same, through the trait
 /// ```
 ///
 /// A task chosen at run time is a function pointer, and starts like the
@@ -63,7 +63,9 @@ pub trait Task<Args>: Copy + Send + Sync + 'static {
     /// The return type.
     type Output: 'static;
 
-    /// Calls the function in this process.
+    /// Calls the function in this process, with its arguments as one
+    /// tuple. (Not `call`, which is the unstable `Fn::call`: without this
+    /// trait in scope the compiler would point there.)
     ///
     /// ```
     /// use multiproc::Task;
@@ -74,9 +76,9 @@ pub trait Task<Args>: Copy + Send + Sync + 'static {
     /// }
     ///
     /// let args = (vec!["a".to_string(), "b".to_string()], "-".to_string());
-    /// assert_eq!(join_words.call(args), "a-b"); // no child: a plain call
+    /// assert_eq!(join_words.call_here(args), "a-b"); // no child: a plain call
     /// ```
-    fn call(self, args: Args) -> Self::Output;
+    fn call_here(self, args: Args) -> Self::Output;
 
     /// The function's entry in the dispatch table.
     #[doc(hidden)]
@@ -117,15 +119,15 @@ macro_rules! task_for_fn {
         {
             type Output = R;
 
-            fn call(self, ($($v,)*): ($($a,)*)) -> R {
+            fn call_here(self, ($($v,)*): ($($a,)*)) -> R {
                 self($($v),*)
             }
 
             fn __entry(&self) -> Result<&'static TaskEntry, RegistryError> {
-                // Reach the function from here (`call`'s address is taken,
+                // Reach the function from here (`call_here`'s address is taken,
                 // never called): its body names its table entry, which a
                 // linker then keeps (see `__private::retain`).
-                std::hint::black_box(<Self as Task<($($a,)*)>>::call as fn(Self, ($($a,)*)) -> R);
+                std::hint::black_box(<Self as Task<($($a,)*)>>::call_here as fn(Self, ($($a,)*)) -> R);
                 // A function pointer (a task chosen at run time) is found by
                 // its address, a function by its type.
                 let address = (self as &dyn Any).downcast_ref::<fn($($a),*) -> R>().map(|f| *f as usize);

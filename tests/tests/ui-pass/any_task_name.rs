@@ -100,7 +100,7 @@ fn x(n: u64, m: u64) -> u64 {
 /// Calls `task(1)` here and in a child; both give `expected`.
 macro_rules! check {
     ($($task:ident => $expected:expr),* $(,)?) => {$(
-        assert_eq!($task.call((1,)), $expected);
+        assert_eq!($task.call_here((1,)), $expected);
         assert_eq!(multiproc::spawn($task, (1,))?.join()?, $expected);
     )*};
 }

@@ -39,10 +39,10 @@ fn main() -> Result<(), Error> {
     let builder: Builder<String> = Builder::new(tasks::long_time_task, kwargs);
     drop(builder);
 
-    // Converts into the tuple, as `Task::call` takes it.
+    // Converts into the tuple, as `Task::call_here` takes it.
     let tuple: (u64, u64) = AddArgs { a: 1, b: 2 }.into_tuple();
-    assert_eq!(add.call(tuple), 3);
-    assert_eq!(add.call(AddArgs { a: 2, b: 2 }.into_tuple()), 4);
+    assert_eq!(add.call_here(tuple), 3);
+    assert_eq!(add.call_here(AddArgs { a: 2, b: 2 }.into_tuple()), 4);
 
     // Raw identifiers lose their `r#`.
     let moved = tasks::MoveArgs { from: 1, to: 4 };

@@ -1,5 +1,5 @@
 //! A task stays an ordinary function: callable directly, recursively,
-//! through `Task::call`, as a `fn` pointer, and in const context when it
+//! through `Task::call_here`, as a `fn` pointer, and in const context when it
 //! is a `const fn`.
 
 use multiproc::{Error, Task, process_task};
@@ -41,7 +41,7 @@ fn main() -> Result<(), Error> {
     assert!(is_even(10) && is_odd(7));
     hello();
 
-    assert_eq!(fib.call((12,)), 144);
+    assert_eq!(fib.call_here((12,)), 144);
     assert_eq!(apply(fib, 11), 89);
     let pointer: fn(u64) -> bool = is_even;
     assert!(pointer(4));
