@@ -88,7 +88,9 @@ impl<R> Child<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn name(&self) -> &str {
+    // The comment in the signature is what the compiler shows to whoever
+    // calls `name("..")` on a started child, under "method defined here".
+    pub fn name(&self /* the process has already started: name it on its Builder, before `start` */) -> &str {
         &self.state.name
     }
 
@@ -109,7 +111,9 @@ impl<R> Child<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn daemon(&self) -> bool {
+    // The comment in the signature is what the compiler shows to whoever
+    // calls `daemon(true)` on a started child, under "method defined here".
+    pub fn daemon(&self, /* the process has already started: set `daemon` on its Builder, before `start` */) -> bool {
         self.state.daemon
     }
 
