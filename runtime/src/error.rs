@@ -104,15 +104,18 @@ pub enum Error {
     Connection(#[from] crate::ConnectionError),
     /// A queue `get` failed.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[error(transparent)]
     Get(#[from] crate::GetError),
     /// A queue `put` failed; the value that was not put is dropped (match
     /// the [`PutError`](crate::PutError) itself, before `?`, to keep it).
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[error(transparent)]
     Put(crate::PutError<()>),
     /// A `task_done` failed.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[error(transparent)]
     TaskDone(#[from] crate::TaskDoneError),
     /// An operating-system call failed.

@@ -67,6 +67,23 @@ impl ChildReports {
 /// Sets what children started from now on print when their target fails
 /// (see [`ChildReports`]). In a child, its parent's setting is in force
 /// until it is set again.
+///
+/// ```
+/// use multiproc::{ChildReports, child_reports, set_child_reports};
+///
+/// #[multiproc::process_task]
+/// fn fail() {
+///     panic!("handled by the parent");
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// // This program reports failures itself: children print nothing.
+/// set_child_reports(ChildReports::Quiet);
+/// assert_eq!(child_reports(), ChildReports::Quiet);
+/// assert!(matches!(multiproc::spawn(fail, ())?.join(), Err(multiproc::Error::Panicked { .. })));
+/// # Ok(())
+/// # }
+/// ```
 pub fn set_child_reports(reports: ChildReports) {
     SETTING.store(reports.to_u8(), Ordering::Relaxed);
 }
