@@ -107,7 +107,7 @@ pub fn box_output<R: 'static>(value: R) -> Box<dyn Any> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a registered process type",
     label = "not registered",
-    note = "add `#[derive(multiproc::Process)]` to the definition of `{Self}`"
+    note = "add `#[derive(multiproc::Process)]` to the definition of `{Self}`; if it is there, fix the `#[multiproc(crate = ...)]` path reported as unresolved"
 )]
 pub trait Registered {
     /// The type's entry in the dispatch table.
