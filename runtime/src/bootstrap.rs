@@ -308,8 +308,15 @@ fn install_panic_hook(name: String, chan: Arc<Channel>) {
 }
 
 fn panic_report(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+    let PanicInfo { message, location, backtrace } = panic_info(payload);
+    Outcome::Panicked { message, location, backtrace }
+}
+
+/// What the panic hook recorded of the panic that unwound with `payload`
+/// on the task's thread (or, had it recorded nothing, the payload's text).
+pub(crate) fn panic_info(payload: Box<dyn std::any::Any + Send>) -> PanicInfo {
     let recorded = LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let PanicInfo { message, location, backtrace } = recorded.unwrap_or_else(|| PanicInfo {
+    recorded.unwrap_or_else(|| PanicInfo {
         message: payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -317,6 +324,5 @@ fn panic_report(payload: Box<dyn std::any::Any + Send>) -> Outcome {
             .unwrap_or_else(|| "<non-string panic payload>".into()),
         location: None,
         backtrace: None,
-    });
-    Outcome::Panicked { message, location, backtrace }
+    })
 }

@@ -118,6 +118,45 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[error(transparent)]
     TaskDone(#[from] crate::TaskDoneError),
+    /// A pool worker died (it was killed, crashed or called `exit`) while
+    /// it ran this task. The pool replaced it; the other tasks go on.
+    #[error("pool worker {pid} ended with {status} while it ran this task")]
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// How it ended: the signal or exit code.
+        status: ExitStatus,
+    },
+    /// A pool task ran longer than its timeout: its worker was killed and
+    /// replaced; the other tasks go on.
+    #[error("the task ran longer than its timeout of {timeout:?}; its worker was killed")]
+    TaskTimedOut {
+        /// The timeout the task was given.
+        timeout: std::time::Duration,
+    },
+    /// A wait with a timeout ended before the result was ready (Python's
+    /// `multiprocessing.TimeoutError`); the result can still be waited for.
+    #[error("the result was not ready within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Work was given to a pool after `close` or `terminate` (Python's
+    /// `ValueError("Pool not running")`).
+    #[error("the pool is not running: it was closed or terminated")]
+    PoolNotRunning,
+    /// `join` was called on a pool that is neither closed nor terminated
+    /// (Python's `ValueError("Pool is still running")`).
+    #[error("the pool is still running: close() or terminate() it before join()")]
+    PoolStillRunning,
+    /// The pool was terminated (or dropped) before this task finished.
+    #[error("the pool was terminated before the task finished")]
+    PoolTerminated,
+    /// A pool worker could not be made ready: its initializer panicked or
+    /// returned an error, or the process could not start. Every task of
+    /// the pool fails with this error from then on.
+    #[error("a pool worker could not start: {message}")]
+    WorkerStart {
+        /// What went wrong.
+        message: String,
+    },
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -151,6 +190,13 @@ impl Error {
             Error::Put(_) => "Put",
             #[cfg(target_os = "linux")]
             Error::TaskDone(_) => "TaskDone",
+            Error::WorkerDied { .. } => "WorkerDied",
+            Error::TaskTimedOut { .. } => "TaskTimedOut",
+            Error::Timeout(_) => "Timeout",
+            Error::PoolNotRunning => "PoolNotRunning",
+            Error::PoolStillRunning => "PoolStillRunning",
+            Error::PoolTerminated => "PoolTerminated",
+            Error::WorkerStart { .. } => "WorkerStart",
             Error::Io { .. } => "Io",
         }
     }

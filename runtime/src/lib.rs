@@ -63,6 +63,7 @@ mod exit;
 mod handle;
 mod output;
 mod pipe;
+pub mod pool;
 mod process;
 #[cfg(target_os = "linux")]
 mod queue;
@@ -198,6 +199,7 @@ pub use multiproc_macros::process_task;
 /// comes through a crate that re-exports it.
 pub use multiproc_macros::child_init;
 pub use pipe::{Connection, ConnectionError, Duplex, ReadOnly, Readable, Writable, WriteOnly, pipe, pipe_one_way};
+pub use pool::Pool;
 pub use report::{ChildReports, child_reports, set_child_reports};
 pub use wait::{Waitable, wait};
 

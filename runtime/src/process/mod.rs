@@ -353,6 +353,16 @@ impl<R: 'static> Builder<R> {
 }
 
 impl Builder<()> {
+    /// A process that runs one of this crate's own entries (a pool
+    /// worker) with `args`, named `kind-N`.
+    pub(crate) fn internal<A: serde::Serialize + Send + 'static>(
+        entry: &'static TaskEntry,
+        args: A,
+        kind: &str,
+    ) -> Self {
+        Self::encoding(Ok(entry), || Payload::new(args), DecodeOutput::new(decode_unit), kind)
+    }
+
     /// A process that will run `process`'s [`Process::run`].
     ///
     /// ```

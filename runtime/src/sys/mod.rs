@@ -33,6 +33,40 @@ pub(crate) use windows as imp;
 /// of the crate in the same program leaves this version's children alone.
 pub(crate) const BOOTSTRAP_ENV: &str = concat!("MULTIPROC_BOOTSTRAP_", env!("MULTIPROC_COMPAT"));
 
+/// One `u64` shared with a child (a pool worker's current task): on
+/// Linux. Elsewhere none can be made, and a pool worker reports each
+/// result as it has it instead.
+#[cfg(target_os = "linux")]
+pub(crate) use unix::SharedWord;
+
+/// Where a shared word cannot be made: [`SharedWord::new`] fails.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub(crate) enum SharedWord {}
+
+#[cfg(not(target_os = "linux"))]
+impl SharedWord {
+    pub(crate) fn new() -> std::io::Result<SharedWord> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    pub(crate) fn adopt(_: std::fs::File) -> std::io::Result<SharedWord> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    pub(crate) fn file(&self) -> std::io::Result<std::fs::File> {
+        match *self {}
+    }
+
+    pub(crate) fn store(&self, _: u64) {
+        match *self {}
+    }
+
+    pub(crate) fn load(&self) -> u64 {
+        match *self {}
+    }
+}
+
 /// What a non-blocking look at a child found (`RawChild::try_reap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reaped {

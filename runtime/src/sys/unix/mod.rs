@@ -13,6 +13,10 @@ mod spawn;
 /// The shared-memory queue's primitives (memfd, futex, robust mutex).
 #[cfg(target_os = "linux")]
 pub(crate) mod shm;
+#[cfg(target_os = "linux")]
+mod word;
+#[cfg(target_os = "linux")]
+pub(crate) use word::SharedWord;
 
 pub(crate) use channel::{
     Channel, ChildEnd, peek, peek_wait, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable,

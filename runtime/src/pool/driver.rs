@@ -1,0 +1,505 @@
+//! A pool, the parent side: the queue of chunks, and one driver thread per
+//! worker that feeds its worker chunk after chunk, delivers the results,
+//! and replaces the worker when it dies, times out or has run its quota.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::job::{Failure, Outcome, Sink};
+use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
+use super::worker::{WORKER, WorkerSpec};
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::pipe::{self, Connection};
+use crate::process::{Builder, Child};
+use crate::sys::SharedWord;
+
+/// What a pool is made with.
+#[derive(Debug)]
+pub(super) struct Config {
+    pub(super) processes: usize,
+    /// The initializer's table index and encoded arguments.
+    pub(super) init: Option<(u32, Vec<u8>)>,
+    pub(super) exit_hook: Option<u32>,
+    pub(super) max_tasks: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Running,
+    /// No new work; the workers stop once the queue is empty.
+    Closed,
+    /// Everything stops now.
+    Terminated,
+}
+
+/// Tasks of one job, run by one worker in one message.
+pub(super) struct Chunk {
+    pub(super) sink: Arc<dyn Sink>,
+    /// The job index of the first task.
+    pub(super) index: usize,
+    /// The function's index in the dispatch table.
+    pub(super) entry: u32,
+    /// Each task's encoded arguments.
+    pub(super) args: Vec<Vec<u8>>,
+    /// Each task's time limit.
+    pub(super) timeout: Option<Duration>,
+    /// How often this chunk's first task was put back without being
+    /// charged with a worker's death (the worker died between tasks).
+    pub(super) retries: u32,
+}
+
+impl Chunk {
+    fn fail(self, failure: &Failure) {
+        for i in 0..self.args.len() {
+            self.sink.deliver(self.index + i, Outcome::Failed(failure.clone()));
+        }
+    }
+
+    /// The tasks `range` of this chunk, as a chunk of their own.
+    fn part(&self, range: std::ops::Range<usize>) -> Chunk {
+        Chunk {
+            sink: Arc::clone(&self.sink),
+            index: self.index + range.start,
+            entry: self.entry,
+            args: self.args[range].to_vec(),
+            timeout: self.timeout,
+            retries: 0,
+        }
+    }
+}
+
+/// A worker that dies this often between tasks of the same chunk is
+/// charged with it: something about the chunk kills it.
+const MAX_RETRIES: u32 = 3;
+
+struct State {
+    queue: VecDeque<Chunk>,
+    phase: Phase,
+    /// Set when a worker could not be made ready: every task fails so.
+    broken: Option<Failure>,
+    /// Each driver's current worker, for `terminate`.
+    workers: Vec<Option<Arc<Child<()>>>>,
+    /// What the exit hooks of the workers that stopped returned.
+    exits: Vec<(Status, Vec<u8>, String)>,
+}
+
+/// What the pool's handle and its drivers share.
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Signalled when work arrives or the phase changes.
+    work: Condvar,
+    /// How many drivers have made their first attempt to start a worker.
+    started: Mutex<usize>,
+    started_cv: Condvar,
+    pub(super) config: Config,
+}
+
+impl Shared {
+    pub(super) fn new(config: Config) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                phase: Phase::Running,
+                broken: None,
+                workers: (0..config.processes).map(|_| None).collect(),
+                exits: Vec::new(),
+            }),
+            work: Condvar::new(),
+            started: Mutex::new(0),
+            started_cv: Condvar::new(),
+            config,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    /// Waits until every driver has tried to start its first worker, as
+    /// Python's `Pool()` returns with its workers started.
+    pub(super) fn wait_started(&self) {
+        let mut n = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        while *n < self.config.processes {
+            n = self.started_cv.wait(n).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Queues chunks; refused unless the pool is running.
+    pub(super) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), Error> {
+        let n = chunks.len();
+        {
+            let mut s = self.lock();
+            if s.phase != Phase::Running {
+                return Err(Error::PoolNotRunning);
+            }
+            s.queue.extend(chunks);
+        }
+        if n == 1 {
+            self.work.notify_one();
+        } else {
+            self.work.notify_all();
+        }
+        Ok(())
+    }
+
+    /// The next chunk to run; `None` once the pool is closed and the queue
+    /// is empty, or it is terminated.
+    fn next_chunk(&self) -> Option<Chunk> {
+        let mut s = self.lock();
+        loop {
+            if s.phase == Phase::Terminated {
+                return None;
+            }
+            if let Some(chunk) = s.queue.pop_front() {
+                match s.broken.clone() {
+                    Some(f) => {
+                        drop(s);
+                        chunk.fail(&f);
+                        s = self.lock();
+                        continue;
+                    }
+                    None => return Some(chunk),
+                }
+            }
+            if s.phase == Phase::Closed {
+                return None;
+            }
+            s = self.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Puts tasks back at the front of the queue (they had not run); fails
+    /// them if the pool is terminated.
+    fn put_back(&self, chunks: Vec<Chunk>) {
+        let mut s = self.lock();
+        if s.phase == Phase::Terminated {
+            drop(s);
+            for c in chunks {
+                c.fail(&Failure::Terminated);
+            }
+            return;
+        }
+        for c in chunks.into_iter().rev() {
+            s.queue.push_front(c);
+        }
+        drop(s);
+        self.work.notify_all();
+    }
+
+    fn set_broken(&self, failure: Failure) {
+        self.lock().broken.get_or_insert(failure);
+        self.work.notify_all();
+    }
+
+    /// Stops taking work; the queue is still run.
+    pub(super) fn close(&self) {
+        let mut s = self.lock();
+        if s.phase == Phase::Running {
+            s.phase = Phase::Closed;
+        }
+        drop(s);
+        self.work.notify_all();
+    }
+
+    /// Stops everything: queued tasks fail with `PoolTerminated`, the
+    /// workers are killed (their drivers fail what they were running).
+    pub(super) fn terminate(&self) {
+        let queued = {
+            let mut s = self.lock();
+            s.phase = Phase::Terminated;
+            for w in s.workers.iter().flatten() {
+                let _ = w.kill();
+            }
+            std::mem::take(&mut s.queue)
+        };
+        self.work.notify_all();
+        for c in queued {
+            c.fail(&Failure::Terminated);
+        }
+    }
+
+    /// The process ids of the workers running now.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.lock().workers.iter().flatten().map(|c| c.pid()).collect()
+    }
+
+    /// What the exit hooks returned so far: status, bytes, worker name.
+    pub(super) fn exits(&self) -> Vec<(Status, Vec<u8>, String)> {
+        self.lock().exits.clone()
+    }
+}
+
+/// A driver: runs its worker until the pool is done.
+pub(super) fn drive(shared: Arc<Shared>, slot: usize) {
+    let mut worker = start_or_break(&shared, slot);
+    *shared.started.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    shared.started_cv.notify_all();
+    while let Some(chunk) = shared.next_chunk() {
+        if worker.is_none() {
+            worker = start_or_break(&shared, slot);
+        }
+        let Some(w) = worker.as_mut() else {
+            let failure = shared.lock().broken.clone().unwrap_or(Failure::Terminated);
+            chunk.fail(&failure);
+            continue;
+        };
+        match w.run(&shared, chunk) {
+            Ran::Finished => {
+                w.chunks += 1;
+                if shared.config.max_tasks.is_some_and(|max| w.chunks >= max) {
+                    // Recycled, as Python's `maxtasksperchild` asks; the next
+                    // one starts now, so it is ready when work comes.
+                    worker.take().expect("a worker").stop(&shared);
+                    if shared.phase() == Phase::Running {
+                        worker = start_or_break(&shared, slot);
+                    }
+                }
+            }
+            Ran::Lost => worker = None,
+        }
+    }
+    if let Some(w) = worker {
+        w.stop(&shared);
+    }
+}
+
+/// Starts a worker; a pool whose worker cannot start is broken.
+fn start_or_break(shared: &Shared, slot: usize) -> Option<Worker> {
+    match Worker::start(shared, slot) {
+        Ok(w) => Some(w),
+        Err(f) => {
+            shared.set_broken(f);
+            None
+        }
+    }
+}
+
+/// How a chunk went.
+enum Ran {
+    /// Every result is in; the worker waits for more.
+    Finished,
+    /// The worker is gone: what it ran is delivered or put back.
+    Lost,
+}
+
+/// The parent's side of one worker.
+struct Worker {
+    child: Option<Arc<Child<()>>>,
+    conn: Connection<()>,
+    /// The worker stores `n + 1` here before it runs its task number `n`.
+    word: Option<SharedWord>,
+    slot: usize,
+    pid: u32,
+    name: String,
+    /// The worker's tasks sent so far (its tasks' numbers).
+    sent: u64,
+    /// Chunks it finished.
+    chunks: u64,
+}
+
+impl Worker {
+    fn start(shared: &Shared, slot: usize) -> Result<Worker, Failure> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| Failure::WorkerStart(format!("{what}: {e}"));
+        let (here, there) = pipe::pipe::<()>().map_err(|e| failed("creating a worker's pipe", &e))?;
+        let word = SharedWord::new().ok();
+        let handle = match &word {
+            Some(w) => Some(Handle::new(w.file().map_err(|e| failed("sharing a worker's task word", &e))?)),
+            None => None,
+        };
+        let spec = WorkerSpec { init: shared.config.init.clone(), exit_hook: shared.config.exit_hook, word: handle };
+        let child = Builder::internal(&WORKER, (there, spec), "SpawnPoolWorker")
+            .daemon(true)
+            .start()
+            .map_err(|e| failed("starting a worker", &e))?;
+        let (pid, name) = (child.pid(), child.name().to_owned());
+        let child = Arc::new(child);
+        {
+            let mut s = shared.lock();
+            if s.phase == Phase::Terminated {
+                let _ = child.kill();
+            }
+            s.workers[slot] = Some(Arc::clone(&child));
+        }
+        Ok(Worker { child: Some(child), conn: here, word, slot, pid, name, sent: 0, chunks: 0 })
+    }
+
+    /// Sends the chunk and delivers its results as they come.
+    fn run(&mut self, shared: &Shared, chunk: Chunk) -> Ran {
+        let first = self.sent;
+        let count = chunk.args.len();
+        let mut msg = Writer::new(RUN);
+        msg.u64(first).u32(chunk.entry).u32(count as u32);
+        for a in &chunk.args {
+            msg.bytes(a);
+        }
+        self.sent += count as u64;
+        if self.conn.send_bytes(&msg.0).is_err() {
+            return self.lost(shared, chunk, 0, None);
+        }
+        drop(msg);
+        let mut done = 0;
+        let mut since = Instant::now();
+        while done < count {
+            if let Some(limit) = chunk.timeout {
+                let left = (since + limit).saturating_duration_since(Instant::now());
+                if let Ok(false) = self.conn.poll(Some(left)) {
+                    if let Some(c) = &self.child {
+                        let _ = c.kill();
+                    }
+                    return self.lost(shared, chunk, done, Some(Failure::TimedOut(limit)));
+                }
+            }
+            let Ok(msg) = self.conn.recv_bytes() else {
+                return self.lost(shared, chunk, done, None);
+            };
+            match self.accept(&msg, &chunk, first, &mut done) {
+                Ok(()) => since = Instant::now(),
+                Err(failure) => {
+                    if let Some(c) = &self.child {
+                        let _ = c.kill();
+                    }
+                    if matches!(failure, Failure::WorkerStart(_)) {
+                        shared.set_broken(failure.clone());
+                    }
+                    return self.lost(shared, chunk, done, Some(failure));
+                }
+            }
+        }
+        Ran::Finished
+    }
+
+    /// Delivers the results in one message from the worker.
+    fn accept(&self, msg: &[u8], chunk: &Chunk, first: u64, done: &mut usize) -> Result<(), Failure> {
+        let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
+        match msg.first() {
+            Some(&DONE) => {
+                let mut r = Reader(&msg[1..]);
+                let at = r.u64().map_err(bad)?;
+                let n = r.u32().map_err(bad)? as usize;
+                if at != first + *done as u64 || *done + n > chunk.args.len() {
+                    return Err(bad(message::malformed("results of tasks it was not given")));
+                }
+                for _ in 0..n {
+                    let (status, bytes) = r.item().map_err(bad)?;
+                    chunk.sink.deliver(chunk.index + *done, self.outcome(status, bytes));
+                    *done += 1;
+                }
+                Ok(())
+            }
+            Some(&INIT_FAILED) => Err(Failure::WorkerStart(format!(
+                "the initializer of {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&msg[1..])
+            ))),
+            _ => Err(bad(message::malformed("an unknown message"))),
+        }
+    }
+
+    /// A task's outcome, from its status and bytes.
+    fn outcome(&self, status: Status, bytes: &[u8]) -> Outcome {
+        let name = self.name.clone();
+        let text = || String::from_utf8_lossy(bytes).into_owned();
+        match status {
+            Status::Returned => Outcome::Value(bytes.to_vec()),
+            Status::Panicked => Outcome::Failed(Failure::Panicked { name, panic: message::decode_panic(bytes) }),
+            Status::Unencodable | Status::BadArguments | Status::Nothing => {
+                Outcome::Failed(Failure::Unencodable { name, message: text() })
+            }
+        }
+    }
+
+    /// The worker is gone (or being killed) with the chunk's tasks from
+    /// `done` on unreported: the one it was running fails, with `cause` or
+    /// with how the worker ended; the others are put back to run again.
+    fn lost(&mut self, shared: &Shared, mut chunk: Chunk, done: usize, cause: Option<Failure>) -> Ran {
+        let count = chunk.args.len();
+        let first = self.sent - count as u64;
+        // Which task ran: the worker said so in the shared word; without
+        // it, it reported each task as it finished, so it is the first
+        // unreported one.
+        let running = match &self.word {
+            Some(w) => w.load().checked_sub(first + 1).map(|n| n as usize).filter(|&n| n >= done && n < count),
+            None => Some(done),
+        };
+        let ended = self.end(shared);
+        if shared.phase() == Phase::Terminated {
+            chunk.part(done..count).fail(&Failure::Terminated);
+            return Ran::Lost;
+        }
+        let running = match (running, &cause) {
+            (Some(n), _) => Some(n),
+            // A failure of the protocol or the set-up is the current task's.
+            (None, Some(_)) => Some(done),
+            (None, None) if chunk.retries >= MAX_RETRIES => Some(done),
+            (None, None) => None,
+        };
+        match running {
+            Some(n) => {
+                let failure = cause.unwrap_or(ended);
+                chunk.sink.deliver(chunk.index + n, Outcome::Failed(failure.clone()));
+                let mut back = Vec::new();
+                if let Failure::WorkerStart(_) = failure {
+                    // The pool is broken: the rest fail the same way.
+                    chunk.part(done..n).fail(&failure);
+                    chunk.part(n + 1..count).fail(&failure);
+                } else {
+                    back.extend(
+                        [chunk.part(done..n), chunk.part(n + 1..count)].into_iter().filter(|c| !c.args.is_empty()),
+                    );
+                }
+                shared.put_back(back);
+            }
+            None => {
+                // It died between tasks: nothing is charged, all go back.
+                chunk.retries += 1;
+                let mut rest = chunk.part(done..count);
+                rest.retries = chunk.retries;
+                shared.put_back(vec![rest]);
+            }
+        }
+        Ran::Lost
+    }
+
+    /// Takes the worker out of the pool's table and waits for it to end;
+    /// returns the failure its end stands for.
+    fn end(&mut self, shared: &Shared) -> Failure {
+        let ours = {
+            let mut s = shared.lock();
+            s.workers[self.slot].take()
+        };
+        drop(ours);
+        let Some(child) = self.child.take() else {
+            return Failure::WorkerStart("the worker was already ended".into());
+        };
+        let status = child.wait();
+        let joined = Arc::try_unwrap(child).ok().map(Child::join);
+        match (joined, status) {
+            (Some(Err(Error::Panicked { name, panic })), _) => Failure::Panicked { name, panic },
+            (_, Ok(status)) => Failure::WorkerDied { pid: self.pid, status },
+            (_, Err(e)) => Failure::WorkerStart(format!("the status of worker {} is unknown: {e}", self.name)),
+        }
+    }
+
+    /// Stops the worker: it runs its exit hook, whose result is kept, and
+    /// ends. A terminated pool kills it instead.
+    fn stop(mut self, shared: &Shared) {
+        if shared.phase() == Phase::Terminated {
+            if let Some(c) = &self.child {
+                let _ = c.kill();
+            }
+        } else if self.conn.send_bytes(&[STOP]).is_ok()
+            && let Ok(msg) = self.conn.recv_bytes()
+            && msg.first() == Some(&EXIT)
+            && let Ok((status, bytes)) = Reader(&msg[1..]).item()
+        {
+            shared.lock().exits.push((status, bytes.to_vec(), self.name.clone()));
+        }
+        let _ = self.end(shared);
+    }
+}

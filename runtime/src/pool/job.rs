@@ -1,0 +1,234 @@
+//! Where a pool's results go: one [`Job`] per `apply_async` or map call,
+//! holding each task's outcome as it arrives, and the failures a task can
+//! have.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{DecodeError, Error, PanicInfo};
+use crate::exit::ExitStatus;
+use crate::registry::{DecodeOutput, Incoming};
+use crate::wire::{Source, Stream};
+
+/// Why one task failed. Kept (and cloned into an [`Error`] at each `get`)
+/// so that a result can be asked for more than once, as in Python.
+#[derive(Debug, Clone)]
+pub(super) enum Failure {
+    Panicked { name: String, panic: PanicInfo },
+    WorkerDied { pid: u32, status: ExitStatus },
+    TimedOut(Duration),
+    Terminated,
+    Unencodable { name: String, message: String },
+    BadResult { name: String, error: DecodeError },
+    WorkerStart(String),
+    Encode { task: &'static str, message: String },
+    NotRunning,
+}
+
+impl Failure {
+    pub(super) fn to_error(&self) -> Error {
+        match self.clone() {
+            Failure::Panicked { name, panic } => Error::Panicked { name, panic },
+            Failure::WorkerDied { pid, status } => Error::WorkerDied { pid, status },
+            Failure::TimedOut(timeout) => Error::TaskTimedOut { timeout },
+            Failure::Terminated => Error::PoolTerminated,
+            Failure::Unencodable { name, message } => Error::Unencodable { name, message },
+            Failure::BadResult { name, error } => Error::BadResult { name, error },
+            Failure::WorkerStart(message) => Error::WorkerStart { message },
+            Failure::Encode { task, message } => Error::Encode { task, message },
+            Failure::NotRunning => Error::PoolNotRunning,
+        }
+    }
+}
+
+/// How one task ended, as the parent keeps it: the encoded value (decoded
+/// by whoever asks for it), or the failure.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Value(Vec<u8>),
+    Failed(Failure),
+}
+
+/// Receives the outcomes of a job's tasks, by their index in the job.
+pub(super) trait Sink: Send + Sync {
+    fn deliver(&self, index: usize, outcome: Outcome);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Decodes an encoded result with the task's codec.
+pub(super) fn decode<R: 'static>(decode: DecodeOutput<R>, bytes: &[u8]) -> Result<R, DecodeError> {
+    let source: Box<dyn Source + Send + '_> = Box::new(bytes);
+    decode.decode(&Incoming::new(Stream::new(source, bytes.len() as u64)))
+}
+
+/// What runs once a job is complete.
+type OnComplete<R> = Box<dyn FnOnce(&Job<R>) + Send>;
+
+/// What a job holds.
+pub(super) struct Slots {
+    /// Each task's outcome, once it is in.
+    pub(super) outcomes: Vec<Option<Outcome>>,
+    /// How many outcomes are in.
+    pub(super) done: usize,
+    /// The indices of outcomes not yet taken by an unordered reader, in the
+    /// order they came in.
+    pub(super) arrived: VecDeque<usize>,
+    /// The number of tasks, once all are submitted.
+    pub(super) total: Option<usize>,
+    /// Whether `arrived` is kept (for an unordered reader).
+    unordered: bool,
+}
+
+/// The tasks of one call, and their outcomes as they arrive.
+pub(super) struct Job<R> {
+    pub(super) slots: Mutex<Slots>,
+    changed: Condvar,
+    pub(super) decode: DecodeOutput<R>,
+    /// The name of the task, for messages.
+    pub(super) name: &'static str,
+    /// Run once the job is complete (the callbacks).
+    on_complete: Mutex<Vec<OnComplete<R>>>,
+}
+
+impl<R: 'static> Job<R> {
+    pub(super) fn new(decode: DecodeOutput<R>, name: &'static str, total: Option<usize>, unordered: bool) -> Job<R> {
+        Job {
+            slots: Mutex::new(Slots {
+                outcomes: Vec::with_capacity(total.unwrap_or(0)),
+                done: 0,
+                arrived: VecDeque::new(),
+                total,
+                unordered,
+            }),
+            changed: Condvar::new(),
+            decode,
+            name,
+            on_complete: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Slots> {
+        lock(&self.slots)
+    }
+
+    /// Says how many tasks the job has, once all are submitted.
+    pub(super) fn set_total(&self, total: usize) {
+        let complete = {
+            let mut s = self.lock();
+            s.total = Some(total);
+            s.done == total
+        };
+        self.changed.notify_all();
+        if complete {
+            self.complete();
+        }
+    }
+
+    /// Waits until `ready` holds of the slots, or until `deadline`.
+    pub(super) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&Slots) -> bool,
+    ) -> (MutexGuard<'_, Slots>, bool) {
+        let mut s = self.lock();
+        loop {
+            if ready(&s) {
+                return (s, true);
+            }
+            match deadline {
+                None => s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return (s, false);
+                    }
+                    s = self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0;
+                }
+            }
+        }
+    }
+
+    /// The value of one outcome: decoded, or its failure as an error.
+    pub(super) fn value_of(&self, outcome: &Outcome) -> Result<R, Error> {
+        match outcome {
+            Outcome::Value(bytes) => {
+                decode(self.decode, bytes).map_err(|error| Error::BadResult { name: self.name.to_owned(), error })
+            }
+            Outcome::Failed(f) => Err(f.to_error()),
+        }
+    }
+
+    /// Sets what runs once the job is complete; runs it now (on this
+    /// thread) if it is complete already.
+    pub(super) fn on_complete(&self, f: OnComplete<R>) {
+        {
+            let s = self.lock();
+            // Under the job's lock, so a completion cannot slip in between
+            // the look and the registration.
+            if s.total != Some(s.done) {
+                lock(&self.on_complete).push(f);
+                return;
+            }
+        }
+        f(self);
+    }
+
+    fn complete(&self) {
+        let callbacks = std::mem::take(&mut *lock(&self.on_complete));
+        for f in callbacks {
+            f(self);
+        }
+    }
+}
+
+impl<R: 'static> Sink for Job<R> {
+    fn deliver(&self, index: usize, outcome: Outcome) {
+        let complete = {
+            let mut s = self.lock();
+            if s.outcomes.len() <= index {
+                s.outcomes.resize_with(index + 1, || None);
+            }
+            if s.outcomes[index].is_some() {
+                // Delivered already: a task is never counted twice.
+                return;
+            }
+            s.outcomes[index] = Some(outcome);
+            s.done += 1;
+            if s.unordered {
+                s.arrived.push_back(index);
+            }
+            s.total == Some(s.done)
+        };
+        self.changed.notify_all();
+        if complete {
+            self.complete();
+        }
+    }
+}
+
+/// The outcome of all of a job's tasks, in order: the values, or the
+/// first failure by index.
+pub(super) fn all_values<R: 'static>(job: &Job<R>, s: &Slots) -> Result<Vec<R>, Error> {
+    s.outcomes.iter().map(|o| job.value_of(o.as_ref().expect("a complete job has every outcome"))).collect()
+}
+
+/// Runs `f` with the job's value (computed by `value`) once the job is
+/// complete: on the thread that completes it, or on this one if it is
+/// complete already.
+pub(super) fn when_complete<R: 'static, T: 'static>(
+    job: &Job<R>,
+    value: fn(&Job<R>, &Slots) -> Result<T, Error>,
+    f: impl FnOnce(Result<T, Error>) + Send + 'static,
+) {
+    job.on_complete(Box::new(move |job| {
+        let result = {
+            let s = job.lock();
+            value(job, &s)
+        };
+        f(result);
+    }));
+}

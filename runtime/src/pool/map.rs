@@ -1,0 +1,382 @@
+//! The map family: `map`, `starmap`, `imap` and `imap_unordered`, each
+//! also queued (`_async`) or with options (`_with`).
+
+use std::sync::Arc;
+
+use super::driver::{Chunk, Phase};
+use super::job::{Job, Outcome, Sink};
+use super::{Imap, MapOptions, MapResult, Pool, encode, encode_failure, function, table_index};
+use crate::args::{IntoArgs, Tuple};
+use crate::error::Error;
+use crate::registry::DecodeOutput;
+use crate::task::Task;
+
+impl Pool {
+    /// Runs `task` on every item and returns the values in input order, or
+    /// the first failure by position (Python's `map`). An item is the
+    /// task's arguments as [`spawn`](crate::spawn) takes them: a bare value
+    /// for a task of one parameter, or a tuple.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn len(s: String) -> usize {
+    ///     s.len()
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map(len, ["a", "bb", "ccc"])?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<F, A, M, I>(&self, task: F, items: I) -> Result<Vec<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.map_async_with(task, items, MapOptions::new())?.get()
+    }
+
+    /// [`map`](Pool::map) with a chunk size or a time limit per task.
+    ///
+    /// ```
+    /// # use multiproc::pool::{MapOptions, Pool};
+    /// #[multiproc::process_task]
+    /// fn double(x: u32) -> u32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_with(double, 0..4, MapOptions::new().chunksize(1))?, [0, 2, 4, 6]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_with<F, A, M, I>(&self, task: F, items: I, options: MapOptions) -> Result<Vec<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.map_async_with(task, items, options)?.get()
+    }
+
+    /// Queues a map and returns at once (Python's `map_async`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn double(x: u32) -> u32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let pending = pool.map_async(double, 0..3)?;
+    /// assert_eq!(pending.get()?, [0, 2, 4]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_async<F, A, M, I>(&self, task: F, items: I) -> Result<MapResult<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.map_async_with(task, items, MapOptions::new())
+    }
+
+    /// [`map_async`](Pool::map_async) with options.
+    ///
+    /// ```
+    /// # use multiproc::pool::{MapOptions, Pool};
+    /// #[multiproc::process_task]
+    /// fn double(x: u32) -> u32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let pending = pool.map_async_with(double, 0..3, MapOptions::new().chunksize(2))?;
+    /// assert_eq!(pending.get()?, [0, 2, 4]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_async_with<F, A, M, I>(
+        &self,
+        task: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<MapResult<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, M>,
+    {
+        if self.shared.phase() != Phase::Running {
+            return Err(Error::PoolNotRunning);
+        }
+        let (entry, f) = function(&task)?;
+        let encoded: Vec<Result<Vec<u8>, Error>> =
+            items.into_iter().map(|item| encode(entry, f, Box::new(item.into_args()))).collect();
+        let total = encoded.len();
+        let job = Arc::new(Job::new(DecodeOutput::<F::Output>::new(f.decode), entry.path, Some(total), false));
+        let chunksize = match (options.timeout, options.chunksize) {
+            (Some(_), _) => 1,
+            (None, Some(n)) => n,
+            // CPython: divmod(len, processes * 4), rounded up.
+            (None, None) => total.div_ceil(self.processes * 4).max(1),
+        };
+        let index = table_index(entry);
+        let mut chunks = Vec::new();
+        let mut args = Vec::new();
+        let mut start = 0;
+        let flush = |chunks: &mut Vec<Chunk>, args: &mut Vec<Vec<u8>>, start: usize| {
+            if !args.is_empty() {
+                chunks.push(Chunk {
+                    sink: Arc::clone(&job) as Arc<dyn Sink>,
+                    index: start,
+                    entry: index,
+                    args: std::mem::take(args),
+                    timeout: options.timeout,
+                    retries: 0,
+                });
+            }
+        };
+        let mut failed = Vec::new();
+        for (i, item) in encoded.into_iter().enumerate() {
+            match item {
+                Ok(bytes) => args.push(bytes),
+                Err(e) => {
+                    flush(&mut chunks, &mut args, start);
+                    failed.push((i, encode_failure(e)));
+                    start = i + 1;
+                }
+            }
+            if args.len() == chunksize {
+                flush(&mut chunks, &mut args, start);
+                start = i + 1;
+            }
+        }
+        flush(&mut chunks, &mut args, start);
+        self.shared.submit(chunks)?;
+        for (i, f) in failed {
+            job.deliver(i, Outcome::Failed(f));
+        }
+        if total == 0 {
+            job.set_total(0);
+        }
+        Ok(MapResult { job })
+    }
+
+    /// [`map`](Pool::map) over tuples of arguments (Python's `starmap`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn pow(base: u64, exp: u32) -> u64 {
+    ///     base.pow(exp)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.starmap(pow, [(2, 3), (3, 2)])?, [8, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn starmap<F, A, I>(&self, task: F, items: I) -> Result<Vec<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, Tuple>,
+    {
+        self.map(task, items)
+    }
+
+    /// [`starmap`](Pool::starmap), queued (Python's `starmap_async`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn pow(base: u64, exp: u32) -> u64 {
+    ///     base.pow(exp)
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.starmap_async(pow, [(2, 3), (3, 2)])?.get()?, [8, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn starmap_async<F, A, I>(&self, task: F, items: I) -> Result<MapResult<F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator,
+        I::Item: IntoArgs<A, Tuple>,
+    {
+        self.map_async(task, items)
+    }
+
+    /// Runs `task` on every item of a stream and yields each outcome in
+    /// input order as it is ready (Python's `imap`). The input is read on
+    /// this thread as results are taken, a bounded number of tasks ahead.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// // An endless input: only what is taken (and a little ahead) runs.
+    /// let first: Vec<u64> = pool.imap(square, 1..)?.take(3).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap<'a, F, A, M, I>(&self, task: F, items: I) -> Result<Imap<'a, F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator + 'a,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.imap_inner(task, items, MapOptions::new(), true)
+    }
+
+    /// [`imap`](Pool::imap) with options.
+    ///
+    /// ```
+    /// # use multiproc::pool::{MapOptions, Pool};
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let options = MapOptions::new().chunksize(4).read_ahead(8);
+    /// let all: Vec<u64> = pool.imap_with(square, 0..10, options)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(all[9], 81);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_with<'a, F, A, M, I>(
+        &self,
+        task: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<Imap<'a, F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator + 'a,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.imap_inner(task, items, options, true)
+    }
+
+    /// [`imap`](Pool::imap), yielding each outcome as soon as it is ready,
+    /// in any order (Python's `imap_unordered`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let mut all: Vec<u64> = pool.imap_unordered(square, 0..5)?.collect::<Result<_, _>>()?;
+    /// all.sort();
+    /// assert_eq!(all, [0, 1, 4, 9, 16]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_unordered<'a, F, A, M, I>(&self, task: F, items: I) -> Result<Imap<'a, F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator + 'a,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.imap_inner(task, items, MapOptions::new(), false)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with options.
+    ///
+    /// ```
+    /// # use multiproc::pool::{MapOptions, Pool};
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let n = pool.imap_unordered_with(square, 0..5, MapOptions::new().chunksize(2))?.count();
+    /// assert_eq!(n, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_unordered_with<'a, F, A, M, I>(
+        &self,
+        task: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<Imap<'a, F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator + 'a,
+        I::Item: IntoArgs<A, M>,
+    {
+        self.imap_inner(task, items, options, false)
+    }
+
+    fn imap_inner<'a, F, A, M, I>(
+        &self,
+        task: F,
+        items: I,
+        options: MapOptions,
+        ordered: bool,
+    ) -> Result<Imap<'a, F::Output>, Error>
+    where
+        F: Task<A>,
+        A: 'static,
+        I: IntoIterator + 'a,
+        I::Item: IntoArgs<A, M>,
+    {
+        if self.shared.phase() != Phase::Running {
+            return Err(Error::PoolNotRunning);
+        }
+        let (entry, f) = function(&task)?;
+        let chunksize = if options.timeout.is_some() { 1 } else { options.chunksize.unwrap_or(1) };
+        let input =
+            items.into_iter().map(move |item| encode(entry, f, Box::new(item.into_args())).map_err(encode_failure));
+        Ok(Imap {
+            shared: Arc::clone(&self.shared),
+            job: Arc::new(Job::new(DecodeOutput::<F::Output>::new(f.decode), entry.path, None, !ordered)),
+            input: Box::new(input),
+            entry: table_index(entry),
+            chunksize,
+            timeout: options.timeout,
+            read_ahead: options.read_ahead.unwrap_or(4 * self.processes * chunksize),
+            submitted: 0,
+            yielded: 0,
+            exhausted: false,
+            ordered,
+        })
+    }
+}

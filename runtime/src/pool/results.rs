@@ -1,0 +1,543 @@
+//! What a pool's asynchronous calls return: [`AsyncResult`] (one task),
+//! [`MapResult`] (a map) and the streaming [`Imap`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::driver::{Chunk, Shared};
+use super::job::{self, Failure, Job, Outcome, Sink, Slots};
+use crate::error::Error;
+
+/// The result of [`Pool::apply_async`](super::Pool::apply_async): Python's
+/// `AsyncResult`. The value can be asked for as often as wanted (each
+/// `get` decodes it afresh).
+pub struct AsyncResult<R> {
+    pub(super) job: Arc<Job<R>>,
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("task", &self.job.name).finish_non_exhaustive()
+    }
+}
+
+fn one<R: 'static>(job: &Job<R>, s: &Slots) -> Result<R, Error> {
+    job.value_of(s.outcomes[0].as_ref().expect("a complete job has its outcome"))
+}
+
+fn complete(s: &Slots) -> bool {
+    s.total == Some(s.done)
+}
+
+impl<R: 'static> AsyncResult<R> {
+    /// Waits for the task and returns its value, or how it failed: a
+    /// panic as [`Error::Panicked`], a dead worker as
+    /// [`Error::WorkerDied`], a timeout as [`Error::TaskTimedOut`].
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    ///
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(square, 9)?;
+    /// assert_eq!(result.get()?, 81);
+    /// assert_eq!(result.get()?, 81); // as often as wanted
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self) -> Result<R, Error> {
+        let (s, _) = self.job.wait_until(None, complete);
+        one(&self.job, &s)
+    }
+
+    /// [`get`](AsyncResult::get), waiting at most `timeout`:
+    /// [`Error::Timeout`] if the value is not there by then (Python's
+    /// `get(timeout)` raising `TimeoutError`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::{Error, pool::Pool};
+    ///
+    /// #[multiproc::process_task]
+    /// fn slow() -> u8 {
+    ///     std::thread::sleep(Duration::from_secs(2));
+    ///     1
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(slow, ())?;
+    /// assert!(matches!(result.get_timeout(Duration::from_millis(10)), Err(Error::Timeout(_))));
+    /// assert_eq!(result.get()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R, Error> {
+        match self.job.wait_until(Instant::now().checked_add(timeout), complete) {
+            (s, true) => one(&self.job, &s),
+            (_, false) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Waits until the task is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn nothing() {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(nothing, ())?;
+    /// result.wait();
+    /// assert!(result.ready());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait(&self) {
+        drop(self.job.wait_until(None, complete));
+    }
+
+    /// Waits at most `timeout` for the task; true if it is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// # use std::time::Duration;
+    /// #[multiproc::process_task]
+    /// fn nothing() {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(nothing, ())?;
+    /// while !result.wait_timeout(Duration::from_millis(10)) {}
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.job.wait_until(Instant::now().checked_add(timeout), complete).1
+    }
+
+    /// Whether the task is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn nothing() {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(nothing, ())?;
+    /// result.wait();
+    /// assert!(result.ready());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready(&self) -> bool {
+        complete(&self.job.lock())
+    }
+
+    /// Whether the task returned a value: `None` while it runs (where
+    /// Python raises `ValueError`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn fails() {
+    ///     panic!("no");
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let result = pool.apply_async(fails, ())?;
+    /// result.wait();
+    /// assert_eq!(result.successful(), Some(false));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn successful(&self) -> Option<bool> {
+        let s = self.job.lock();
+        complete(&s).then(|| matches!(s.outcomes[0], Some(Outcome::Value(_))))
+    }
+
+    /// Calls `f` with the value once the task returns one (Python's
+    /// `callback`): on the pool's thread that receives it, or on this one
+    /// if it is in already. Keep it short: it delays the next result.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.apply_async(square, 4)?.callback(move |v| tx.send(v).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 16);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn callback(self, f: impl FnOnce(R) + Send + 'static) -> Self {
+        job::when_complete(&self.job, one, move |r| {
+            if let Ok(v) = r {
+                f(v)
+            }
+        });
+        self
+    }
+
+    /// Calls `f` with the error once the task fails (Python's
+    /// `error_callback`), as [`callback`](AsyncResult::callback) does.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn fails() {
+    ///     panic!("no");
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(1)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.apply_async(fails, ())?.error_callback(move |e| tx.send(e.to_string()).unwrap());
+    /// assert!(rx.recv().unwrap().contains("no"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn error_callback(self, f: impl FnOnce(Error) + Send + 'static) -> Self {
+        job::when_complete(&self.job, one, move |r| {
+            if let Err(e) = r {
+                f(e)
+            }
+        });
+        self
+    }
+}
+
+/// The result of [`Pool::map_async`](super::Pool::map_async): every
+/// task's value in input order, or the first failure by position.
+pub struct MapResult<R> {
+    pub(super) job: Arc<Job<R>>,
+}
+
+impl<R> fmt::Debug for MapResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapResult").field("task", &self.job.name).finish_non_exhaustive()
+    }
+}
+
+impl<R: 'static> MapResult<R> {
+    /// Waits for every task; their values in input order, or the error of
+    /// the first one (by position) that failed.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_async(double, [1, 2, 3])?.get()?, [2, 4, 6]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self) -> Result<Vec<R>, Error> {
+        let (s, _) = self.job.wait_until(None, complete);
+        job::all_values(&self.job, &s)
+    }
+
+    /// [`get`](MapResult::get), waiting at most `timeout` (then
+    /// [`Error::Timeout`]).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// # use std::time::Duration;
+    /// #[multiproc::process_task]
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_async(double, [5])?.get_timeout(Duration::from_secs(60))?, [10]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<R>, Error> {
+        match self.job.wait_until(Instant::now().checked_add(timeout), complete) {
+            (s, true) => job::all_values(&self.job, &s),
+            (_, false) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Every task's own outcome, in input order: a map in which some tasks
+    /// fail still gives the values of the others.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn check(x: i32) -> i32 {
+    ///     assert!(x != 2, "two");
+    ///     x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let each = pool.map_async(check, [1, 2, 3])?.get_each();
+    /// assert_eq!(each[0].as_ref().ok(), Some(&1));
+    /// assert!(each[1].is_err());
+    /// assert_eq!(each[2].as_ref().ok(), Some(&3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_each(&self) -> Vec<Result<R, Error>> {
+        let (s, _) = self.job.wait_until(None, complete);
+        s.outcomes.iter().map(|o| self.job.value_of(o.as_ref().expect("complete"))).collect()
+    }
+
+    /// Waits until every task is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn nothing(_: u8) {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let result = pool.map_async(nothing, [1, 2])?;
+    /// result.wait();
+    /// assert!(result.ready() && result.successful() == Some(true));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait(&self) {
+        drop(self.job.wait_until(None, complete));
+    }
+
+    /// Waits at most `timeout`; true if every task is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// # use std::time::Duration;
+    /// #[multiproc::process_task]
+    /// fn nothing(_: u8) {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let result = pool.map_async(nothing, [1, 2])?;
+    /// while !result.wait_timeout(Duration::from_millis(10)) {}
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.job.wait_until(Instant::now().checked_add(timeout), complete).1
+    }
+
+    /// Whether every task is done.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn nothing(_: u8) {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let result = pool.map_async(nothing, Vec::<u8>::new())?;
+    /// assert!(result.ready()); // nothing to do
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready(&self) -> bool {
+        complete(&self.job.lock())
+    }
+
+    /// Whether every task returned a value: `None` while some run.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn nothing(_: u8) {}
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let result = pool.map_async(nothing, [1])?;
+    /// result.wait();
+    /// assert_eq!(result.successful(), Some(true));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn successful(&self) -> Option<bool> {
+        let s = self.job.lock();
+        complete(&s).then(|| s.outcomes.iter().all(|o| matches!(o, Some(Outcome::Value(_)))))
+    }
+
+    /// Calls `f` with every value, in input order, once all tasks returned
+    /// one (Python's `callback`); see [`AsyncResult::callback`].
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.map_async(double, [1, 2])?.callback(move |v| tx.send(v).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), [2, 4]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn callback(self, f: impl FnOnce(Vec<R>) + Send + 'static) -> Self {
+        job::when_complete(&self.job, job::all_values, move |r| {
+            if let Ok(v) = r {
+                f(v)
+            }
+        });
+        self
+    }
+
+    /// Calls `f` with the first failure, once all tasks are done and one
+    /// failed (Python's `error_callback`).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// # use multiproc::pool::Pool;
+    /// #[multiproc::process_task]
+    /// fn fails(_: u8) {
+    ///     panic!("no");
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let pool = Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.map_async(fails, [1])?.error_callback(move |e| tx.send(e.to_string()).unwrap());
+    /// assert!(rx.recv().unwrap().contains("no"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn error_callback(self, f: impl FnOnce(Error) + Send + 'static) -> Self {
+        job::when_complete(&self.job, job::all_values, move |r| {
+            if let Err(e) = r {
+                f(e)
+            }
+        });
+        self
+    }
+}
+
+/// The iterator of [`Pool::imap`](super::Pool::imap) and
+/// [`Pool::imap_unordered`](super::Pool::imap_unordered): each task's
+/// outcome as it comes, in input order or in completion order.
+///
+/// The input is read as the results are taken, at most a bounded number
+/// of tasks ahead ([`MapOptions::read_ahead`](super::MapOptions::read_ahead)),
+/// so an endless iterator streams.
+pub struct Imap<'a, R> {
+    pub(super) shared: Arc<Shared>,
+    pub(super) job: Arc<Job<R>>,
+    pub(super) input: Box<dyn Iterator<Item = Result<Vec<u8>, Failure>> + 'a>,
+    pub(super) entry: u32,
+    pub(super) chunksize: usize,
+    pub(super) timeout: Option<Duration>,
+    pub(super) read_ahead: usize,
+    pub(super) submitted: usize,
+    pub(super) yielded: usize,
+    pub(super) exhausted: bool,
+    pub(super) ordered: bool,
+}
+
+impl<R> fmt::Debug for Imap<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("task", &self.job.name)
+            .field("submitted", &self.submitted)
+            .field("yielded", &self.yielded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: 'static> Imap<'_, R> {
+    /// Reads input until `read_ahead` tasks are out, or it ends.
+    fn top_up(&mut self) {
+        while !self.exhausted && self.submitted - self.yielded < self.read_ahead {
+            let mut args = Vec::with_capacity(self.chunksize);
+            let mut start = self.submitted;
+            for _ in 0..self.chunksize {
+                match self.input.next() {
+                    None => {
+                        self.exhausted = true;
+                        break;
+                    }
+                    Some(Ok(a)) => args.push(a),
+                    Some(Err(failure)) => {
+                        // The tasks before it go first, so a chunk's tasks
+                        // stay consecutive.
+                        self.send(start, std::mem::take(&mut args));
+                        self.job.deliver(self.submitted, Outcome::Failed(failure));
+                        start = self.submitted + 1;
+                    }
+                }
+                self.submitted += 1;
+            }
+            self.send(start, args);
+            if self.exhausted {
+                self.job.set_total(self.submitted);
+            }
+        }
+    }
+
+    fn send(&mut self, index: usize, args: Vec<Vec<u8>>) {
+        if args.is_empty() {
+            return;
+        }
+        let n = args.len();
+        let chunk = Chunk {
+            sink: Arc::clone(&self.job) as Arc<dyn Sink>,
+            index,
+            entry: self.entry,
+            args,
+            timeout: self.timeout,
+            retries: 0,
+        };
+        if self.shared.submit(vec![chunk]).is_err() {
+            for i in index..index + n {
+                self.job.deliver(i, Outcome::Failed(Failure::NotRunning));
+            }
+        }
+    }
+}
+
+impl<R: 'static> Iterator for Imap<'_, R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        self.top_up();
+        if self.yielded == self.submitted {
+            return None;
+        }
+        let want = self.yielded;
+        let ordered = self.ordered;
+        let (mut s, _) = self.job.wait_until(None, |s| {
+            if ordered { s.outcomes.get(want).is_some_and(Option::is_some) } else { !s.arrived.is_empty() }
+        });
+        let index = if ordered { want } else { s.arrived.pop_front().expect("an arrival") };
+        let outcome = s.outcomes[index].take().expect("an outcome");
+        drop(s);
+        self.yielded += 1;
+        Some(self.job.value_of(&outcome))
+    }
+}

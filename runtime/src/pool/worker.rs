@@ -1,0 +1,250 @@
+//! A pool worker, the child side: a registered entry point that runs the
+//! initializer, then the chunks of tasks the pool sends until it says stop,
+//! then the exit hook. And the worker state tasks share.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fs::File;
+use std::panic::{self, AssertUnwindSafe};
+
+use serde::{Deserialize, Serialize};
+
+use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
+use crate::handle::Handle;
+use crate::pipe::Connection;
+use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
+use crate::report::{self, ChildReports};
+use crate::sys::SharedWord;
+use crate::wire::{Source, Stream};
+
+/// The worker's entry in the dispatch table.
+#[linkme::distributed_slice(TASKS)]
+pub(super) static WORKER: TaskEntry = TaskEntry {
+    id: "multiproc::pool::worker#1",
+    path: "multiproc::pool::worker",
+    file: file!(),
+    line: line!(),
+    invoke: run_worker,
+    function: None,
+};
+
+/// What a worker is started with, besides its connection.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct WorkerSpec {
+    /// The initializer's table index and encoded arguments.
+    pub(super) init: Option<(u32, Vec<u8>)>,
+    /// The exit hook's table index.
+    pub(super) exit_hook: Option<u32>,
+    /// Where the worker says which task it runs (Linux).
+    pub(super) word: Option<Handle<File>>,
+}
+
+fn run_worker(input: &Incoming<'_>) -> Invoked {
+    let (conn, spec) = match input.decode::<(Connection<()>, WorkerSpec)>() {
+        Ok(v) => v,
+        Err(e) => return Invoked::BadArguments(e),
+    };
+    // A task's panic goes back to the parent with its result; the worker
+    // prints nothing of it (as CPython's pool prints nothing).
+    report::set_child_reports(ChildReports::Quiet);
+    let word = spec.word.and_then(|file| SharedWord::adopt(file.into_inner()).ok());
+    let done = || Invoked::Returned { value: Payload::new(()).expect("() encodes"), failure: None };
+
+    if let Some((entry, args)) = &spec.init {
+        let mut out = Writer::default();
+        if let Some(failure) = run_one(*entry, args, &mut out) {
+            let mut w = Writer::new(INIT_FAILED);
+            w.0.extend_from_slice(failure.as_bytes());
+            let _ = conn.send_bytes(&w.0);
+            return done();
+        }
+    }
+    while let Ok(msg) = conn.recv_bytes() {
+        match msg.first() {
+            Some(&RUN) => {
+                if run_chunk(&conn, &msg[1..], word.as_ref()).is_err() {
+                    break;
+                }
+            }
+            Some(&STOP) => {
+                let mut w = Writer::new(EXIT);
+                match spec.exit_hook {
+                    Some(hook) => {
+                        let _ = run_one(hook, &[], &mut w);
+                    }
+                    None => {
+                        w.item(Status::Nothing, &[]);
+                    }
+                }
+                let _ = conn.send_bytes(&w.0);
+                break;
+            }
+            // Not a message of this protocol: the parent's end is not a
+            // pool's. Stop; the parent sees the worker end.
+            _ => break,
+        }
+    }
+    done()
+}
+
+/// Runs the tasks of one `Run` message and sends their results: all in one
+/// message when the shared word tells the parent which task runs, one
+/// message per task otherwise.
+fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>) -> Result<(), ()> {
+    let mut r = Reader(body);
+    let (first, entry, count) = match (r.u64(), r.u32(), r.u32()) {
+        (Ok(first), Ok(entry), Ok(count)) => (first, entry, count),
+        _ => return Err(()),
+    };
+    let start = |at: u64| {
+        let mut out = Writer::new(DONE);
+        out.u64(at).u32(0);
+        out
+    };
+    let send = |out: &mut Writer, n: u32| {
+        out.0[9..13].copy_from_slice(&n.to_le_bytes());
+        conn.send_bytes(&out.0).map_err(|_| ())
+    };
+    let mut out = start(first);
+    let mut pending = 0u32;
+    for i in 0..u64::from(count) {
+        let args = r.bytes().map_err(|_| ())?;
+        if let Some(word) = word {
+            // Task `first + i` runs: the parent reads this if the worker dies.
+            word.store(first + i + 1);
+        }
+        let _ = run_one(entry, args, &mut out);
+        pending += 1;
+        if word.is_none() {
+            send(&mut out, pending)?;
+            out = start(first + i + 1);
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        send(&mut out, pending)?;
+    }
+    Ok(())
+}
+
+/// Runs the table's entry `index` on `args` and appends its result as one
+/// item to `out`. Returns the failure's text if it did not return a value
+/// (or returned an `Err`): what the initializer's caller needs.
+fn run_one(index: u32, args: &[u8], out: &mut Writer) -> Option<String> {
+    let Some(entry) = TASKS.get(index as usize) else {
+        let why = format!("no task at index {index} of the dispatch table");
+        out.item(Status::BadArguments, why.as_bytes());
+        return Some(why);
+    };
+    let source: Box<dyn Source + Send + '_> = Box::new(args);
+    let incoming = Incoming::new(Stream::new(source, args.len() as u64));
+    match panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&incoming))) {
+        Ok(Invoked::Returned { value, failure }) => {
+            let at = out.0.len();
+            out.u8(Status::Returned as u8);
+            let (part, _) = value.part();
+            match out.bytes_with(|v| part.write(v)) {
+                Ok(()) => failure,
+                Err(e) => {
+                    out.0.truncate(at);
+                    let why = format!("the return value could not be encoded: {}", e.0);
+                    out.item(Status::Unencodable, why.as_bytes());
+                    Some(why)
+                }
+            }
+        }
+        Ok(Invoked::BadResult(why)) => {
+            let why = format!("the return value could not be encoded: {why}");
+            out.item(Status::Unencodable, why.as_bytes());
+            Some(why)
+        }
+        Ok(Invoked::BadArguments(e)) => {
+            let why = format!("the arguments did not decode: {e}");
+            out.item(Status::BadArguments, why.as_bytes());
+            Some(why)
+        }
+        Err(payload) => {
+            let panic = crate::bootstrap::panic_info(payload);
+            let why = format!("panicked: {}", panic.message);
+            out.item(Status::Panicked, &message::encode_panic(&panic));
+            Some(why)
+        }
+    }
+}
+
+thread_local! {
+    /// The worker state the initializer set.
+    static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Why [`with_worker_state`] could not lend the state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerStateError {
+    /// No state was set on this thread: the initializer did not call
+    /// [`set_worker_state`], or this is not a pool worker's task thread.
+    #[error("no worker state is set (the pool's initializer sets it with multiproc::pool::set_worker_state)")]
+    Absent,
+    /// The state is of another type than the one asked for.
+    #[error("the worker state is not a `{asked}`")]
+    OtherType {
+        /// The type asked for.
+        asked: &'static str,
+    },
+    /// The state is already lent (a `with_worker_state` inside another).
+    #[error("the worker state is already in use (with_worker_state was called inside itself)")]
+    InUse,
+}
+
+/// Sets this worker's state: a value built once per worker (a loaded
+/// model, a database connection) that every task the worker runs can use
+/// through [`with_worker_state`]. Call it in the pool's initializer. It
+/// replaces any state set before; it need not be serializable, as it never
+/// leaves the worker.
+///
+/// The state belongs to the thread that runs the worker's tasks.
+///
+/// ```
+/// use multiproc::pool::{Pool, set_worker_state, with_worker_state};
+///
+/// struct Model {
+///     scale: u64,
+/// }
+///
+/// #[multiproc::process_task]
+/// fn load(scale: u64) {
+///     set_worker_state(Model { scale });
+/// }
+///
+/// #[multiproc::process_task]
+/// fn predict(x: u64) -> u64 {
+///     with_worker_state(|m: &mut Model| m.scale * x).unwrap()
+/// }
+///
+/// # fn main() -> Result<(), multiproc::Error> {
+/// let pool = Pool::builder().processes(2).initializer(load, 10).build()?;
+/// assert_eq!(pool.map(predict, [1, 2, 3])?, [10, 20, 30]);
+/// # Ok(())
+/// # }
+/// ```
+pub fn set_worker_state<T: 'static>(state: T) {
+    STATE.with(|s| *s.borrow_mut() = Some(Box::new(state)));
+}
+
+/// Lends this worker's state, set by [`set_worker_state`], to `f`.
+///
+/// ```
+/// use multiproc::pool::{WorkerStateError, with_worker_state};
+///
+/// // Outside a pool worker there is none.
+/// assert_eq!(with_worker_state(|n: &mut u32| *n), Err(WorkerStateError::Absent));
+/// ```
+pub fn with_worker_state<T: 'static, R>(f: impl FnOnce(&mut T) -> R) -> Result<R, WorkerStateError> {
+    STATE.with(|s| {
+        let mut slot = s.try_borrow_mut().map_err(|_| WorkerStateError::InUse)?;
+        let state = slot.as_mut().ok_or(WorkerStateError::Absent)?;
+        let state =
+            state.downcast_mut::<T>().ok_or(WorkerStateError::OtherType { asked: std::any::type_name::<T>() })?;
+        Ok(f(state))
+    })
+}
