@@ -25,12 +25,16 @@
 //! - `queue_small`: a running child puts the integers 0..99,999 on a
 //!   `Queue<u64>` and the parent `get`s them all, timed from the parent's go
 //!   command to the last `get` (Linux only).
+//! - `pool_map_tiny`, `pool_map_tiny_chunk1`, `pool_apply_async_latency`,
+//!   `pool_startup`: the pool, each with a hand-written floor (see `pool`).
 
 use std::process::Command;
 use std::time::Instant;
 
 #[cfg(unix)]
 mod big;
+#[cfg(unix)]
+mod pool;
 
 use multiproc::process_task;
 #[cfg(unix)]
@@ -354,6 +358,22 @@ fn main() {
     #[cfg(unix)]
     if o.wants("big_argument") {
         big::big_argument(if o.quick { 1 } else { 5 });
+    }
+    #[cfg(unix)]
+    if o.wants("pool_map_tiny") || o.wants("raw_pool_map") {
+        pool::map(o.quick, false);
+    }
+    #[cfg(unix)]
+    if o.wants("pool_map_tiny_chunk1") || o.wants("raw_pool_map_chunk1") {
+        pool::map(o.quick, true);
+    }
+    #[cfg(unix)]
+    if o.wants("pool_apply_async_latency") || o.wants("raw_pool_roundtrip") {
+        pool::apply_latency(o.quick);
+    }
+    #[cfg(unix)]
+    if o.wants("pool_startup") || o.wants("raw_pool_startup") {
+        pool::startup(o.quick);
     }
     #[cfg(unix)]
     if o.wants("spawn_child_peak_rss") {

@@ -287,6 +287,9 @@ pub struct Connection<T, M = Duplex> {
     fd: OwnedFd,
     /// Set after a broken frame: the stream position is lost.
     broken: Cell<bool>,
+    /// Whether a receive may busy-wait a moment before it blocks (not
+    /// where many ends wait at once on few CPUs: a pool's).
+    spin: Cell<bool>,
     _marker: Marker<T, M>,
 }
 
@@ -333,8 +336,19 @@ pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, W
 }
 
 impl<T, M> Connection<T, M> {
+    /// Makes receives block at once, without busy-waiting first.
+    pub(crate) fn no_spin(self) -> Self {
+        self.spin.set(false);
+        self
+    }
+
+    /// Whether receives may busy-wait a moment before they block.
+    pub(crate) fn set_spin(&self, spin: bool) {
+        self.spin.set(spin);
+    }
+
     fn new(fd: OwnedFd) -> Self {
-        Connection { fd, broken: Cell::new(false), _marker: PhantomData }
+        Connection { fd, broken: Cell::new(false), spin: Cell::new(true), _marker: PhantomData }
     }
 
     /// Another copy of this end (a duplicated descriptor). Passing a
@@ -658,7 +672,7 @@ impl<T, M: Readable> Connection<T, M> {
     /// frame, a long or bad one, EOF, an error, or on Windows no data yet)
     /// is left for the ordinary reads to handle.
     fn look_for_frame(&self, frame: &mut ShortFrame) -> Option<u64> {
-        let spun = if spinning_pays() { self.spin_peek(frame) } else { None };
+        let spun = if self.spin.get() && spinning_pays() { self.spin_peek(frame) } else { None };
         let n = match spun {
             Some(n) => n,
             None => self.peek_wait(frame)?,

@@ -3,6 +3,7 @@
 //! and replaces the worker when it dies, times out or has run its quota.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,9 @@ impl Chunk {
     }
 }
 
+/// How long an idle driver busy-waits for work before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
 /// A worker that dies this often between tasks of the same chunk is
 /// charged with it: something about the chunk kills it.
 const MAX_RETRIES: u32 = 3;
@@ -90,6 +94,11 @@ pub(super) struct Shared {
     state: Mutex<State>,
     /// Signalled when work arrives or the phase changes.
     work: Condvar,
+    /// Bumped whenever `work` is signalled, for a driver that busy-waits.
+    version: AtomicU64,
+    /// Set while a driver busy-waits (one at a time: more would only take
+    /// CPU from the workers).
+    spinning: AtomicBool,
     /// How many drivers have made their first attempt to start a worker.
     started: Mutex<usize>,
     started_cv: Condvar,
@@ -107,6 +116,8 @@ impl Shared {
                 exits: Vec::new(),
             }),
             work: Condvar::new(),
+            version: AtomicU64::new(0),
+            spinning: AtomicBool::new(false),
             started: Mutex::new(0),
             started_cv: Condvar::new(),
             config,
@@ -140,9 +151,11 @@ impl Shared {
             }
             s.queue.extend(chunks);
         }
+        self.version.fetch_add(1, Ordering::Release);
         if n == 1 {
             self.work.notify_one();
         } else {
+            self.version.fetch_add(1, Ordering::Release);
             self.work.notify_all();
         }
         Ok(())
@@ -151,6 +164,7 @@ impl Shared {
     /// The next chunk to run; `None` once the pool is closed and the queue
     /// is empty, or it is terminated.
     fn next_chunk(&self) -> Option<Chunk> {
+        let mut spun = false;
         let mut s = self.lock();
         loop {
             if s.phase == Phase::Terminated {
@@ -170,8 +184,35 @@ impl Shared {
             if s.phase == Phase::Closed {
                 return None;
             }
+            if !spun && crate::usable_cpu_count().get() > 1 && !self.spinning.swap(true, Ordering::AcqRel) {
+                // Work given right after the last result (a loop of
+                // `apply`) is taken without a wake-up.
+                spun = true;
+                let seen = self.version.load(Ordering::Acquire);
+                drop(s);
+                let start = Instant::now();
+                while self.version.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
+                    std::hint::spin_loop();
+                }
+                self.spinning.store(false, Ordering::Release);
+                s = self.lock();
+                continue;
+            }
             s = self.work.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    /// The next chunk, if one is queued now.
+    fn try_next_chunk(&self) -> Option<Chunk> {
+        let mut s = self.lock();
+        if s.phase == Phase::Terminated || s.broken.is_some() {
+            return None;
+        }
+        s.queue.pop_front()
     }
 
     /// Puts tasks back at the front of the queue (they had not run); fails
@@ -189,11 +230,13 @@ impl Shared {
             s.queue.push_front(c);
         }
         drop(s);
+        self.version.fetch_add(1, Ordering::Release);
         self.work.notify_all();
     }
 
     fn set_broken(&self, failure: Failure) {
         self.lock().broken.get_or_insert(failure);
+        self.version.fetch_add(1, Ordering::Release);
         self.work.notify_all();
     }
 
@@ -204,6 +247,7 @@ impl Shared {
             s.phase = Phase::Closed;
         }
         drop(s);
+        self.version.fetch_add(1, Ordering::Release);
         self.work.notify_all();
     }
 
@@ -218,6 +262,7 @@ impl Shared {
             }
             std::mem::take(&mut s.queue)
         };
+        self.version.fetch_add(1, Ordering::Release);
         self.work.notify_all();
         for c in queued {
             c.fail(&Failure::Terminated);
@@ -251,7 +296,6 @@ pub(super) fn drive(shared: Arc<Shared>, slot: usize) {
         };
         match w.run(&shared, chunk) {
             Ran::Finished => {
-                w.chunks += 1;
                 if shared.config.max_tasks.is_some_and(|max| w.chunks >= max) {
                     // Recycled, as Python's `maxtasksperchild` asks; the next
                     // one starts now, so it is ready when work comes.
@@ -288,6 +332,22 @@ enum Ran {
     Lost,
 }
 
+/// A round trip shorter than this makes it worth sending the next chunk
+/// before the results of the one in flight are in.
+const QUICK: Duration = Duration::from_millis(2);
+
+/// A chunk sent to a worker whose results are not all in.
+struct InFlight {
+    chunk: Chunk,
+    /// The worker's number for the chunk's first task.
+    first: u64,
+    /// How many results are in.
+    done: usize,
+    /// When it was sent or its last result came (for its time limit).
+    since: Instant,
+    sent: Instant,
+}
+
 /// The parent's side of one worker.
 struct Worker {
     child: Option<Arc<Child<()>>>,
@@ -301,6 +361,8 @@ struct Worker {
     sent: u64,
     /// Chunks it finished.
     chunks: u64,
+    /// Whether its last chunk came back quickly.
+    quick: bool,
 }
 
 impl Worker {
@@ -326,69 +388,96 @@ impl Worker {
             }
             s.workers[slot] = Some(Arc::clone(&child));
         }
-        Ok(Worker { child: Some(child), conn: here, word, slot, pid, name, sent: 0, chunks: 0 })
+        Ok(Worker { child: Some(child), conn: here.no_spin(), word, slot, pid, name, sent: 0, chunks: 0, quick: false })
     }
 
-    /// Sends the chunk and delivers its results as they come.
+    /// Sends the chunk and delivers its results as they come. While the
+    /// results of quick tasks come, the next chunk is sent ahead, so the
+    /// worker never waits for the parent.
     fn run(&mut self, shared: &Shared, chunk: Chunk) -> Ran {
-        let first = self.sent;
-        let count = chunk.args.len();
-        let mut msg = Writer::new(RUN);
-        msg.u64(first).u32(chunk.entry).u32(count as u32);
-        for a in &chunk.args {
-            msg.bytes(a);
+        let mut flight = VecDeque::with_capacity(2);
+        if !self.send(chunk, &mut flight) {
+            return self.lost(shared, flight, None);
         }
-        self.sent += count as u64;
-        if self.conn.send_bytes(&msg.0).is_err() {
-            return self.lost(shared, chunk, 0, None);
-        }
-        drop(msg);
-        let mut done = 0;
-        let mut since = Instant::now();
-        while done < count {
-            if let Some(limit) = chunk.timeout {
-                let left = (since + limit).saturating_duration_since(Instant::now());
+        while let Some(front) = flight.front() {
+            let untimed = front.chunk.timeout.is_none();
+            if flight.len() < 2 && self.quick && untimed && shared.config.max_tasks.is_none() {
+                if let Some(next) = shared.try_next_chunk() {
+                    if next.timeout.is_some() {
+                        shared.put_back(vec![next]);
+                    } else if !self.send(next, &mut flight) {
+                        return self.lost(shared, flight, None);
+                    }
+                }
+            }
+            let front = flight.front_mut().expect("a chunk in flight");
+            if let Some(limit) = front.chunk.timeout {
+                let left = (front.since + limit).saturating_duration_since(Instant::now());
                 if let Ok(false) = self.conn.poll(Some(left)) {
                     if let Some(c) = &self.child {
                         let _ = c.kill();
                     }
-                    return self.lost(shared, chunk, done, Some(Failure::TimedOut(limit)));
+                    return self.lost(shared, flight, Some(Failure::TimedOut(limit)));
                 }
             }
+            // Alone (one chunk out, nothing queued), a result is awaited
+            // by a busy-wait first: it is a latency that matters. Otherwise
+            // the CPUs are better left to the workers.
+            self.conn.set_spin(flight.len() == 1 && shared.queue_is_empty());
             let Ok(msg) = self.conn.recv_bytes() else {
-                return self.lost(shared, chunk, done, None);
+                return self.lost(shared, flight, None);
             };
-            match self.accept(&msg, &chunk, first, &mut done) {
-                Ok(()) => since = Instant::now(),
-                Err(failure) => {
-                    if let Some(c) = &self.child {
-                        let _ = c.kill();
-                    }
-                    if matches!(failure, Failure::WorkerStart(_)) {
-                        shared.set_broken(failure.clone());
-                    }
-                    return self.lost(shared, chunk, done, Some(failure));
+            let front = flight.front_mut().expect("a chunk in flight");
+            if let Err(failure) = self.accept(&msg, front) {
+                if let Some(c) = &self.child {
+                    let _ = c.kill();
                 }
+                if matches!(failure, Failure::WorkerStart(_)) {
+                    shared.set_broken(failure.clone());
+                }
+                return self.lost(shared, flight, Some(failure));
+            }
+            front.since = Instant::now();
+            if front.done == front.chunk.args.len() {
+                let finished = flight.pop_front().expect("the front chunk");
+                // Quick round trips are worth sending ahead for.
+                self.quick = finished.sent.elapsed() < QUICK;
+                self.chunks += 1;
             }
         }
         Ran::Finished
     }
 
+    /// Sends a chunk; false if the worker is gone.
+    fn send(&mut self, chunk: Chunk, flight: &mut VecDeque<InFlight>) -> bool {
+        let first = self.sent;
+        let mut msg = Writer::new(RUN);
+        msg.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
+        for a in &chunk.args {
+            msg.bytes(a);
+        }
+        self.sent += chunk.args.len() as u64;
+        let ok = self.conn.send_bytes(&msg.0).is_ok();
+        let now = Instant::now();
+        flight.push_back(InFlight { chunk, first, done: 0, since: now, sent: now });
+        ok
+    }
+
     /// Delivers the results in one message from the worker.
-    fn accept(&self, msg: &[u8], chunk: &Chunk, first: u64, done: &mut usize) -> Result<(), Failure> {
+    fn accept(&self, msg: &[u8], f: &mut InFlight) -> Result<(), Failure> {
         let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
         match msg.first() {
             Some(&DONE) => {
                 let mut r = Reader(&msg[1..]);
                 let at = r.u64().map_err(bad)?;
                 let n = r.u32().map_err(bad)? as usize;
-                if at != first + *done as u64 || *done + n > chunk.args.len() {
+                if at != f.first + f.done as u64 || f.done + n > f.chunk.args.len() {
                     return Err(bad(message::malformed("results of tasks it was not given")));
                 }
                 for _ in 0..n {
                     let (status, bytes) = r.item().map_err(bad)?;
-                    chunk.sink.deliver(chunk.index + *done, self.outcome(status, bytes));
-                    *done += 1;
+                    f.chunk.sink.deliver(f.chunk.index + f.done, self.outcome(status, bytes));
+                    f.done += 1;
                 }
                 Ok(())
             }
@@ -414,54 +503,60 @@ impl Worker {
         }
     }
 
-    /// The worker is gone (or being killed) with the chunk's tasks from
-    /// `done` on unreported: the one it was running fails, with `cause` or
-    /// with how the worker ended; the others are put back to run again.
-    fn lost(&mut self, shared: &Shared, mut chunk: Chunk, done: usize, cause: Option<Failure>) -> Ran {
-        let count = chunk.args.len();
-        let first = self.sent - count as u64;
+    /// The worker is gone (or being killed) with the chunks in `flight`
+    /// not wholly reported: the task it was running fails, with `cause` or
+    /// with how the worker ended; the unreported others are put back to
+    /// run again.
+    fn lost(&mut self, shared: &Shared, flight: VecDeque<InFlight>, cause: Option<Failure>) -> Ran {
         // Which task ran: the worker said so in the shared word; without
         // it, it reported each task as it finished, so it is the first
         // unreported one.
         let running = match &self.word {
-            Some(w) => w.load().checked_sub(first + 1).map(|n| n as usize).filter(|&n| n >= done && n < count),
-            None => Some(done),
+            Some(w) => w.load().checked_sub(1),
+            None => flight.front().map(|f| f.first + f.done as u64),
         };
         let ended = self.end(shared);
         if shared.phase() == Phase::Terminated {
-            chunk.part(done..count).fail(&Failure::Terminated);
+            for f in flight {
+                f.chunk.part(f.done..f.chunk.args.len()).fail(&Failure::Terminated);
+            }
             return Ran::Lost;
         }
-        let running = match (running, &cause) {
-            (Some(n), _) => Some(n),
-            // A failure of the protocol or the set-up is the current task's.
-            (None, Some(_)) => Some(done),
-            (None, None) if chunk.retries >= MAX_RETRIES => Some(done),
-            (None, None) => None,
-        };
-        match running {
-            Some(n) => {
-                let failure = cause.unwrap_or(ended);
-                chunk.sink.deliver(chunk.index + n, Outcome::Failed(failure.clone()));
-                let mut back = Vec::new();
-                if let Failure::WorkerStart(_) = failure {
-                    // The pool is broken: the rest fail the same way.
-                    chunk.part(done..n).fail(&failure);
-                    chunk.part(n + 1..count).fail(&failure);
-                } else {
-                    back.extend(
-                        [chunk.part(done..n), chunk.part(n + 1..count)].into_iter().filter(|c| !c.args.is_empty()),
-                    );
+        let failure = cause.clone().unwrap_or(ended);
+        let mut charged = false;
+        let mut back = Vec::new();
+        for (i, f) in flight.into_iter().enumerate() {
+            let count = f.chunk.args.len();
+            let hit = running
+                .and_then(|r| r.checked_sub(f.first))
+                .map(|n| n as usize)
+                .filter(|&n| n >= f.done && n < count)
+                // A failure of the protocol or the set-up is the current
+                // task's, as is a death a chunk keeps causing.
+                .or_else(|| (i == 0 && (cause.is_some() || f.chunk.retries >= MAX_RETRIES)).then_some(f.done));
+            match hit {
+                Some(n) if !charged => {
+                    charged = true;
+                    f.chunk.sink.deliver(f.chunk.index + n, Outcome::Failed(failure.clone()));
+                    back.push(f.chunk.part(f.done..n));
+                    back.push(f.chunk.part(n + 1..count));
                 }
-                shared.put_back(back);
+                _ => {
+                    // Not the one that ran: nothing is charged, it goes back.
+                    let mut rest = f.chunk.part(f.done..count);
+                    rest.retries = f.chunk.retries + u32::from(i == 0);
+                    back.push(rest);
+                }
             }
-            None => {
-                // It died between tasks: nothing is charged, all go back.
-                chunk.retries += 1;
-                let mut rest = chunk.part(done..count);
-                rest.retries = chunk.retries;
-                shared.put_back(vec![rest]);
+        }
+        back.retain(|c| !c.args.is_empty());
+        if let Failure::WorkerStart(_) = failure {
+            // The pool is broken: the rest fail the same way.
+            for c in back {
+                c.fail(&failure);
             }
+        } else {
+            shared.put_back(back);
         }
         Ran::Lost
     }

@@ -81,6 +81,9 @@ pub(super) struct Slots {
     pub(super) total: Option<usize>,
     /// Whether `arrived` is kept (for an unordered reader).
     unordered: bool,
+    /// Readers waiting for any one outcome (not for the whole job): each
+    /// outcome must wake them.
+    each_waiters: usize,
 }
 
 /// The tasks of one call, and their outcomes as they arrive.
@@ -103,6 +106,7 @@ impl<R: 'static> Job<R> {
                 arrived: VecDeque::new(),
                 total,
                 unordered,
+                each_waiters: 0,
             }),
             changed: Condvar::new(),
             decode,
@@ -128,28 +132,39 @@ impl<R: 'static> Job<R> {
         }
     }
 
-    /// Waits until `ready` holds of the slots, or until `deadline`.
+    /// Waits until `ready` holds of the slots, or until `deadline`. `each`:
+    /// `ready` may hold before the job is complete (one more outcome can
+    /// satisfy it), so every outcome wakes this wait; otherwise only the
+    /// completion does.
     pub(super) fn wait_until(
         &self,
         deadline: Option<Instant>,
+        each: bool,
         mut ready: impl FnMut(&Slots) -> bool,
     ) -> (MutexGuard<'_, Slots>, bool) {
         let mut s = self.lock();
-        loop {
+        if each {
+            s.each_waiters += 1;
+        }
+        let result = loop {
             if ready(&s) {
-                return (s, true);
+                break true;
             }
             match deadline {
                 None => s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return (s, false);
+                        break false;
                     }
                     s = self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0;
                 }
             }
+        };
+        if each {
+            s.each_waiters -= 1;
         }
+        (s, result)
     }
 
     /// The value of one outcome: decoded, or its failure as an error.
@@ -201,9 +216,12 @@ impl<R: 'static> Sink for Job<R> {
             if s.unordered {
                 s.arrived.push_back(index);
             }
-            s.total == Some(s.done)
+            let complete = s.total == Some(s.done);
+            if complete || s.each_waiters > 0 {
+                self.changed.notify_all();
+            }
+            complete
         };
-        self.changed.notify_all();
         if complete {
             self.complete();
         }

@@ -52,7 +52,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn get(&self) -> Result<R, Error> {
-        let (s, _) = self.job.wait_until(None, complete);
+        let (s, _) = self.job.wait_until(None, false, complete);
         one(&self.job, &s)
     }
 
@@ -79,7 +79,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<R, Error> {
-        match self.job.wait_until(Instant::now().checked_add(timeout), complete) {
+        match self.job.wait_until(Instant::now().checked_add(timeout), false, complete) {
             (s, true) => one(&self.job, &s),
             (_, false) => Err(Error::Timeout(timeout)),
         }
@@ -101,7 +101,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn wait(&self) {
-        drop(self.job.wait_until(None, complete));
+        drop(self.job.wait_until(None, false, complete));
     }
 
     /// Waits at most `timeout` for the task; true if it is done.
@@ -120,7 +120,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.job.wait_until(Instant::now().checked_add(timeout), complete).1
+        self.job.wait_until(Instant::now().checked_add(timeout), false, complete).1
     }
 
     /// Whether the task is done.
@@ -253,7 +253,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn get(&self) -> Result<Vec<R>, Error> {
-        let (s, _) = self.job.wait_until(None, complete);
+        let (s, _) = self.job.wait_until(None, false, complete);
         job::all_values(&self.job, &s)
     }
 
@@ -275,7 +275,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<R>, Error> {
-        match self.job.wait_until(Instant::now().checked_add(timeout), complete) {
+        match self.job.wait_until(Instant::now().checked_add(timeout), false, complete) {
             (s, true) => job::all_values(&self.job, &s),
             (_, false) => Err(Error::Timeout(timeout)),
         }
@@ -302,7 +302,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn get_each(&self) -> Vec<Result<R, Error>> {
-        let (s, _) = self.job.wait_until(None, complete);
+        let (s, _) = self.job.wait_until(None, false, complete);
         s.outcomes.iter().map(|o| self.job.value_of(o.as_ref().expect("complete"))).collect()
     }
 
@@ -322,7 +322,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn wait(&self) {
-        drop(self.job.wait_until(None, complete));
+        drop(self.job.wait_until(None, false, complete));
     }
 
     /// Waits at most `timeout`; true if every task is done.
@@ -341,7 +341,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.job.wait_until(Instant::now().checked_add(timeout), complete).1
+        self.job.wait_until(Instant::now().checked_add(timeout), false, complete).1
     }
 
     /// Whether every task is done.
@@ -531,7 +531,7 @@ impl<R: 'static> Iterator for Imap<'_, R> {
         }
         let want = self.yielded;
         let ordered = self.ordered;
-        let (mut s, _) = self.job.wait_until(None, |s| {
+        let (mut s, _) = self.job.wait_until(None, true, |s| {
             if ordered { s.outcomes.get(want).is_some_and(Option::is_some) } else { !s.arrived.is_empty() }
         });
         let index = if ordered { want } else { s.arrived.pop_front().expect("an arrival") };

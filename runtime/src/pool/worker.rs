@@ -47,6 +47,7 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     // A task's panic goes back to the parent with its result; the worker
     // prints nothing of it (as CPython's pool prints nothing).
     report::set_child_reports(ChildReports::Quiet);
+    let conn = conn.no_spin();
     let word = spec.word.and_then(|file| SharedWord::adopt(file.into_inner()).ok());
     let done = || Invoked::Returned { value: Payload::new(()).expect("() encodes"), failure: None };
 
