@@ -401,13 +401,16 @@ impl Worker {
         }
         while let Some(front) = flight.front() {
             let untimed = front.chunk.timeout.is_none();
-            if flight.len() < 2 && self.quick && untimed && shared.config.max_tasks.is_none() {
-                if let Some(next) = shared.try_next_chunk() {
-                    if next.timeout.is_some() {
-                        shared.put_back(vec![next]);
-                    } else if !self.send(next, &mut flight) {
-                        return self.lost(shared, flight, None);
-                    }
+            if flight.len() < 2
+                && self.quick
+                && untimed
+                && shared.config.max_tasks.is_none()
+                && let Some(next) = shared.try_next_chunk()
+            {
+                if next.timeout.is_some() {
+                    shared.put_back(vec![next]);
+                } else if !self.send(next, &mut flight) {
+                    return self.lost(shared, flight, None);
                 }
             }
             let front = flight.front_mut().expect("a chunk in flight");
