@@ -34,11 +34,13 @@ const EXAMPLES: &[&str] = &[
     "chat_client",
     "chat_server",
     "daemon",
+    "folder_copier",
     "join",
     "join_serial",
     "many_processes",
     "parallel_join",
     "pids",
+    "pool_tasks",
     "queue_message",
     "random_sleep_workers",
     "start_one",
@@ -650,4 +652,74 @@ fn queue_message() {
     }
     let r = run("queue_message", &[], 1.0);
     r.expect_order(&["主进程准备发送数据...", "子进程已收到数据...", "有内鬼，终止交易！"]);
+}
+
+#[test]
+fn pool_tasks() {
+    let r = run("pool_tasks", &[], 0.05);
+    let parent = r.line_starting("Parent process ");
+    let parent_pid = parent.trim_start_matches("Parent process ").trim_end_matches('.').to_string();
+    let mut pids = BTreeSet::new();
+    for i in 0..13 {
+        let started = r.line_starting(&format!("Run task {i} ("));
+        let pid = started.split(['(', ')']).nth(1).unwrap_or_else(|| r.fail(&format!("no pid in {started:?}")));
+        if pid == parent_pid {
+            r.fail("a task ran in the parent");
+        }
+        pids.insert(pid.to_string());
+        r.expect_count(&format!("Run task {i} ({pid})..."), 1);
+        if !r.lines().iter().any(|l| l.starts_with(&format!("Task {i} runs ")) && l.ends_with(" seconds.")) {
+            r.fail(&format!("task {i} did not report its time"));
+        }
+    }
+    if pids.len() > 4 {
+        r.fail(&format!("13 tasks on a pool of 4 ran in {} processes", pids.len()));
+    }
+    r.find("Waiting for all subprocesses done...");
+    r.expect_last("All subprocesses done.");
+}
+
+#[test]
+fn folder_copier() {
+    let root = std::env::temp_dir().join(format!("multiproc-folder-copier-{}", std::process::id()));
+    let (src, dst) = (root.join("src"), root.join("dst"));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut expected = Vec::new();
+    let mut seed = 0x2545_f491_u64;
+    for i in 0..1_000u32 {
+        let dir = src.join(format!("d{}", i % 7)).join(format!("e{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Mostly small, some empty, a few of a megabyte and more.
+        let len = match i % 50 {
+            0 => 0,
+            1 => (1 << 20) + (seed % 4096) as usize,
+            _ => (seed % 20_000) as usize,
+        };
+        let bytes: Vec<u8> = (0..len).map(|j| (j as u64 ^ seed) as u8).collect();
+        let rel = dir.strip_prefix(&src).unwrap().join(format!("f{i}.bin"));
+        std::fs::write(src.join(&rel), &bytes).unwrap();
+        expected.push((rel, bytes));
+    }
+    // A file that cannot be read: a link to nothing.
+    std::os::unix::fs::symlink(root.join("nowhere"), src.join("d0").join("broken")).unwrap();
+
+    let r = run("folder_copier", &[src.to_str().unwrap(), dst.to_str().unwrap()], 1.0);
+    r.line_starting("copying 1001 files from ");
+    if !r.lines().iter().any(|l| l.starts_with("could not copy ") && l.contains("broken")) {
+        r.fail("the unreadable file was not reported");
+    }
+    r.expect_last(&format!(
+        "copied 1000 files ({} bytes), 1 failed",
+        expected.iter().map(|(_, b)| b.len()).sum::<usize>()
+    ));
+    for (rel, bytes) in &expected {
+        let got = std::fs::read(dst.join(rel)).unwrap_or_else(|e| r.fail(&format!("{}: {e}", rel.display())));
+        if &got != bytes {
+            r.fail(&format!("{} differs", rel.display()));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }
