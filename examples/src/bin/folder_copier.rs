@@ -17,7 +17,9 @@ use multiproc::pool::{MapOptions, Pool};
 /// Copies one file; its size, or why it could not be copied.
 #[multiproc::process_task]
 fn copy_file(from: PathBuf, to: PathBuf) -> Result<u64, std::io::Error> {
-    std::fs::copy(&from, &to)
+    std::fs::copy(&from, &to)?;
+    // The size as written (what `copy` returns is not reliable everywhere).
+    Ok(std::fs::metadata(&to)?.len())
 }
 
 /// Every file under `dir` (recursively), with the directories made under
