@@ -100,3 +100,45 @@ fn code_before_main_does_not_break_children() {
     // The constructor's builder took `Process-1`.
     assert_eq!(stdout.trim(), "early=Process-2 task=Process-2 child=Process-2", "stderr: {stderr}");
 }
+
+/// Ctrl-C (SIGINT to the whole process group, or to the parent alone)
+/// while a pool runs: the program ends as it would without the pool, and
+/// no worker outlives it.
+#[cfg(target_os = "linux")]
+fn pool_interrupted(group: bool) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    let dir = scratch_dir(&format!("pool-interrupted-{group}"));
+    let mut probe = Command::new(PROBE).args(["pool-wait", dir.to_str().unwrap()]).process_group(0).spawn().unwrap();
+    if !eventually(Duration::from_secs(60), || dir.join("ready").exists()) {
+        probe.kill().unwrap();
+        probe.wait().unwrap();
+        panic!("the probe never got ready");
+    }
+    let workers: Vec<u32> =
+        std::fs::read_to_string(dir.join("pids")).unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(workers.len(), 2);
+    let target = if group { -(probe.id() as i32) } else { probe.id() as i32 };
+    // SAFETY: plain kill(2) of our own child (or its process group).
+    assert_eq!(unsafe { libc::kill(target, libc::SIGINT) }, 0);
+    let status = probe.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    for w in workers {
+        assert!(
+            eventually(Duration::from_secs(30), || !multiproc_tests::process_running(w)),
+            "worker {w} outlived the interrupted program"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_ends_a_pool_and_its_workers() {
+    pool_interrupted(true);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigint_to_the_parent_alone_leaves_no_worker() {
+    pool_interrupted(false);
+}

@@ -47,6 +47,12 @@ fn orphan_watcher(pid_file: PathBuf, gone: PathBuf) {
     }
 }
 
+/// Sleeps `ms` milliseconds.
+#[process_task]
+fn nap(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
 fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).expect("write");
@@ -100,6 +106,17 @@ fn main() {
             }
             write_atomically(&dir.join("ready"), "ready");
             std::thread::sleep(Duration::from_secs(60));
+        }
+        // A pool running long tasks, waiting for them: Ctrl-C must end it
+        // all. Writes the workers' pids, then `ready`.
+        Some("pool-wait") => {
+            let dir = arg(1);
+            let pool = multiproc::pool::Pool::new(2).unwrap();
+            let pending = pool.map_async(nap, [60_000u64; 4]).unwrap();
+            let pids: Vec<String> = pool.pids().iter().map(u32::to_string).collect();
+            write_atomically(&dir.join("pids"), &pids.join(" "));
+            write_atomically(&dir.join("ready"), "ready");
+            let _ = pending.get();
         }
         // A child that reached user code without being dispatched: start()
         // must refuse instead of spawning again.
