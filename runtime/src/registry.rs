@@ -45,6 +45,27 @@ pub struct FunctionEntry {
     pub measure: fn(Box<dyn Any>) -> Result<Payload, CodecError>,
     /// Decodes the result, boxed as exactly the function's return type.
     pub decode: fn(&Incoming<'_>) -> Result<Box<dyn Any>, DecodeError>,
+    /// A pool's batch: encodes the argument tuple taken out of `slot` (an
+    /// `Option` of exactly the function's tuple) onto the end of a buffer.
+    pub encode_one: fn(&mut dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
+    /// A pool's batch: decodes the arguments from a slice, calls the
+    /// function, encodes its result onto the end of a buffer.
+    pub run_slice: fn(&[u8], &mut Vec<u8>) -> RanSlice,
+    /// A pool's batch: decodes a result from a slice into `slot` (an
+    /// `Option` of exactly the function's return type).
+    pub decode_slice: fn(&[u8], &mut dyn Any) -> Result<(), DecodeError>,
+}
+
+/// How [`FunctionEntry::run_slice`] went.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum RanSlice {
+    /// The function returned; its result is in the buffer.
+    Returned,
+    /// The slice did not decode as the function's arguments.
+    BadArguments(DecodeError),
+    /// The result could not be encoded.
+    BadResult(String),
 }
 
 /// What running an entry produced.

@@ -151,6 +151,34 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                 (__multiproc_args().measure)(( #(#wrapped,)* ))
             }
 
+            fn __multiproc_encode_one(
+                __multiproc_slot: &mut dyn #private::Any,
+                __multiproc_out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), #private::CodecError> {
+                let ( #(#binds,)* ) = #private::take_args::<( #(#tys,)* )>(__multiproc_slot)?;
+                (__multiproc_args().encode_into)(( #(#wrapped,)* ), __multiproc_out)
+            }
+
+            fn __multiproc_run_slice(
+                __multiproc_input: &[u8],
+                __multiproc_out: &mut ::std::vec::Vec<u8>,
+            ) -> #private::RanSlice {
+                let ( #(#binds,)* ) = match (__multiproc_args().decode_slice)(__multiproc_input) {
+                    ::core::result::Result::Ok(__multiproc_decoded) => __multiproc_decoded,
+                    ::core::result::Result::Err(__multiproc_error) => {
+                        return #private::RanSlice::BadArguments(__multiproc_error);
+                    }
+                };
+                #private::wrote((__multiproc_output().write)(#name( #(#unwrapped),* ), __multiproc_out))
+            }
+
+            fn __multiproc_decode_slice(
+                __multiproc_input: &[u8],
+                __multiproc_slot: &mut dyn #private::Any,
+            ) -> ::core::result::Result<(), #krate::DecodeError> {
+                #private::put_output(__multiproc_slot, (__multiproc_output().decode_slice)(__multiproc_input)?)
+            }
+
             fn __multiproc_decode(
                 __multiproc_input: &#private::Incoming<'_>,
             ) -> ::core::result::Result<::std::boxed::Box<dyn #private::Any>, #krate::DecodeError> {
@@ -168,6 +196,9 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                     address: || #name as fn( #(#tys),* ) -> #output as usize,
                     measure: __multiproc_measure,
                     decode: __multiproc_decode,
+                    encode_one: __multiproc_encode_one,
+                    run_slice: __multiproc_run_slice,
+                    decode_slice: __multiproc_decode_slice,
                 }),
             }
         };

@@ -83,6 +83,10 @@ pub struct ArgsCodec<W> {
     pub measure: fn(W) -> Result<Payload, CodecError>,
     /// Decodes it from one.
     pub decode: fn(&Incoming<'_>) -> Result<W, DecodeError>,
+    /// Encodes it onto the end of a buffer (a pool's batch).
+    pub encode_into: fn(W, &mut Vec<u8>) -> Result<(), CodecError>,
+    /// Decodes it from a whole slice (a pool's batch).
+    pub decode_slice: fn(&[u8]) -> Result<W, DecodeError>,
 }
 
 /// The codec of a tuple whose every element crosses.
@@ -93,7 +97,12 @@ pub trait ArgsCross<W> {
 
 impl<W: Crosses> ArgsCross<W> for &Probe<W> {
     fn args_codec(&self) -> ArgsCodec<W> {
-        ArgsCodec { measure: Payload::new, decode: |input| input.decode() }
+        ArgsCodec {
+            measure: Payload::new,
+            decode: |input| input.decode(),
+            encode_into: |w, out| crate::wire::encode_into(out, &w),
+            decode_slice: crate::wire::decode,
+        }
     }
 }
 
@@ -109,6 +118,8 @@ impl<W> ArgsRefused<W> for Probe<W> {
         ArgsCodec {
             measure: |_| Err(CodecError("an argument type that cannot cross".into())),
             decode: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
+            encode_into: |_, _| Err(CodecError("an argument type that cannot cross".into())),
+            decode_slice: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
         }
     }
 }
@@ -122,6 +133,10 @@ pub struct OutputCodec<R> {
     pub finish: fn(R) -> Invoked,
     /// Decodes it from the report.
     pub decode: fn(&Incoming<'_>) -> Result<R, DecodeError>,
+    /// Encodes it onto the end of a buffer (a pool's batch).
+    pub write: fn(R, &mut Vec<u8>) -> Result<(), CodecError>,
+    /// Decodes it from a whole slice (a pool's batch).
+    pub decode_slice: fn(&[u8]) -> Result<R, DecodeError>,
 }
 
 /// The verdict on a result type that cannot cross.
@@ -166,6 +181,8 @@ pub trait OutputBytes {
         OutputCodec {
             finish: |v| measured(BytesBuf(v), None),
             decode: |input| input.decode::<BytesBuf>().map(BytesBuf::into_inner),
+            write: |v, out| crate::wire::encode_into(out, &BytesBuf(v)),
+            decode_slice: |b| crate::wire::decode::<BytesBuf>(b).map(BytesBuf::into_inner),
         }
     }
 }
@@ -186,6 +203,8 @@ impl<T: Crosses, E: Crosses + Debug> OutputResultDebug<Result<T, E>> for &&&&Pro
                 measured(v, failure)
             },
             decode: |input| input.decode(),
+            write: |v, out| crate::wire::encode_into(out, &v),
+            decode_slice: crate::wire::decode,
         }
     }
 }
@@ -204,6 +223,8 @@ impl<T: Crosses, E: Crosses> OutputResult<Result<T, E>> for &&&Probe<Result<T, E
                 measured(v, failure)
             },
             decode: |input| input.decode(),
+            write: |v, out| crate::wire::encode_into(out, &v),
+            decode_slice: crate::wire::decode,
         }
     }
 }
@@ -216,7 +237,12 @@ pub trait OutputValue<R> {
 
 impl<R: Crosses> OutputValue<R> for &&Probe<R> {
     fn output_codec(&self) -> OutputCodec<R> {
-        OutputCodec { finish: |v| measured(v, None), decode: |input| input.decode() }
+        OutputCodec {
+            finish: |v| measured(v, None),
+            decode: |input| input.decode(),
+            write: |v, out| crate::wire::encode_into(out, &v),
+            decode_slice: crate::wire::decode,
+        }
     }
 }
 
@@ -236,6 +262,8 @@ impl<T: Crosses, E: CrossError> OutputRemote<Result<T, E>> for &Probe<Result<T, 
                 measured(crossing, failure)
             },
             decode: |input| input.decode::<Result<T, RemoteError>>().map(|r| r.map_err(E::from_remote)),
+            write: |v, out| crate::wire::encode_into(out, &v.map_err(|e| e.to_remote())),
+            decode_slice: |b| crate::wire::decode::<Result<T, RemoteError>>(b).map(|r| r.map_err(E::from_remote)),
         }
     }
 }

@@ -94,8 +94,11 @@ impl PoolBuilder {
         A: 'static,
     {
         let args = args.into_args();
-        self.init =
-            Some(function(&task).and_then(|(entry, f)| Ok((table_index(entry), encode(entry, f, Box::new(args))?))));
+        self.init = Some(function(&task).and_then(|(entry, f)| {
+            let mut bytes = super::driver::Batch::default();
+            encode(entry, f, args, &mut bytes)?;
+            Ok((table_index(entry), bytes.get(0).to_vec()))
+        }));
         self
     }
 
@@ -123,7 +126,7 @@ impl PoolBuilder {
     /// # }
     /// ```
     pub fn exit_hook<F: Task<()>>(mut self, task: F) -> Self {
-        self.exit_hook = Some(function(&task).map(|(entry, f)| (table_index(entry), f.decode)));
+        self.exit_hook = Some(function(&task).map(|(entry, f)| (table_index(entry), f.decode_slice)));
         self
     }
 

@@ -35,6 +35,57 @@ pub(super) enum Phase {
     Terminated,
 }
 
+/// The encoded arguments of some tasks, end to end in one buffer.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Batch {
+    bytes: Vec<u8>,
+    /// Where each task's bytes end.
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Task `i`'s bytes.
+    pub(super) fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// Adds a task whose bytes `encode` appends; nothing if it fails.
+    pub(super) fn push<E>(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let at = self.bytes.len();
+        match encode(&mut self.bytes) {
+            Ok(()) => {
+                self.ends.push(self.bytes.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes.truncate(at);
+                Err(e)
+            }
+        }
+    }
+
+    /// The tasks `range`, as a batch of their own.
+    fn part(&self, range: std::ops::Range<usize>) -> Batch {
+        let mut b = Batch::default();
+        for i in range {
+            let _ = b.push(|v| {
+                v.extend_from_slice(self.get(i));
+                Ok::<(), ()>(())
+            });
+        }
+        b
+    }
+}
+
 /// Tasks of one job, run by one worker in one message.
 pub(super) struct Chunk {
     pub(super) sink: Arc<dyn Sink>,
@@ -43,7 +94,7 @@ pub(super) struct Chunk {
     /// The function's index in the dispatch table.
     pub(super) entry: u32,
     /// Each task's encoded arguments.
-    pub(super) args: Vec<Vec<u8>>,
+    pub(super) args: Batch,
     /// Each task's time limit.
     pub(super) timeout: Option<Duration>,
     /// How often this chunk's first task was put back without being
@@ -54,7 +105,7 @@ pub(super) struct Chunk {
 impl Chunk {
     fn fail(self, failure: &Failure) {
         for i in 0..self.args.len() {
-            self.sink.deliver(self.index + i, Outcome::Failed(failure.clone()));
+            self.sink.deliver(self.index + i, Outcome::failed(failure.clone()));
         }
     }
 
@@ -64,7 +115,7 @@ impl Chunk {
             sink: Arc::clone(&self.sink),
             index: self.index + range.start,
             entry: self.entry,
-            args: self.args[range].to_vec(),
+            args: self.args.part(range),
             timeout: self.timeout,
             retries: 0,
         }
@@ -431,7 +482,7 @@ impl Worker {
                 return self.lost(shared, flight, None);
             };
             let front = flight.front_mut().expect("a chunk in flight");
-            if let Err(failure) = self.accept(&msg, front) {
+            if let Err(failure) = self.accept(msg, front) {
                 if let Some(c) = &self.child {
                     let _ = c.kill();
                 }
@@ -456,8 +507,9 @@ impl Worker {
         let first = self.sent;
         let mut msg = Writer::new(RUN);
         msg.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
-        for a in &chunk.args {
-            msg.bytes(a);
+        msg.0.reserve(chunk.args.bytes.len() + 8 * chunk.args.len());
+        for i in 0..chunk.args.len() {
+            msg.bytes(chunk.args.get(i));
         }
         self.sent += chunk.args.len() as u64;
         let ok = self.conn.send_bytes(&msg.0).is_ok();
@@ -467,7 +519,7 @@ impl Worker {
     }
 
     /// Delivers the results in one message from the worker.
-    fn accept(&self, msg: &[u8], f: &mut InFlight) -> Result<(), Failure> {
+    fn accept(&self, msg: Vec<u8>, f: &mut InFlight) -> Result<(), Failure> {
         let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
         match msg.first() {
             Some(&DONE) => {
@@ -477,11 +529,17 @@ impl Worker {
                 if at != f.first + f.done as u64 || f.done + n > f.chunk.args.len() {
                     return Err(bad(message::malformed("results of tasks it was not given")));
                 }
+                let base = msg.as_ptr() as usize;
+                let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
                     let (status, bytes) = r.item().map_err(bad)?;
-                    f.chunk.sink.deliver(f.chunk.index + f.done, self.outcome(status, bytes));
-                    f.done += 1;
+                    let start = bytes.as_ptr() as usize - base;
+                    items.push((status, start..start + bytes.len()));
                 }
+                let msg = Arc::new(msg);
+                let outcomes = items.into_iter().map(|(status, range)| self.outcome(status, &msg, range)).collect();
+                f.chunk.sink.deliver_many(f.chunk.index + f.done, outcomes);
+                f.done += n;
                 Ok(())
             }
             Some(&INIT_FAILED) => Err(Failure::WorkerStart(format!(
@@ -494,14 +552,17 @@ impl Worker {
     }
 
     /// A task's outcome, from its status and bytes.
-    fn outcome(&self, status: Status, bytes: &[u8]) -> Outcome {
-        let name = self.name.clone();
+    fn outcome(&self, status: Status, msg: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Outcome {
+        let bytes = &msg[range.clone()];
+        let name = || self.name.clone();
         let text = || String::from_utf8_lossy(bytes).into_owned();
         match status {
-            Status::Returned => Outcome::Value(bytes.to_vec()),
-            Status::Panicked => Outcome::Failed(Failure::Panicked { name, panic: message::decode_panic(bytes) }),
+            Status::Returned => Outcome::Value(Arc::clone(msg), range),
+            Status::Panicked => {
+                Outcome::failed(Failure::Panicked { name: name(), panic: message::decode_panic(bytes) })
+            }
             Status::Unencodable | Status::BadArguments | Status::Nothing => {
-                Outcome::Failed(Failure::Unencodable { name, message: text() })
+                Outcome::failed(Failure::Unencodable { name: name(), message: text() })
             }
         }
     }
@@ -540,7 +601,7 @@ impl Worker {
             match hit {
                 Some(n) if !charged => {
                     charged = true;
-                    f.chunk.sink.deliver(f.chunk.index + n, Outcome::Failed(failure.clone()));
+                    f.chunk.sink.deliver(f.chunk.index + n, Outcome::failed(failure.clone()));
                     back.push(f.chunk.part(f.done..n));
                     back.push(f.chunk.part(n + 1..count));
                 }

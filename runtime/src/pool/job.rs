@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{DecodeError, Error, PanicInfo};
 use crate::exit::ExitStatus;
-use crate::registry::{DecodeOutput, Incoming};
-use crate::wire::{Source, Stream};
+use std::any::Any;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Why one task failed. Kept (and cloned into an [`Error`] at each `get`)
 /// so that a result can be asked for more than once, as in Python.
@@ -43,26 +45,45 @@ impl Failure {
 }
 
 /// How one task ended, as the parent keeps it: the encoded value (decoded
-/// by whoever asks for it), or the failure.
+/// by whoever asks for it), as a range of the message it came in (shared
+/// by the chunk's results), or the failure.
 #[derive(Debug)]
 pub(super) enum Outcome {
-    Value(Vec<u8>),
-    Failed(Failure),
+    Value(Arc<Vec<u8>>, Range<usize>),
+    /// Boxed: failures are rare, and an outcome is stored per task.
+    Failed(Box<Failure>),
+}
+
+impl Outcome {
+    pub(super) fn failed(failure: Failure) -> Outcome {
+        Outcome::Failed(Box::new(failure))
+    }
 }
 
 /// Receives the outcomes of a job's tasks, by their index in the job.
 pub(super) trait Sink: Send + Sync {
     fn deliver(&self, index: usize, outcome: Outcome);
+
+    /// Delivers consecutive outcomes from `first` on.
+    fn deliver_many(&self, first: usize, outcomes: Vec<Outcome>) {
+        for (i, o) in outcomes.into_iter().enumerate() {
+            self.deliver(first + i, o);
+        }
+    }
 }
+
+/// A task's result decoder (`FunctionEntry::decode_slice`).
+pub(super) type DecodeSlice = fn(&[u8], &mut dyn Any) -> Result<(), DecodeError>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Decodes an encoded result with the task's codec.
-pub(super) fn decode<R: 'static>(decode: DecodeOutput<R>, bytes: &[u8]) -> Result<R, DecodeError> {
-    let source: Box<dyn Source + Send + '_> = Box::new(bytes);
-    decode.decode(&Incoming::new(Stream::new(source, bytes.len() as u64)))
+/// Decodes an encoded result with the task's codec, as an `R`.
+pub(super) fn decode<R: 'static>(decode: DecodeSlice, bytes: &[u8]) -> Result<R, DecodeError> {
+    let mut slot: Option<R> = None;
+    decode(bytes, &mut slot)?;
+    slot.ok_or_else(|| DecodeError::Invalid("no result was decoded".into()))
 }
 
 /// What runs once a job is complete.
@@ -90,7 +111,8 @@ pub(super) struct Slots {
 pub(super) struct Job<R> {
     pub(super) slots: Mutex<Slots>,
     changed: Condvar,
-    pub(super) decode: DecodeOutput<R>,
+    pub(super) decode: DecodeSlice,
+    _result: PhantomData<fn() -> R>,
     /// The name of the task, for messages.
     pub(super) name: &'static str,
     /// Run once the job is complete (the callbacks).
@@ -98,10 +120,10 @@ pub(super) struct Job<R> {
 }
 
 impl<R: 'static> Job<R> {
-    pub(super) fn new(decode: DecodeOutput<R>, name: &'static str, total: Option<usize>, unordered: bool) -> Job<R> {
+    pub(super) fn new(decode: DecodeSlice, name: &'static str, total: Option<usize>, unordered: bool) -> Job<R> {
         Job {
             slots: Mutex::new(Slots {
-                outcomes: Vec::with_capacity(total.unwrap_or(0)),
+                outcomes: (0..total.unwrap_or(0)).map(|_| None).collect(),
                 done: 0,
                 arrived: VecDeque::new(),
                 total,
@@ -110,6 +132,7 @@ impl<R: 'static> Job<R> {
             }),
             changed: Condvar::new(),
             decode,
+            _result: PhantomData,
             name,
             on_complete: Mutex::new(Vec::new()),
         }
@@ -170,9 +193,8 @@ impl<R: 'static> Job<R> {
     /// The value of one outcome: decoded, or its failure as an error.
     pub(super) fn value_of(&self, outcome: &Outcome) -> Result<R, Error> {
         match outcome {
-            Outcome::Value(bytes) => {
-                decode(self.decode, bytes).map_err(|error| Error::BadResult { name: self.name.to_owned(), error })
-            }
+            Outcome::Value(msg, range) => decode(self.decode, &msg[range.clone()])
+                .map_err(|error| Error::BadResult { name: self.name.to_owned(), error }),
             Outcome::Failed(f) => Err(f.to_error()),
         }
     }
@@ -200,24 +222,35 @@ impl<R: 'static> Job<R> {
     }
 }
 
-impl<R: 'static> Sink for Job<R> {
-    fn deliver(&self, index: usize, outcome: Outcome) {
+impl<R: 'static> Job<R> {
+    /// Stores one outcome; true if it is new.
+    fn store(s: &mut Slots, index: usize, outcome: Outcome) -> bool {
+        if s.outcomes.len() <= index {
+            s.outcomes.resize_with(index + 1, || None);
+        }
+        if s.outcomes[index].is_some() {
+            // Delivered already: a task is never counted twice.
+            return false;
+        }
+        s.outcomes[index] = Some(outcome);
+        s.done += 1;
+        if s.unordered {
+            s.arrived.push_back(index);
+        }
+        true
+    }
+
+    /// Stores outcomes under one lock, wakes who may wait for them, and
+    /// runs the callbacks if the job is complete now.
+    fn store_all(&self, outcomes: impl IntoIterator<Item = (usize, Outcome)>) {
         let complete = {
             let mut s = self.lock();
-            if s.outcomes.len() <= index {
-                s.outcomes.resize_with(index + 1, || None);
+            let mut stored = false;
+            for (index, outcome) in outcomes {
+                stored |= Self::store(&mut s, index, outcome);
             }
-            if s.outcomes[index].is_some() {
-                // Delivered already: a task is never counted twice.
-                return;
-            }
-            s.outcomes[index] = Some(outcome);
-            s.done += 1;
-            if s.unordered {
-                s.arrived.push_back(index);
-            }
-            let complete = s.total == Some(s.done);
-            if complete || s.each_waiters > 0 {
+            let complete = stored && s.total == Some(s.done);
+            if complete || (stored && s.each_waiters > 0) {
                 self.changed.notify_all();
             }
             complete
@@ -225,6 +258,16 @@ impl<R: 'static> Sink for Job<R> {
         if complete {
             self.complete();
         }
+    }
+}
+
+impl<R: 'static> Sink for Job<R> {
+    fn deliver(&self, index: usize, outcome: Outcome) {
+        self.store_all([(index, outcome)]);
+    }
+
+    fn deliver_many(&self, first: usize, outcomes: Vec<Outcome>) {
+        self.store_all(outcomes.into_iter().enumerate().map(|(i, o)| (first + i, o)));
     }
 }
 

@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use super::driver::{Chunk, Phase};
-use super::job::{Job, Outcome, Sink};
+use super::driver::{Batch, Chunk, Phase};
+use super::job::{Failure, Job, Outcome, Sink};
 use super::{Imap, MapOptions, MapResult, Pool, encode, encode_failure, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
-use crate::registry::DecodeOutput;
 use crate::task::Task;
 
 impl Pool {
@@ -123,10 +122,9 @@ impl Pool {
             return Err(Error::PoolNotRunning);
         }
         let (entry, f) = function(&task)?;
-        let encoded: Vec<Result<Vec<u8>, Error>> =
-            items.into_iter().map(|item| encode(entry, f, Box::new(item.into_args()))).collect();
-        let total = encoded.len();
-        let job = Arc::new(Job::new(DecodeOutput::<F::Output>::new(f.decode), entry.path, Some(total), false));
+        let items: Vec<A> = items.into_iter().map(IntoArgs::into_args).collect();
+        let total = items.len();
+        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(total), false));
         let chunksize = match (options.timeout, options.chunksize) {
             (Some(_), _) => 1,
             (None, Some(n)) => n,
@@ -134,41 +132,39 @@ impl Pool {
             (None, None) => total.div_ceil(self.processes * 4).max(1),
         };
         let index = table_index(entry);
-        let mut chunks = Vec::new();
-        let mut args = Vec::new();
+        let mut args = Batch::default();
         let mut start = 0;
-        let flush = |chunks: &mut Vec<Chunk>, args: &mut Vec<Vec<u8>>, start: usize| {
-            if !args.is_empty() {
-                chunks.push(Chunk {
-                    sink: Arc::clone(&job) as Arc<dyn Sink>,
-                    index: start,
-                    entry: index,
-                    args: std::mem::take(args),
-                    timeout: options.timeout,
-                    retries: 0,
-                });
+        // Each chunk is queued as soon as it is encoded, so the workers
+        // start while the rest is encoded.
+        let flush = |args: &mut Batch, start: usize| {
+            if args.is_empty() {
+                return;
+            }
+            let n = args.len();
+            let chunk = Chunk {
+                sink: Arc::clone(&job) as Arc<dyn Sink>,
+                index: start,
+                entry: index,
+                args: std::mem::take(args),
+                timeout: options.timeout,
+                retries: 0,
+            };
+            if self.shared.submit(vec![chunk]).is_err() {
+                job.deliver_many(start, (0..n).map(|_| Outcome::failed(Failure::NotRunning)).collect());
             }
         };
-        let mut failed = Vec::new();
-        for (i, item) in encoded.into_iter().enumerate() {
-            match item {
-                Ok(bytes) => args.push(bytes),
-                Err(e) => {
-                    flush(&mut chunks, &mut args, start);
-                    failed.push((i, encode_failure(e)));
-                    start = i + 1;
-                }
+        for (i, item) in items.into_iter().enumerate() {
+            if let Err(e) = encode(entry, f, item, &mut args) {
+                flush(&mut args, start);
+                job.deliver(i, Outcome::failed(encode_failure(e)));
+                start = i + 1;
             }
             if args.len() == chunksize {
-                flush(&mut chunks, &mut args, start);
+                flush(&mut args, start);
                 start = i + 1;
             }
         }
-        flush(&mut chunks, &mut args, start);
-        self.shared.submit(chunks)?;
-        for (i, f) in failed {
-            job.deliver(i, Outcome::Failed(f));
-        }
+        flush(&mut args, start);
         if total == 0 {
             job.set_total(0);
         }
@@ -363,11 +359,14 @@ impl Pool {
         }
         let (entry, f) = function(&task)?;
         let chunksize = if options.timeout.is_some() { 1 } else { options.chunksize.unwrap_or(1) };
-        let input =
-            items.into_iter().map(move |item| encode(entry, f, Box::new(item.into_args())).map_err(encode_failure));
+        let mut items = items.into_iter();
+        let input = move |into: &mut Batch| {
+            let item = items.next()?;
+            Some(encode(entry, f, item.into_args(), into).map_err(encode_failure))
+        };
         Ok(Imap {
             shared: Arc::clone(&self.shared),
-            job: Arc::new(Job::new(DecodeOutput::<F::Output>::new(f.decode), entry.path, None, !ordered)),
+            job: Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, None, !ordered)),
             input: Box::new(input),
             entry: table_index(entry),
             chunksize,

@@ -41,7 +41,6 @@ mod message;
 mod results;
 mod worker;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -51,13 +50,13 @@ pub use builder::{MapOptions, PoolBuilder};
 pub use results::{AsyncResult, Imap, MapResult};
 pub use worker::{WorkerStateError, set_worker_state, with_worker_state};
 
-use driver::{Chunk, Phase, Shared};
+use driver::{Batch, Chunk, Phase, Shared};
 use job::{Failure, Job, Sink};
 use message::Status;
 
 use crate::args::IntoArgs;
 use crate::error::{Error, RegistryError};
-use crate::registry::{self, DecodeOutput, FunctionEntry, TASKS, TaskEntry};
+use crate::registry::{self, FunctionEntry, TASKS, TaskEntry};
 use crate::task::Task;
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`. See the
@@ -80,7 +79,7 @@ impl std::fmt::Debug for Pool {
 }
 
 /// A task's erased result decoder.
-type DecodeErased = fn(&registry::Incoming<'_>) -> Result<Box<dyn Any>, crate::DecodeError>;
+type DecodeErased = job::DecodeSlice;
 
 /// A task's entry and its parent-side codecs.
 fn function<F: Task<A>, A>(task: &F) -> Result<(&'static TaskEntry, &'static FunctionEntry), Error> {
@@ -99,13 +98,9 @@ fn table_index(entry: &'static TaskEntry) -> u32 {
 }
 
 /// Encodes an argument tuple (boxed as exactly the task's).
-fn encode(entry: &TaskEntry, f: &FunctionEntry, args: Box<dyn Any>) -> Result<Vec<u8>, Error> {
-    let failed = |message: String| Error::Encode { task: entry.path, message };
-    let payload = (f.measure)(args).map_err(|e| failed(e.0))?;
-    let (part, len) = payload.part();
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    part.write(&mut bytes).map_err(|e| failed(e.0))?;
-    Ok(bytes)
+fn encode<A: 'static>(entry: &TaskEntry, f: &FunctionEntry, args: A, into: &mut Batch) -> Result<(), Error> {
+    let mut slot = Some(args);
+    into.push(|out| (f.encode_one)(&mut slot, out)).map_err(|e| Error::Encode { task: entry.path, message: e.0 })
 }
 
 fn encode_failure(e: Error) -> Failure {
@@ -262,13 +257,14 @@ impl Pool {
         A: 'static,
     {
         let (entry, f) = function(&task)?;
-        let bytes = encode(entry, f, Box::new(args.into_args()))?;
-        let job = Arc::new(Job::new(DecodeOutput::<F::Output>::new(f.decode), entry.path, Some(1), false));
+        let mut bytes = Batch::default();
+        encode(entry, f, args.into_args(), &mut bytes)?;
+        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(1), false));
         let chunk = Chunk {
             sink: Arc::clone(&job) as Arc<dyn Sink>,
             index: 0,
             entry: table_index(entry),
-            args: vec![bytes],
+            args: bytes,
             timeout,
             retries: 0,
         };
@@ -379,13 +375,12 @@ impl Pool {
     /// ```
     pub fn exit_results<T: 'static>(&self) -> Result<Vec<T>, Error> {
         let Some(decode) = self.exit_decode else { return Ok(Vec::new()) };
-        let decode = DecodeOutput::<T>::new(decode);
         self.shared
             .exits()
             .into_iter()
             .map(|(status, bytes, name)| match status {
                 Status::Returned => {
-                    job::decode(decode, &bytes).map_err(|error| Error::BadResult { name: name.clone(), error })
+                    job::decode::<T>(decode, &bytes).map_err(|error| Error::BadResult { name: name.clone(), error })
                 }
                 Status::Panicked => Err(Error::Panicked { name, panic: message::decode_panic(&bytes) }),
                 _ => Err(Error::Unencodable { name, message: String::from_utf8_lossy(&bytes).into_owned() }),

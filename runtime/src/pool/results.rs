@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{Chunk, Shared};
+use super::driver::{Batch, Chunk, Shared};
 use super::job::{self, Failure, Job, Outcome, Sink, Slots};
 use crate::error::Error;
 
@@ -162,7 +162,7 @@ impl<R: 'static> AsyncResult<R> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         let s = self.job.lock();
-        complete(&s).then(|| matches!(s.outcomes[0], Some(Outcome::Value(_))))
+        complete(&s).then(|| matches!(s.outcomes[0], Some(Outcome::Value(..))))
     }
 
     /// Calls `f` with the value once the task returns one (Python's
@@ -379,7 +379,7 @@ impl<R: 'static> MapResult<R> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         let s = self.job.lock();
-        complete(&s).then(|| s.outcomes.iter().all(|o| matches!(o, Some(Outcome::Value(_)))))
+        complete(&s).then(|| s.outcomes.iter().all(|o| matches!(o, Some(Outcome::Value(..)))))
     }
 
     /// Calls `f` with every value, in input order, once all tasks returned
@@ -439,6 +439,10 @@ impl<R: 'static> MapResult<R> {
     }
 }
 
+/// Encodes the next item of an `imap`'s input onto a batch; `None` at the
+/// input's end.
+pub(super) type Input<'a> = Box<dyn FnMut(&mut Batch) -> Option<Result<(), Failure>> + 'a>;
+
 /// The iterator of [`Pool::imap`](super::Pool::imap) and
 /// [`Pool::imap_unordered`](super::Pool::imap_unordered): each task's
 /// outcome as it comes, in input order or in completion order.
@@ -449,7 +453,8 @@ impl<R: 'static> MapResult<R> {
 pub struct Imap<'a, R> {
     pub(super) shared: Arc<Shared>,
     pub(super) job: Arc<Job<R>>,
-    pub(super) input: Box<dyn Iterator<Item = Result<Vec<u8>, Failure>> + 'a>,
+    /// Encodes the next item of the input into the batch; `None` at its end.
+    pub(super) input: Input<'a>,
     pub(super) entry: u32,
     pub(super) chunksize: usize,
     pub(super) timeout: Option<Duration>,
@@ -474,20 +479,20 @@ impl<R: 'static> Imap<'_, R> {
     /// Reads input until `read_ahead` tasks are out, or it ends.
     fn top_up(&mut self) {
         while !self.exhausted && self.submitted - self.yielded < self.read_ahead {
-            let mut args = Vec::with_capacity(self.chunksize);
+            let mut args = Batch::default();
             let mut start = self.submitted;
             for _ in 0..self.chunksize {
-                match self.input.next() {
+                match (self.input)(&mut args) {
                     None => {
                         self.exhausted = true;
                         break;
                     }
-                    Some(Ok(a)) => args.push(a),
+                    Some(Ok(())) => {}
                     Some(Err(failure)) => {
                         // The tasks before it go first, so a chunk's tasks
                         // stay consecutive.
                         self.send(start, std::mem::take(&mut args));
-                        self.job.deliver(self.submitted, Outcome::Failed(failure));
+                        self.job.deliver(self.submitted, Outcome::failed(failure));
                         start = self.submitted + 1;
                     }
                 }
@@ -500,7 +505,7 @@ impl<R: 'static> Imap<'_, R> {
         }
     }
 
-    fn send(&mut self, index: usize, args: Vec<Vec<u8>>) {
+    fn send(&mut self, index: usize, args: Batch) {
         if args.is_empty() {
             return;
         }
@@ -515,7 +520,7 @@ impl<R: 'static> Imap<'_, R> {
         };
         if self.shared.submit(vec![chunk]).is_err() {
             for i in index..index + n {
-                self.job.deliver(i, Outcome::Failed(Failure::NotRunning));
+                self.job.deliver(i, Outcome::failed(Failure::NotRunning));
             }
         }
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
 use crate::handle::Handle;
 use crate::pipe::Connection;
-use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
+use crate::registry::{Incoming, Invoked, Payload, RanSlice, TASKS, TaskEntry};
 use crate::report::{self, ChildReports};
 use crate::sys::SharedWord;
 use crate::wire::{Source, Stream};
@@ -70,9 +70,7 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
             Some(&STOP) => {
                 let mut w = Writer::new(EXIT);
                 match spec.exit_hook {
-                    Some(hook) => {
-                        let _ = run_one(hook, &[], &mut w);
-                    }
+                    Some(hook) => run_fast(hook, &[], &mut w),
                     None => {
                         w.item(Status::Nothing, &[]);
                     }
@@ -114,7 +112,7 @@ fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>) -> R
             // Task `first + i` runs: the parent reads this if the worker dies.
             word.store(first + i + 1);
         }
-        let _ = run_one(entry, args, &mut out);
+        run_fast(entry, args, &mut out);
         pending += 1;
         if word.is_none() {
             send(&mut out, pending)?;
@@ -128,8 +126,38 @@ fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>) -> R
     Ok(())
 }
 
-/// Runs the table's entry `index` on `args` and appends its result as one
-/// item to `out`. Returns the failure's text if it did not return a value
+/// Runs the table's function `index` on `args` and appends its result as
+/// one item to `out`, encoded straight there.
+fn run_fast(index: u32, args: &[u8], out: &mut Writer) {
+    let Some(f) = TASKS.get(index as usize).and_then(|e| e.function) else {
+        let why = format!("no function at index {index} of the dispatch table");
+        out.item(Status::BadArguments, why.as_bytes());
+        return;
+    };
+    let at = out.0.len();
+    out.u8(Status::Returned as u8).u64(0);
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| (f.run_slice)(args, &mut out.0)));
+    let (status, why) = match ran {
+        Ok(RanSlice::Returned) => {
+            let len = (out.0.len() - at - 9) as u64;
+            out.0[at + 1..at + 9].copy_from_slice(&len.to_le_bytes());
+            return;
+        }
+        Ok(RanSlice::BadArguments(e)) => {
+            (Status::BadArguments, format!("the arguments did not decode: {e}").into_bytes())
+        }
+        Ok(RanSlice::BadResult(why)) => {
+            (Status::Unencodable, format!("the return value could not be encoded: {why}").into_bytes())
+        }
+        Err(payload) => (Status::Panicked, message::encode_panic(&crate::bootstrap::panic_info(payload))),
+    };
+    out.0.truncate(at);
+    out.item(status, &why);
+}
+
+/// Runs the table's entry `index` on `args` (the initializer, through
+/// its bootstrap entry point, which tells a returned `Err` apart) and
+/// appends its result as one item to `out`. Returns the failure's text if it did not return a value
 /// (or returned an `Err`): what the initializer's caller needs.
 fn run_one(index: u32, args: &[u8], out: &mut Writer) -> Option<String> {
     let Some(entry) = TASKS.get(index as usize) else {
