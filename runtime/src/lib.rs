@@ -64,6 +64,7 @@ mod handle;
 mod output;
 mod pipe;
 mod process;
+pub mod progress;
 #[cfg(target_os = "linux")]
 mod queue;
 mod registry;

@@ -34,7 +34,8 @@ pub(crate) use guard::MAX_DEPTH;
 /// Version of the bootstrap protocol. A parent and child built from different
 /// sources disagree on it and the child refuses the frame. 2: the bootstrap
 /// and outcome frames carry their payload after the head, not inside it.
-pub(crate) const PROTOCOL_VERSION: u8 = 2;
+/// 3: the bootstrap head says whether the child reports progress.
+pub(crate) const PROTOCOL_VERSION: u8 = 3;
 
 /// Longest body a frame may claim: 16 GiB.
 pub(crate) const MAX_FRAME_LEN: u64 = 1 << 34;
@@ -317,6 +318,10 @@ pub(crate) struct Bootstrap {
     /// How many OS handles were passed as task arguments (see
     /// [`handles`]); on Unix they sit at descriptors 4, 5, ….
     pub handles: u32,
+    /// Whether the parent asked for progress (`Builder::progress`): one
+    /// more handle follows the arguments' (counted in `handle_info`, not
+    /// in `handles`), the write end of the child's progress channel.
+    pub progress: bool,
 }
 
 /// How a child's run ended, as reported by the child itself: the head of
