@@ -455,16 +455,33 @@ fn draw_loop(multi: &MultiProgress, events: &mpsc::Receiver<Event>) {
     }
 }
 
-/// Copies a bar's state into its indicatif bar.
+/// Copies a bar's state into its indicatif bar: only what changed, since
+/// every change may redraw (and a finished bar's always does).
 fn apply(state: &State, pb: &ProgressBar) {
     state.dirty.store(false, Ordering::SeqCst);
-    match state.length.load(Ordering::SeqCst) {
-        NO_LENGTH => pb.unset_length(),
-        length => pb.set_length(length),
+    if pb.is_finished() {
+        return;
     }
-    pb.set_position(state.position.load(Ordering::SeqCst));
-    pb.set_message(lock(&state.message).clone());
-    if state.finished.load(Ordering::SeqCst) && !pb.is_finished() {
+    let length = match state.length.load(Ordering::SeqCst) {
+        NO_LENGTH => None,
+        length => Some(length),
+    };
+    if pb.length() != length {
+        match length {
+            None => pb.unset_length(),
+            Some(length) => pb.set_length(length),
+        }
+    }
+    // The message first: the position's change is the one that redraws.
+    let message = lock(&state.message).clone();
+    if pb.message() != message {
+        pb.set_message(message);
+    }
+    let position = state.position.load(Ordering::SeqCst);
+    if pb.position() != position {
+        pb.set_position(position);
+    }
+    if state.finished.load(Ordering::SeqCst) {
         pb.finish();
     }
 }
