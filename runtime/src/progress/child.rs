@@ -23,11 +23,22 @@ use super::{MAX_MESSAGE, Update};
 use crate::sys::{OsHandle, Shareable};
 use crate::wire::{self, FrameKind};
 
-/// The shortest time between two updates a child sends.
+/// The shortest time between two updates a child sends (a flush aside):
+/// a loop that reports every step sends at most one update per interval, however
+/// fast it goes.
+///
+/// ```
+/// assert_eq!(multiproc::progress::UPDATE_INTERVAL, std::time::Duration::from_millis(50));
+/// ```
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The longest [`finish`](super::finish) (or a child's exit) waits for the
-/// last update to be written.
+/// last update to be written: only a parent that stopped reading makes it
+/// wait that long.
+///
+/// ```
+/// assert_eq!(multiproc::progress::FLUSH_LIMIT, std::time::Duration::from_secs(1));
+/// ```
 pub const FLUSH_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long an idle sender sleeps before it looks again anyway.

@@ -60,14 +60,16 @@
 //! drawn when stderr is not a terminal, unless asked ([`Bars::force_draw`],
 //! [`Bars::draw_into`]).
 
+mod bar;
 mod bars;
 mod child;
 mod draw;
 
 use serde::{Deserialize, Serialize};
 
+pub use bar::Bar;
 pub(crate) use bars::Attach;
-pub use bars::{Bar, Bars};
+pub use bars::Bars;
 pub use child::{FLUSH_LIMIT, UPDATE_INTERVAL};
 pub(crate) use child::{adopt, flush_at_exit};
 
