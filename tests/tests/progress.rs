@@ -38,6 +38,17 @@ fn count_without_finishing(n: u64) {
     }
 }
 
+/// Reports, then leaves through `std::process::exit` before the next
+/// update would be due.
+#[process_task]
+fn count_then_exit(n: u64) {
+    progress::set_length(n);
+    progress::inc(1);
+    std::thread::sleep(Duration::from_millis(5));
+    progress::inc(n - 1);
+    std::process::exit(3);
+}
+
 /// Calls every progress function; says whether it was reporting.
 #[process_task]
 fn report_unasked() -> bool {
@@ -146,6 +157,15 @@ fn the_exit_flushes_the_last_value() {
     let bar = &bars.bars()[0];
     assert_eq!(bar.label(), name, "labelled by the child's name");
     assert_eq!((bar.position(), bar.length()), (250, Some(250)));
+}
+
+#[test]
+fn an_exit_from_the_task_flushes_the_last_value_too() {
+    let bars = Bars::hidden();
+    let child = Builder::new(count_then_exit, (40,)).progress(&bars).start().unwrap();
+    assert_eq!(child.wait().unwrap().exitcode(), 3);
+    assert!(bars.wait_timeout(WITHIN));
+    assert_eq!(bars.bars()[0].position(), 40);
 }
 
 #[test]
