@@ -53,9 +53,17 @@ static REPORTER: OnceLock<Reporter> = OnceLock::new();
 /// write end (the last handle the parent passed). A handle of another kind
 /// is closed, and the child does not report.
 pub(crate) fn adopt(handle: OsHandle) {
-    if let Ok(writer) = PipeWriter::adopt(handle) {
-        let _ = REPORTER.set(Reporter::new(writer));
+    if let Ok(writer) = PipeWriter::adopt(handle)
+        && REPORTER.set(Reporter::new(writer)).is_ok()
+    {
+        // A task that calls `std::process::exit` skips the bootstrap's own
+        // flush, not the exit handlers.
+        crate::sys::imp::on_exit(flush_on_exit);
     }
+}
+
+extern "C" fn flush_on_exit() {
+    flush_at_exit();
 }
 
 /// This process's reporter, if its parent asked for progress.

@@ -44,7 +44,8 @@
 //! changes a few atomics; a thread of the child's own sends the bar's
 //! state at most once every 50 ms, so a loop that calls [`inc`] a million
 //! times costs a few milliseconds and a handful of messages. [`finish`],
-//! and the child's exit however its task ends, send the last state and wait
+//! and the child's exit (its task returned, panicked or called
+//! `std::process::exit`; not a kill) send the last state and wait
 //! for it to be written, at most [`FLUSH_LIMIT`]. A call never fails the
 //! task: if the parent is gone (or stopped reading), updates are dropped.
 //!
