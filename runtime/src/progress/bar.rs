@@ -19,8 +19,8 @@ pub(super) struct State {
     pub(super) updates: AtomicU64,
 }
 
-/// One bar of some [`Bars`]: a child's, or one this process updates
-/// itself ([`Bars::add`]). Clones are the same bar.
+/// One bar of some [`Bars`](super::Bars): a child's, or one this process updates
+/// itself ([`Bars::add`](super::Bars::add)). Clones are the same bar.
 ///
 /// ```
 /// use multiproc::progress::Bars;
@@ -129,7 +129,7 @@ impl Bar {
         self.mark();
     }
 
-    /// The bar's label: a child's name, or what [`Bars::add`] was given.
+    /// The bar's label: a child's name, or what [`Bars::add`](super::Bars::add) was given.
     ///
     /// ```
     /// use multiproc::progress::Bars;
