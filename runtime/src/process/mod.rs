@@ -312,7 +312,7 @@ impl<R: 'static> Builder<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn start(mut self) -> Result<Child<R>, Error> {
+    pub fn start(self) -> Result<Child<R>, Error> {
         if std::env::var_os(crate::sys::BOOTSTRAP_ENV).is_some() || crate::bootstrap::not_dispatched() {
             return Err(Error::NotBootstrapped);
         }
@@ -351,10 +351,11 @@ impl<R: 'static> Builder<R> {
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
         // The progress channel's write end goes after the arguments' handles.
+        let mut handles = self.handles;
         let progress = match &self.progress {
             Some(bars) => {
                 let (theirs, ours) = bars.channel().map_err(Error::io("creating the progress channel"))?;
-                self.handles.push(theirs);
+                handles.push(theirs);
                 Some(ours)
             }
             None => None,
@@ -363,7 +364,7 @@ impl<R: 'static> Builder<R> {
         // goes through this process's `print!` (see `output`).
         let output = crate::output::pipes().map_err(Error::io("creating the child's output pipes"))?;
         let (raw, handle_info) =
-            crate::sys::spawn_child(&end, boot.daemon, &self.handles, output.as_ref().map(|(stdio, _)| stdio))
+            crate::sys::spawn_child(&end, boot.daemon, &handles, output.as_ref().map(|(stdio, _)| stdio))
                 .map_err(Error::io("spawning a child"))?;
         drop(end);
         // The child has the write ends; copying starts on this thread.
@@ -380,7 +381,7 @@ impl<R: 'static> Builder<R> {
             };
         }
         // The child has its own copies now.
-        drop(self.handles);
+        drop(handles);
         if let Some(progress) = progress {
             progress.started(&boot.name);
         }

@@ -309,6 +309,11 @@ pub(crate) struct Bootstrap {
     pub from_main_thread: bool,
     /// What the child prints when its target fails, and passes on.
     pub reports: crate::report::ChildReports,
+    /// Whether the parent asked for progress (`Builder::progress`): one
+    /// more handle follows the arguments' (counted in `handle_info`, not
+    /// in `handles`), the write end of the child's progress channel.
+    /// (Before `handles`, which stays the head's last field.)
+    pub progress: bool,
     /// What the child needs to take over each passed handle, where its
     /// position does not imply it: empty on Unix; on Windows the handle's
     /// value in the child, or a socket's protocol info (see
@@ -318,10 +323,6 @@ pub(crate) struct Bootstrap {
     /// How many OS handles were passed as task arguments (see
     /// [`handles`]); on Unix they sit at descriptors 4, 5, ….
     pub handles: u32,
-    /// Whether the parent asked for progress (`Builder::progress`): one
-    /// more handle follows the arguments' (counted in `handle_info`, not
-    /// in `handles`), the write end of the child's progress channel.
-    pub progress: bool,
 }
 
 /// How a child's run ended, as reported by the child itself: the head of
