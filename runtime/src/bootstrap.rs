@@ -180,8 +180,14 @@ fn run_child(child: &'static Prepared) -> ! {
     let entry = registry::lookup(&boot.task_id)
         .unwrap_or_else(|e| refuse(Some(chan), BootstrapFailure::UnknownTask, e.to_string()));
     // The handles passed as arguments, for the payload's decode to claim.
-    match sys::adopt_handles(boot.handles, &boot.handle_info) {
-        Ok(handles) => wire::handles::install(handles),
+    // The progress channel, if asked for, follows them.
+    match sys::adopt_handles(boot.handles.saturating_add(u32::from(boot.progress)), &boot.handle_info) {
+        Ok(mut handles) => {
+            if let Some(channel) = handles.pop_if(|_| boot.progress) {
+                crate::progress::adopt(channel);
+            }
+            wire::handles::install(handles)
+        }
         Err(e) => refuse(Some(chan), BootstrapFailure::Malformed, e.to_string()),
     }
     // The identity, if code before us has not asked for it already.
@@ -247,6 +253,8 @@ fn send_report(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>) 
 /// Sends the report, does what a normal exit does (terminate daemonic
 /// children, join the others, flush), and exits.
 fn finish(chan: &Channel, head: &Outcome, value: Option<(&dyn Part, u64)>, code: i32) -> ! {
+    // The bar's last state, before the parent learns the child is done.
+    crate::progress::flush_at_exit();
     let code = if send_report(chan, head, value) { code } else { 1 };
     table::cleanup();
     let _ = io::stdout().flush();

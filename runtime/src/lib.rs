@@ -65,6 +65,7 @@ mod output;
 mod pipe;
 pub mod pool;
 mod process;
+pub mod progress;
 #[cfg(target_os = "linux")]
 mod queue;
 mod registry;

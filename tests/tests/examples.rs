@@ -41,6 +41,7 @@ const EXAMPLES: &[&str] = &[
     "parallel_join",
     "pids",
     "pool_tasks",
+    "progress_bars",
     "queue_message",
     "random_sleep_workers",
     "start_one",
@@ -333,6 +334,30 @@ fn start_two() {
     // program waited for them. (Whether they come after main's lines is up
     // to the scheduler, so that is not checked.)
     r.find("main: returning; the program exits once both children are done");
+}
+
+#[test]
+fn progress_bars() {
+    let r = run("progress_bars", &["--force-draw"], 0.02);
+    r.find("main: worker-0 ended at 100/100");
+    r.find("main: worker-1 ended at 100/100");
+    // Drawn by the parent into its stderr (a pipe here, drawn as asked):
+    // each bar's last state, labelled by its child's name.
+    for worker in ["worker-0", "worker-1"] {
+        let last = r.stderr.lines().rev().find(|l| l.contains(worker)).unwrap_or_else(|| r.fail("no bar drawn"));
+        if !last.contains("100/100") {
+            r.fail(&format!("{worker}'s bar should end at 100/100, not {last:?}"));
+        }
+    }
+}
+
+#[test]
+fn progress_bars_not_drawn_into_a_pipe() {
+    let r = run("progress_bars", &[], 0.02);
+    r.find("main: worker-0 ended at 100/100");
+    if r.stderr.contains("worker-") {
+        r.fail("stderr is not a terminal: nothing should be drawn unless asked");
+    }
 }
 
 #[test]

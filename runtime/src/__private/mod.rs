@@ -221,6 +221,7 @@ pub mod testing {
             from_main_thread: false,
             handle_info: Vec::new(),
             handles: 0,
+            progress: false,
             reports: crate::report::ChildReports::default(),
         };
         let head = wire::encode(&boot).expect("a bootstrap head encodes");
@@ -273,6 +274,11 @@ pub mod testing {
 
     /// The protocol version a frame header carries.
     pub const PROTOCOL_VERSION: u8 = wire::PROTOCOL_VERSION;
+
+    /// How many updates `bar` received from its child.
+    pub fn progress_updates(bar: &crate::progress::Bar) -> u64 {
+        crate::progress::updates_received(bar)
+    }
 
     /// The id of a registered task.
     pub fn task_id<F: crate::Task<A>, A>(task: F) -> &'static str {

@@ -64,6 +64,8 @@ pub struct Builder<R> {
     identity: Vec<u32>,
     daemon: bool,
     authkey: Option<AuthKey>,
+    /// The bars the child reports its progress into, if any.
+    progress: Option<crate::progress::Attach>,
     /// How the result is decoded.
     decode: DecodeOutput<R>,
 }
@@ -159,6 +161,7 @@ impl<R: 'static> Builder<R> {
             identity,
             daemon: me.daemon(),
             authkey: None,
+            progress: None,
             decode,
         }
     }
@@ -256,6 +259,39 @@ impl<R: 'static> Builder<R> {
         self
     }
 
+    /// Asks the child to report its progress into `bars`: it gets a bar
+    /// there, labelled by its name, which the child moves with the
+    /// functions of [`multiproc::progress`](crate::progress) (elsewhere
+    /// they do nothing).
+    ///
+    /// ```
+    /// use multiproc::progress::{self, Bars};
+    /// use multiproc::{Builder, process_task};
+    ///
+    /// #[process_task]
+    /// fn chunks(n: u64) {
+    ///     progress::set_length(n);
+    ///     for _ in 0..n {
+    ///         progress::inc(1);
+    ///     }
+    ///     progress::finish();
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let bars = Bars::new();
+    /// let child = Builder::new(chunks, (8,)).name("chunker").progress(&bars).start()?;
+    /// child.join()?;
+    /// bars.wait();
+    /// let bar = &bars.bars()[0];
+    /// assert_eq!((bar.label().as_str(), bar.position(), bar.length()), ("chunker", 8, Some(8)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn progress(mut self, bars: &crate::progress::Bars) -> Self {
+        self.progress = Some(bars.attach());
+        self
+    }
+
     /// Starts the child: re-executes this binary, which runs the target
     /// before any of your code.
     ///
@@ -305,6 +341,7 @@ impl<R: 'static> Builder<R> {
             reports: crate::report::child_reports(),
             handles: u32::try_from(self.handles.len())
                 .map_err(|_| Error::Encode { task: entry.path, message: "too many handles".into() })?,
+            progress: self.progress.is_some(),
         };
         let task = entry.path;
         let encode = |boot: &Bootstrap| wire::encode(boot).map_err(|e| Error::Encode { task, message: e.0 });
@@ -313,11 +350,21 @@ impl<R: 'static> Builder<R> {
         let mut head = encode(&boot)?;
 
         let (chan, end) = Channel::pair().map_err(Error::io("creating the bootstrap channel"))?;
+        // The progress channel's write end goes after the arguments' handles.
+        let mut handles = self.handles;
+        let progress = match &self.progress {
+            Some(bars) => {
+                let (theirs, ours) = bars.channel().map_err(Error::io("creating the progress channel"))?;
+                handles.push(theirs);
+                Some(ours)
+            }
+            None => None,
+        };
         // Under a test harness that captures output, the child's output
         // goes through this process's `print!` (see `output`).
         let output = crate::output::pipes().map_err(Error::io("creating the child's output pipes"))?;
         let (raw, handle_info) =
-            crate::sys::spawn_child(&end, boot.daemon, &self.handles, output.as_ref().map(|(stdio, _)| stdio))
+            crate::sys::spawn_child(&end, boot.daemon, &handles, output.as_ref().map(|(stdio, _)| stdio))
                 .map_err(Error::io("spawning a child"))?;
         drop(end);
         // The child has the write ends; copying starts on this thread.
@@ -334,7 +381,10 @@ impl<R: 'static> Builder<R> {
             };
         }
         // The child has its own copies now.
-        drop(self.handles);
+        drop(handles);
+        if let Some(progress) = progress {
+            progress.started(&boot.name);
+        }
         let chan = Arc::new(chan);
         // A child that dies before reading makes this fail with EPIPE; its
         // exit status then tells the story through `join`. A payload that

@@ -34,7 +34,8 @@ pub(crate) use guard::MAX_DEPTH;
 /// Version of the bootstrap protocol. A parent and child built from different
 /// sources disagree on it and the child refuses the frame. 2: the bootstrap
 /// and outcome frames carry their payload after the head, not inside it.
-pub(crate) const PROTOCOL_VERSION: u8 = 2;
+/// 3: the bootstrap head says whether the child reports progress.
+pub(crate) const PROTOCOL_VERSION: u8 = 3;
 
 /// Longest body a frame may claim: 16 GiB.
 pub(crate) const MAX_FRAME_LEN: u64 = 1 << 34;
@@ -308,6 +309,11 @@ pub(crate) struct Bootstrap {
     pub from_main_thread: bool,
     /// What the child prints when its target fails, and passes on.
     pub reports: crate::report::ChildReports,
+    /// Whether the parent asked for progress (`Builder::progress`): one
+    /// more handle follows the arguments' (counted in `handle_info`, not
+    /// in `handles`), the write end of the child's progress channel.
+    /// (Before `handles`, which stays the head's last field.)
+    pub progress: bool,
     /// What the child needs to take over each passed handle, where its
     /// position does not imply it: empty on Unix; on Windows the handle's
     /// value in the child, or a socket's protocol info (see
