@@ -373,3 +373,44 @@ fn random_kills_fail_only_the_tasks_they_hit() {
     drop(pool);
     assert!(eventually(LONG, || multiproc_tests::zombie_children().is_empty()));
 }
+
+#[process_task]
+fn steps(n: u64) -> u64 {
+    multiproc::progress::set_length(n);
+    for _ in 0..n {
+        multiproc::progress::inc(1);
+    }
+    n
+}
+
+#[test]
+fn a_map_draws_one_bar_for_all_its_tasks() {
+    let bars = multiproc::progress::Bars::hidden();
+    let pool = Pool::new(2).unwrap();
+    pool.map_with(square, 0..250, MapOptions::new().chunksize(7).progress(&bars)).unwrap();
+    let n: Vec<u64> =
+        pool.imap_with(square, 0..40, MapOptions::new().progress(&bars)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(n.len(), 40);
+    let all = bars.bars();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].label(), all[0].position(), all[0].length()), ("square".into(), 250, Some(250)));
+    assert_eq!((all[1].position(), all[1].length()), (40, Some(40)));
+    assert!(all.iter().all(|b| b.is_finished()));
+}
+
+#[test]
+fn each_worker_has_a_bar_its_tasks_move() {
+    let bars = multiproc::progress::Bars::hidden();
+    let pool = Pool::builder().processes(2).progress(&bars).build().unwrap();
+    assert_eq!(pool.map_with(steps, [500, 500], MapOptions::new().chunksize(1)).unwrap(), [500, 500]);
+    pool.close();
+    pool.join().unwrap();
+    assert!(bars.wait_timeout(LONG));
+    let all = bars.bars();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|b| b.label().starts_with("SpawnPoolWorker-")), "{all:?}");
+    // Which worker ran which task is the pool's choice; every step moved
+    // the bar of the worker that ran it.
+    assert_eq!(all.iter().map(|b| b.position()).sum::<u64>(), 1000, "{all:?}");
+    assert!(all.iter().any(|b| b.length() == Some(500)), "{all:?}");
+}

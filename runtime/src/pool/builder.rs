@@ -33,6 +33,7 @@ pub struct PoolBuilder {
     pub(super) init: Option<Result<(u32, Vec<u8>), Error>>,
     pub(super) exit_hook: Option<Result<(u32, DecodeErased), Error>>,
     pub(super) max_tasks: Option<u64>,
+    pub(super) bars: Option<crate::progress::Attach>,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -42,6 +43,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("initializer", &self.init.is_some())
             .field("exit_hook", &self.exit_hook.is_some())
             .field("max_tasks_per_child", &self.max_tasks)
+            .field("progress", &self.bars.is_some())
             .finish()
     }
 }
@@ -153,6 +155,40 @@ impl PoolBuilder {
         self
     }
 
+    /// One bar per worker, drawn by this process in `bars` and labelled
+    /// with the worker's name: the tasks a worker runs move its bar with
+    /// [`progress::set_length`](crate::progress::set_length),
+    /// [`progress::inc`](crate::progress::inc) and the others. (For one
+    /// bar that counts the tasks of a map, see [`MapOptions::progress`].)
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// use multiproc::progress::{self, Bars};
+    ///
+    /// #[multiproc::process_task]
+    /// fn crunch(steps: u64) {
+    ///     progress::set_length(steps);
+    ///     for _ in 0..steps {
+    ///         progress::inc(1);
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let bars = Bars::hidden(); // `Bars::new()` draws on a terminal
+    /// let pool = Pool::builder().processes(2).progress(&bars).build()?;
+    /// pool.map(crunch, [10, 10])?;
+    /// pool.close();
+    /// pool.join()?;
+    /// bars.wait();
+    /// assert_eq!(bars.bars().len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn progress(mut self, bars: &crate::progress::Bars) -> Self {
+        self.bars = Some(bars.attach());
+        self
+    }
+
     /// Starts the workers.
     ///
     /// ```
@@ -178,6 +214,7 @@ impl PoolBuilder {
             init,
             exit_hook: exit_hook.map(|(i, _)| i),
             max_tasks: self.max_tasks,
+            bars: self.bars,
         }));
         let mut drivers = Vec::with_capacity(processes);
         for slot in 0..processes {
@@ -219,11 +256,23 @@ impl PoolBuilder {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct MapOptions {
     pub(super) chunksize: Option<usize>,
     pub(super) timeout: Option<Duration>,
     pub(super) read_ahead: Option<usize>,
+    pub(super) bars: Option<crate::progress::Attach>,
+}
+
+impl std::fmt::Debug for MapOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapOptions")
+            .field("chunksize", &self.chunksize)
+            .field("timeout", &self.timeout)
+            .field("read_ahead", &self.read_ahead)
+            .field("progress", &self.bars.is_some())
+            .finish()
+    }
 }
 
 impl MapOptions {
@@ -260,6 +309,33 @@ impl MapOptions {
     /// ```
     pub fn timeout(mut self, limit: Duration) -> MapOptions {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// One bar in `bars` for the whole map, labelled with the task's name,
+    /// that this process moves as results come in (an `imap`'s learns its
+    /// length when its input ends).
+    ///
+    /// ```
+    /// use multiproc::pool::{MapOptions, Pool};
+    /// use multiproc::progress::Bars;
+    ///
+    /// #[multiproc::process_task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # fn main() -> Result<(), multiproc::Error> {
+    /// let bars = Bars::hidden(); // `Bars::new()` draws on a terminal
+    /// let pool = Pool::new(2)?;
+    /// pool.map_with(square, 0..100, MapOptions::new().progress(&bars))?;
+    /// let bar = &bars.bars()[0];
+    /// assert_eq!((bar.position(), bar.length()), (100, Some(100)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn progress(mut self, bars: &crate::progress::Bars) -> MapOptions {
+        self.bars = Some(bars.attach());
         self
     }
 

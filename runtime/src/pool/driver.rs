@@ -24,6 +24,8 @@ pub(super) struct Config {
     pub(super) init: Option<(u32, Vec<u8>)>,
     pub(super) exit_hook: Option<u32>,
     pub(super) max_tasks: Option<u64>,
+    /// Where each worker's bar is drawn, fed by its tasks' progress calls.
+    pub(super) bars: Option<crate::progress::Attach>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,6 +430,7 @@ impl Worker {
         let spec = WorkerSpec { init: shared.config.init.clone(), exit_hook: shared.config.exit_hook, word: handle };
         let child = Builder::internal(&WORKER, (there, spec), "SpawnPoolWorker")
             .daemon(true)
+            .progress_into(shared.config.bars.clone())
             .start()
             .map_err(|e| failed("starting a worker", &e))?;
         let (pid, name) = (child.pid(), child.name().to_owned());

@@ -117,6 +117,8 @@ pub(super) struct Job<R> {
     pub(super) name: &'static str,
     /// Run once the job is complete (the callbacks).
     on_complete: Mutex<Vec<OnComplete<R>>>,
+    /// The bar that counts the job's outcomes, if one was asked for.
+    bar: Option<crate::progress::Bar>,
 }
 
 impl<R: 'static> Job<R> {
@@ -135,7 +137,14 @@ impl<R: 'static> Job<R> {
             _result: PhantomData,
             name,
             on_complete: Mutex::new(Vec::new()),
+            bar: None,
         }
+    }
+
+    /// A bar that counts the outcomes as they come.
+    pub(super) fn with_bar(mut self, bar: Option<crate::progress::Bar>) -> Job<R> {
+        self.bar = bar;
+        self
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -149,6 +158,12 @@ impl<R: 'static> Job<R> {
             s.total = Some(total);
             s.done == total
         };
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            if complete {
+                bar.finish();
+            }
+        }
         self.changed.notify_all();
         if complete {
             self.complete();
@@ -245,13 +260,19 @@ impl<R: 'static> Job<R> {
     fn store_all(&self, outcomes: impl IntoIterator<Item = (usize, Outcome)>) {
         let complete = {
             let mut s = self.lock();
-            let mut stored = false;
+            let mut stored = 0;
             for (index, outcome) in outcomes {
-                stored |= Self::store(&mut s, index, outcome);
+                stored += u64::from(Self::store(&mut s, index, outcome));
             }
-            let complete = stored && s.total == Some(s.done);
-            if complete || (stored && s.each_waiters > 0) {
+            let complete = stored > 0 && s.total == Some(s.done);
+            if complete || (stored > 0 && s.each_waiters > 0) {
                 self.changed.notify_all();
+            }
+            if let Some(bar) = &self.bar {
+                bar.inc(stored);
+                if complete {
+                    bar.finish();
+                }
             }
             complete
         };

@@ -10,6 +10,11 @@ use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
 use crate::task::Task;
 
+/// A task's name without its module path, for a bar.
+fn short_name(path: &str) -> String {
+    path.rsplit("::").next().unwrap_or(path).to_owned()
+}
+
 impl Pool {
     /// Runs `task` on every item and returns the values in input order, or
     /// the first failure by position (Python's `map`). An item is the
@@ -124,7 +129,8 @@ impl Pool {
         let (entry, f) = function(&task)?;
         let items: Vec<A> = items.into_iter().map(IntoArgs::into_args).collect();
         let total = items.len();
-        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(total), false));
+        let bar = options.bars.as_ref().map(|b| b.add(Some(total as u64), short_name(entry.path)));
+        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(total), false).with_bar(bar));
         let chunksize = match (options.timeout, options.chunksize) {
             (Some(_), _) => 1,
             (None, Some(n)) => n,
@@ -366,7 +372,10 @@ impl Pool {
         };
         Ok(Imap {
             shared: Arc::clone(&self.shared),
-            job: Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, None, !ordered)),
+            job: Arc::new(
+                Job::<F::Output>::new(f.decode_slice, entry.path, None, !ordered)
+                    .with_bar(options.bars.as_ref().map(|b| b.add(None, short_name(entry.path)))),
+            ),
             input: Box::new(input),
             entry: table_index(entry),
             chunksize,

@@ -137,7 +137,7 @@ impl Pool {
     /// # }
     /// ```
     pub fn builder() -> PoolBuilder {
-        PoolBuilder { processes: None, init: None, exit_hook: None, max_tasks: None }
+        PoolBuilder { processes: None, init: None, exit_hook: None, max_tasks: None, bars: None }
     }
 
     /// The number of workers.

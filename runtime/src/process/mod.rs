@@ -292,6 +292,12 @@ impl<R: 'static> Builder<R> {
         self
     }
 
+    /// [`progress`](Builder::progress), from what a pool kept of its bars.
+    pub(crate) fn progress_into(mut self, attach: Option<crate::progress::Attach>) -> Self {
+        self.progress = attach;
+        self
+    }
+
     /// Starts the child: re-executes this binary, which runs the target
     /// before any of your code.
     ///

@@ -314,7 +314,18 @@ pub(crate) struct Attach {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attach")
+    }
+}
+
 impl Attach {
+    /// A bar this process updates itself (a pool's map).
+    pub(crate) fn add(&self, length: Option<u64>, label: String) -> Bar {
+        new_bar(&self.shared, length, label)
+    }
+
     /// A new channel: the write end, for the child, and the read end
     /// waiting for the child's name.
     pub(crate) fn channel(&self) -> io::Result<(OsHandle, Pending)> {
