@@ -40,6 +40,7 @@ const EXAMPLES: &[&str] = &[
     "many_processes",
     "parallel_join",
     "pids",
+    "pool_progress",
     "pool_tasks",
     "progress_bars",
     "queue_message",
@@ -752,4 +753,24 @@ fn folder_copier() {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn pool_progress() {
+    let r = run("pool_progress", &["--force-draw"], 0.05);
+    r.expect_last("main: 8 tasks done: [0, 1, 2, 3, 4, 5, 6, 7]");
+    // One bar per worker and one for the map, all drawn by the parent.
+    let workers: BTreeSet<String> = r
+        .stderr
+        .split("SpawnPoolWorker-")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .collect();
+    if workers.len() != 4 {
+        r.fail(&format!("expected 4 worker bars, saw {workers:?}"));
+    }
+    let last = r.stderr.lines().rev().find(|l| l.contains("crunch")).unwrap_or_else(|| r.fail("no map bar drawn"));
+    if !last.contains("8/8") {
+        r.fail(&format!("the map's bar should end at 8/8, not {last:?}"));
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! Mirrors the tutorial's "多进程实现文件夹多任务拷贝器" (a multi-process
 //! folder copier): the parent walks the source tree and makes the
-//! directories; the files are copied by the pool's workers, each result
-//! reported as it arrives. A file that cannot be read is reported and the
-//! others are copied all the same.
+//! directories; the files are copied by the pool's workers, with one
+//! progress bar for them all, drawn by the parent (on a terminal). A file
+//! that cannot be read is reported and the others are copied all the
+//! same.
 //!
 //! ```sh
 //! cargo run -p multiproc-examples --bin folder_copier -- SOURCE DESTINATION
@@ -13,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use multiproc::pool::{MapOptions, Pool};
+use multiproc::progress::Bars;
 
 /// Copies one file; its size, or why it could not be copied.
 #[multiproc::process_task]
@@ -50,21 +52,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("copying {} files from {source} to {destination}", files.len());
 
     let pool = Pool::builder().build()?;
+    let bars = Bars::new();
     let names: Vec<PathBuf> = files.iter().map(|(from, _)| from.clone()).collect();
-    let results = pool.imap_with(copy_file, files, MapOptions::new().chunksize(8))?;
-    let (mut copied, mut bytes, mut failed) = (0, 0, 0);
+    let results = pool.imap_with(copy_file, files, MapOptions::new().chunksize(8).progress(&bars))?;
+    let (mut copied, mut bytes, mut failures) = (0, 0, Vec::new());
     for (name, result) in names.iter().zip(results) {
         match result? {
             Ok(n) => {
                 copied += 1;
                 bytes += n;
             }
-            Err(e) => {
-                failed += 1;
-                println!("could not copy {}: {e}", name.display());
-            }
+            Err(e) => failures.push(format!("could not copy {}: {e}", name.display())),
         }
     }
-    println!("copied {copied} files ({bytes} bytes), {failed} failed");
+    // The bar's last state is drawn before anything else is printed.
+    drop(bars);
+    for f in &failures {
+        println!("{f}");
+    }
+    println!("copied {copied} files ({bytes} bytes), {} failed", failures.len());
     Ok(())
 }
