@@ -414,3 +414,42 @@ fn each_worker_has_a_bar_its_tasks_move() {
     assert_eq!(all.iter().map(|b| b.position()).sum::<u64>(), 1000, "{all:?}");
     assert!(all.iter().any(|b| b.length() == Some(500)), "{all:?}");
 }
+
+/// A value whose encoding fails for 13.
+#[derive(Debug, PartialEq)]
+struct Picky(u32);
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 13 {
+            return Err(serde::ser::Error::custom("thirteen is unlucky"));
+        }
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Picky {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u32::deserialize(d).map(Picky)
+    }
+}
+
+#[process_task]
+fn picky(x: u32) -> Picky {
+    Picky(x)
+}
+
+#[test]
+fn a_result_that_cannot_be_encoded_fails_only_its_task() {
+    let pool = Pool::new(1).unwrap();
+    let before = pool.apply(pid, ()).unwrap();
+    let each = pool.map_async_with(picky, 10..16, MapOptions::new().chunksize(6)).unwrap().get_each();
+    for (i, r) in each.iter().enumerate() {
+        match r {
+            Err(Error::Unencodable { message, .. }) if i == 3 => assert!(message.contains("unlucky"), "{message}"),
+            Ok(v) if i != 3 => assert_eq!(v.0 as usize, 10 + i),
+            other => panic!("{i}: {other:?}"),
+        }
+    }
+    assert_eq!(pool.apply(pid, ()).unwrap(), before, "the worker lives on");
+}
