@@ -146,7 +146,8 @@ pub(crate) fn map(quick: bool, chunk1: bool) {
         theirs.push(n as f64 / t.elapsed().as_secs_f64());
         check(&got, n, floor);
         let t = Instant::now();
-        let got = if chunk1 { pool.map_with(square, 0..n as u64, options.clone()) } else { pool.map(square, 0..n as u64) };
+        let got =
+            if chunk1 { pool.map_with(square, 0..n as u64, options.clone()) } else { pool.map(square, 0..n as u64) };
         ours.push(n as f64 / t.elapsed().as_secs_f64());
         check(&got.expect("map"), n, name);
     }
