@@ -67,7 +67,7 @@ impl PoolBuilder {
 
     /// A task each worker runs once, before any other (Python's
     /// `initializer` and `initargs`). It may build the worker's state with
-    /// [`set_worker_state`]. If it panics or returns an `Err`, the pool is
+    /// [`set_worker_state`](super::set_worker_state). If it panics or returns an `Err`, the pool is
     /// broken: every task fails with [`Error::WorkerStart`] (where CPython
     /// starts failing workers forever).
     ///
