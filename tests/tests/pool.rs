@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use multiproc::pool::{MapOptions, Pool, set_worker_state, with_worker_state};
 use multiproc::{Error, process_task};
-use multiproc_tests::eventually;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -371,7 +370,7 @@ fn random_kills_fail_only_the_tasks_they_hit() {
     }
     assert!(died <= 20, "{died} tasks failed for 20 kills");
     drop(pool);
-    assert!(eventually(LONG, || multiproc_tests::zombie_children().is_empty()));
+    assert!(multiproc_tests::eventually(LONG, || multiproc_tests::zombie_children().is_empty()));
 }
 
 #[process_task]
