@@ -36,6 +36,7 @@
 mod builder;
 mod driver;
 mod job;
+mod link;
 mod map;
 mod message;
 mod results;
