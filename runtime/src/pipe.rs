@@ -336,12 +336,6 @@ pub fn pipe_one_way<T>() -> io::Result<(Connection<T, ReadOnly>, Connection<T, W
 }
 
 impl<T, M> Connection<T, M> {
-    /// Makes receives block at once, without busy-waiting first.
-    pub(crate) fn no_spin(self) -> Self {
-        self.spin.set(false);
-        self
-    }
-
     /// Whether receives may busy-wait a moment before they block.
     pub(crate) fn set_spin(&self, spin: bool) {
         self.spin.set(spin);
@@ -755,7 +749,7 @@ const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// Busy-waiting only helps when the sender can run on another CPU at the
 /// same time; on one CPU it would only delay the sender.
-fn spinning_pays() -> bool {
+pub(crate) fn spinning_pays() -> bool {
     static PAYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *PAYS.get_or_init(|| crate::usable_cpu_count().get() > 1)
 }

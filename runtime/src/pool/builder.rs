@@ -98,7 +98,7 @@ impl PoolBuilder {
         let args = args.into_args();
         self.init = Some(function(&task).and_then(|(entry, f)| {
             let mut bytes = super::driver::Batch::default();
-            encode(entry, f, args, &mut bytes)?;
+            encode(entry, f, args, &mut bytes).map_err(|e| e.to_error())?;
             Ok((table_index(entry), bytes.get(0).to_vec()))
         }));
         self

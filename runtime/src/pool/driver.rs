@@ -56,10 +56,14 @@ impl Batch {
         self.bytes.len()
     }
 
+    /// Where task `i`'s bytes start (where the one before ends).
+    fn offset(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1] }
+    }
+
     /// Task `i`'s bytes.
     pub(super) fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
+        &self.bytes[self.offset(i)..self.ends[i]]
     }
 
     /// Adds a task whose bytes `encode` appends; nothing if it fails.
@@ -79,14 +83,8 @@ impl Batch {
 
     /// The tasks `range`, as a batch of their own.
     pub(super) fn part(&self, range: std::ops::Range<usize>) -> Batch {
-        let mut b = Batch::default();
-        for i in range {
-            let _ = b.push(|v| {
-                v.extend_from_slice(self.get(i));
-                Ok::<(), ()>(())
-            });
-        }
-        b
+        let (start, end) = (self.offset(range.start), self.offset(range.end));
+        Batch { bytes: self.bytes[start..end].to_vec(), ends: self.ends[range].iter().map(|e| e - start).collect() }
     }
 }
 
@@ -192,6 +190,17 @@ impl Shared {
         }
     }
 
+    /// Tells the drivers that work arrived or the phase changed: one of
+    /// them, or `all`. A driver that busy-waits sees the version change.
+    fn wake(&self, all: bool) {
+        self.version.fetch_add(1, Ordering::Release);
+        if all {
+            self.work.notify_all();
+        } else {
+            self.work.notify_one();
+        }
+    }
+
     /// Queues chunks; refused unless the pool is running.
     pub(super) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), Error> {
         let n = chunks.len();
@@ -202,13 +211,7 @@ impl Shared {
             }
             s.queue.extend(chunks);
         }
-        self.version.fetch_add(1, Ordering::Release);
-        if n == 1 {
-            self.work.notify_one();
-        } else {
-            self.version.fetch_add(1, Ordering::Release);
-            self.work.notify_all();
-        }
+        self.wake(n > 1);
         Ok(())
     }
 
@@ -235,7 +238,7 @@ impl Shared {
             if s.phase == Phase::Closed {
                 return None;
             }
-            if !spun && crate::usable_cpu_count().get() > 1 && !self.spinning.swap(true, Ordering::AcqRel) {
+            if !spun && crate::pipe::spinning_pays() && !self.spinning.swap(true, Ordering::AcqRel) {
                 // Work given right after the last result (a loop of
                 // `apply`) is taken without a wake-up.
                 spun = true;
@@ -281,14 +284,12 @@ impl Shared {
             s.queue.push_front(c);
         }
         drop(s);
-        self.version.fetch_add(1, Ordering::Release);
-        self.work.notify_all();
+        self.wake(true);
     }
 
     pub(super) fn set_broken(&self, failure: Failure) {
         self.lock().broken.get_or_insert(failure);
-        self.version.fetch_add(1, Ordering::Release);
-        self.work.notify_all();
+        self.wake(true);
     }
 
     /// Stops taking work; the queue is still run.
@@ -298,8 +299,7 @@ impl Shared {
             s.phase = Phase::Closed;
         }
         drop(s);
-        self.version.fetch_add(1, Ordering::Release);
-        self.work.notify_all();
+        self.wake(true);
     }
 
     /// Stops everything: queued tasks fail with `PoolTerminated`, the
@@ -313,8 +313,7 @@ impl Shared {
             }
             std::mem::take(&mut s.queue)
         };
-        self.version.fetch_add(1, Ordering::Release);
-        self.work.notify_all();
+        self.wake(true);
         for c in queued {
             c.fail(&Failure::Terminated);
         }

@@ -85,7 +85,7 @@ impl Worker {
             }
             s.workers[slot] = Some(Arc::clone(&child));
         }
-        Ok(Worker { child: Some(child), conn: here.no_spin(), word, slot, pid, name, sent: 0, chunks: 0, quick: false })
+        Ok(Worker { child: Some(child), conn: here, word, slot, pid, name, sent: 0, chunks: 0, quick: false })
     }
 
     /// Sends the chunk and delivers its results as they come. While the
@@ -114,9 +114,7 @@ impl Worker {
             if let Some(limit) = front.chunk.timeout {
                 let left = (front.since + limit).saturating_duration_since(Instant::now());
                 if let Ok(false) = self.conn.poll(Some(left)) {
-                    if let Some(c) = &self.child {
-                        let _ = c.kill();
-                    }
+                    self.kill();
                     return self.lost(shared, flight, Some(Failure::TimedOut(limit)));
                 }
             }
@@ -129,9 +127,7 @@ impl Worker {
             };
             let front = flight.front_mut().expect("a chunk in flight");
             if let Err(failure) = self.accept(msg, front) {
-                if let Some(c) = &self.child {
-                    let _ = c.kill();
-                }
+                self.kill();
                 if matches!(failure, Failure::WorkerStart(_)) {
                     shared.set_broken(failure.clone());
                 }
@@ -146,6 +142,13 @@ impl Worker {
             }
         }
         Ran::Finished
+    }
+
+    /// Kills the worker process (a failure is one it has already ended).
+    fn kill(&self) {
+        if let Some(c) = &self.child {
+            let _ = c.kill();
+        }
     }
 
     /// Sends a chunk; false if the worker is gone.
@@ -295,9 +298,7 @@ impl Worker {
     /// ends. A terminated pool kills it instead.
     pub(super) fn stop(mut self, shared: &Shared) {
         if shared.phase() == Phase::Terminated {
-            if let Some(c) = &self.child {
-                let _ = c.kill();
-            }
+            self.kill();
         } else if self.conn.send_bytes(&[STOP]).is_ok()
             && let Ok(msg) = self.conn.recv_bytes()
             && msg.first() == Some(&EXIT)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::driver::{Batch, Chunk, Phase};
 use super::job::{Failure, Job, Outcome, Sink};
-use super::{Imap, MapOptions, MapResult, Pool, encode, encode_failure, function, table_index};
+use super::{Imap, MapOptions, MapResult, Pool, encode, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
 use crate::task::Task;
@@ -162,7 +162,7 @@ impl Pool {
         for (i, item) in items.into_iter().enumerate() {
             if let Err(e) = encode(entry, f, item, &mut args) {
                 flush(&mut args, start);
-                job.deliver(i, Outcome::failed(encode_failure(e)));
+                job.deliver(i, Outcome::failed(e));
                 start = i + 1;
             }
             if args.len() == chunksize {
@@ -368,7 +368,7 @@ impl Pool {
         let mut items = items.into_iter();
         let input = move |into: &mut Batch| {
             let item = items.next()?;
-            Some(encode(entry, f, item.into_args(), into).map_err(encode_failure))
+            Some(encode(entry, f, item.into_args(), into))
         };
         Ok(Imap {
             shared: Arc::clone(&self.shared),

@@ -99,16 +99,9 @@ fn table_index(entry: &'static TaskEntry) -> u32 {
 }
 
 /// Encodes an argument tuple (boxed as exactly the task's).
-fn encode<A: 'static>(entry: &TaskEntry, f: &FunctionEntry, args: A, into: &mut Batch) -> Result<(), Error> {
+fn encode<A: 'static>(entry: &TaskEntry, f: &FunctionEntry, args: A, into: &mut Batch) -> Result<(), Failure> {
     let mut slot = Some(args);
-    into.push(|out| (f.encode_one)(&mut slot, out)).map_err(|e| Error::Encode { task: entry.path, message: e.0 })
-}
-
-fn encode_failure(e: Error) -> Failure {
-    match e {
-        Error::Encode { task, message } => Failure::Encode { task, message },
-        other => Failure::Encode { task: "a pool task", message: other.to_string() },
-    }
+    into.push(|out| (f.encode_one)(&mut slot, out)).map_err(|e| Failure::Encode { task: entry.path, message: e.0 })
 }
 
 impl Pool {
@@ -259,7 +252,7 @@ impl Pool {
     {
         let (entry, f) = function(&task)?;
         let mut bytes = Batch::default();
-        encode(entry, f, args.into_args(), &mut bytes)?;
+        encode(entry, f, args.into_args(), &mut bytes).map_err(|e| e.to_error())?;
         let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(1), false));
         let chunk = Chunk {
             sink: Arc::clone(&job) as Arc<dyn Sink>,

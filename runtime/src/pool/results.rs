@@ -519,9 +519,7 @@ impl<R: 'static> Imap<'_, R> {
             retries: 0,
         };
         if self.shared.submit(vec![chunk]).is_err() {
-            for i in index..index + n {
-                self.job.deliver(i, Outcome::failed(Failure::NotRunning));
-            }
+            self.job.deliver_many(index, (0..n).map(|_| Outcome::failed(Failure::NotRunning)).collect());
         }
     }
 }

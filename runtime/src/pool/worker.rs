@@ -47,18 +47,18 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     // A task's panic goes back to the parent with its result; the worker
     // prints nothing of it (as CPython's pool prints nothing).
     report::set_child_reports(ChildReports::Quiet);
-    let conn = conn.no_spin();
+    // Many processes wait at once on few CPUs: block at once.
+    conn.set_spin(false);
     let word = spec.word.and_then(|file| SharedWord::adopt(file.into_inner()).ok());
     let done = || Invoked::Returned { value: Payload::new(()).expect("() encodes"), failure: None };
 
-    if let Some((entry, args)) = &spec.init {
-        let mut out = Writer::default();
-        if let Some(failure) = run_one(*entry, args, &mut out) {
-            let mut w = Writer::new(INIT_FAILED);
-            w.0.extend_from_slice(failure.as_bytes());
-            let _ = conn.send_bytes(&w.0);
-            return done();
-        }
+    if let Some((entry, args)) = &spec.init
+        && let Err(failure) = run_initializer(*entry, args)
+    {
+        let mut w = Writer::new(INIT_FAILED);
+        w.0.extend_from_slice(failure.as_bytes());
+        let _ = conn.send_bytes(&w.0);
+        return done();
     }
     while let Ok(msg) = conn.recv_bytes() {
         match msg.first() {
@@ -135,69 +135,37 @@ fn run_fast(index: u32, args: &[u8], out: &mut Writer) {
         return;
     };
     let at = out.0.len();
-    out.u8(Status::Returned as u8).u64(0);
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| (f.run_slice)(args, &mut out.0)));
-    let (status, why) = match ran {
-        Ok(RanSlice::Returned) => {
-            let len = (out.0.len() - at - 9) as u64;
-            out.0[at + 1..at + 9].copy_from_slice(&len.to_le_bytes());
-            return;
-        }
-        Ok(RanSlice::BadArguments(e)) => {
-            (Status::BadArguments, format!("the arguments did not decode: {e}").into_bytes())
-        }
-        Ok(RanSlice::BadResult(why)) => {
-            (Status::Unencodable, format!("the return value could not be encoded: {why}").into_bytes())
-        }
-        Err(payload) => (Status::Panicked, message::encode_panic(&crate::bootstrap::panic_info(payload))),
-    };
+    out.u8(Status::Returned as u8);
+    let ran = out.bytes_with(|v| {
+        Err(match panic::catch_unwind(AssertUnwindSafe(|| (f.run_slice)(args, v))) {
+            Ok(RanSlice::Returned) => return Ok(()),
+            Ok(RanSlice::BadResult(why)) => {
+                (Status::Unencodable, format!("the return value could not be encoded: {why}").into_bytes())
+            }
+            Ok(RanSlice::BadArguments(e)) => {
+                (Status::BadArguments, format!("the arguments did not decode: {e}").into_bytes())
+            }
+            Err(payload) => (Status::Panicked, message::encode_panic(&crate::bootstrap::panic_info(payload))),
+        })
+    });
+    let Err((status, why)) = ran else { return };
     out.0.truncate(at);
     out.item(status, &why);
 }
 
-/// Runs the table's entry `index` on `args` (the initializer, through
-/// its bootstrap entry point, which tells a returned `Err` apart) and
-/// appends its result as one item to `out`. Returns the failure's text if it did not return a value
-/// (or returned an `Err`): what the initializer's caller needs.
-fn run_one(index: u32, args: &[u8], out: &mut Writer) -> Option<String> {
-    let Some(entry) = TASKS.get(index as usize) else {
-        let why = format!("no task at index {index} of the dispatch table");
-        out.item(Status::BadArguments, why.as_bytes());
-        return Some(why);
-    };
+/// Runs the initializer, the table's entry `index`, on `args`, through its
+/// bootstrap entry point (which tells a returned `Err` apart from a value);
+/// why it failed, if it did.
+fn run_initializer(index: u32, args: &[u8]) -> Result<(), String> {
+    let entry = TASKS.get(index as usize).ok_or_else(|| format!("no task at index {index} of the dispatch table"))?;
     let source: Box<dyn Source + Send + '_> = Box::new(args);
     let incoming = Incoming::new(Stream::new(source, args.len() as u64));
     match panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&incoming))) {
-        Ok(Invoked::Returned { value, failure }) => {
-            let at = out.0.len();
-            out.u8(Status::Returned as u8);
-            let (part, _) = value.part();
-            match out.bytes_with(|v| part.write(v)) {
-                Ok(()) => failure,
-                Err(e) => {
-                    out.0.truncate(at);
-                    let why = format!("the return value could not be encoded: {}", e.0);
-                    out.item(Status::Unencodable, why.as_bytes());
-                    Some(why)
-                }
-            }
-        }
-        Ok(Invoked::BadResult(why)) => {
-            let why = format!("the return value could not be encoded: {why}");
-            out.item(Status::Unencodable, why.as_bytes());
-            Some(why)
-        }
-        Ok(Invoked::BadArguments(e)) => {
-            let why = format!("the arguments did not decode: {e}");
-            out.item(Status::BadArguments, why.as_bytes());
-            Some(why)
-        }
-        Err(payload) => {
-            let panic = crate::bootstrap::panic_info(payload);
-            let why = format!("panicked: {}", panic.message);
-            out.item(Status::Panicked, &message::encode_panic(&panic));
-            Some(why)
-        }
+        Ok(Invoked::Returned { failure: None, .. }) => Ok(()),
+        Ok(Invoked::Returned { failure: Some(why), .. }) => Err(why),
+        Ok(Invoked::BadResult(why)) => Err(format!("the return value could not be encoded: {why}")),
+        Ok(Invoked::BadArguments(e)) => Err(format!("the arguments did not decode: {e}")),
+        Err(payload) => Err(format!("panicked: {}", crate::bootstrap::panic_info(payload).message)),
     }
 }
 

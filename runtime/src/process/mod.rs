@@ -287,9 +287,8 @@ impl<R: 'static> Builder<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn progress(mut self, bars: &crate::progress::Bars) -> Self {
-        self.progress = Some(bars.attach());
-        self
+    pub fn progress(self, bars: &crate::progress::Bars) -> Self {
+        self.progress_into(Some(bars.attach()))
     }
 
     /// [`progress`](Builder::progress), from what a pool kept of its bars.
