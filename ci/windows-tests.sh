@@ -43,15 +43,29 @@ step() {
     fi
 }
 
+# Runs a command under a time limit; if the limit is hit, lists the Wine
+# processes still there, so that a hang can be told from slowness.
+bounded() {
+    local limit="$1"
+    shift
+    timeout "$limit" "$@"
+    local rc=$?
+    if [ "$rc" -eq 124 ]; then
+        echo "==> timed out after ${limit}s; Windows processes left:" >&2
+        ps -eo pid,ppid,stat,etime,args | grep -E '\.exe|wine' | grep -v grep >&2
+    fi
+    return "$rc"
+}
+
 bash ci/wine/setup.sh || { echo "ci/wine/setup.sh failed" >&2; exit 1; }
 
 step "tests under Wine" \
-    timeout 420 cargo test --target "$win" -p multiproc-tests --no-fail-fast -- "$@"
+    bounded 420 cargo test --target "$win" -p multiproc-tests --no-fail-fast -- "$@"
 step "doc tests under Wine" \
-    timeout 180 cargo test --target "$win" -p multiproc --doc -- --test-threads=1
+    bounded 180 cargo test --target "$win" -p multiproc --doc -- --test-threads=1
 step "examples under Wine" \
     env MULTIPROC_EXAMPLE_TARGET="$win" MULTIPROC_EXAMPLE_RUNNER="$root/ci/wine/runner.sh" \
-    timeout 300 cargo test -p multiproc-tests --test examples --test dependency_graphs --test quiet_under_cargo_test
+    bounded 300 cargo test -p multiproc-tests --test examples --test dependency_graphs --test quiet_under_cargo_test
 
 for t in "$win" aarch64-apple-darwin x86_64-unknown-freebsd; do
     if ! rustup target list --installed | grep -qx "$t"; then

@@ -332,9 +332,12 @@ impl Shared {
 
 /// A driver: runs its worker until the pool is done.
 pub(super) fn drive(shared: Arc<Shared>, slot: usize) {
-    let mut worker = start_or_break(&shared, slot);
-    *shared.started.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-    shared.started_cv.notify_all();
+    let mut worker = {
+        // Counted however the attempt ends, a panic included: `Pool::new`
+        // waits for every driver's count.
+        let _counted = Started(&shared);
+        start_or_break(&shared, slot)
+    };
     while let Some(chunk) = shared.next_chunk() {
         if worker.is_none() {
             worker = start_or_break(&shared, slot);
@@ -360,6 +363,16 @@ pub(super) fn drive(shared: Arc<Shared>, slot: usize) {
     }
     if let Some(w) = worker {
         w.stop(&shared);
+    }
+}
+
+/// Counts a driver's first attempt to start a worker when dropped.
+struct Started<'a>(&'a Shared);
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        *self.0.started.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.started_cv.notify_all();
     }
 }
 

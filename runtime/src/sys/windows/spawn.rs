@@ -5,8 +5,8 @@ use std::io;
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, OwnedHandle};
 use std::ptr::{null, null_mut};
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use windows_sys::Win32::Foundation::{
     DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_INTERNAL_ERROR, GENERIC_READ, HANDLE, HANDLE_FLAG_INHERIT,
@@ -218,8 +218,14 @@ pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool, stdio: Option<[BorrowedHa
         Some([out, err]) => (inheritable(out.as_raw_handle()), inheritable(err.as_raw_handle())),
         None => (inheritable_std(STD_OUTPUT_HANDLE), inheritable_std(STD_ERROR_HANDLE)),
     };
-    // Inheritable only for the duration of this call.
-    let _inherit = InheritOnce::set(chan)?;
+    // One spawn at a time in this process, so that no other child's
+    // channel end is inheritable while this child is created: a system
+    // that did not honour the handle list would hand it to this child too,
+    // and a copy there keeps that channel open past its child's end.
+    static SPAWNING: Mutex<()> = Mutex::new(());
+    let spawning = SPAWNING.lock().unwrap_or_else(PoisonError::into_inner);
+    // Inheritable only while this child is created.
+    let inherit = InheritOnce::set(chan)?;
 
     let mut handles = vec![chan, stdin.as_raw_handle()];
     handles.extend(stdout.iter().chain(&stderr).map(|h| h.as_raw_handle()));
@@ -271,7 +277,7 @@ pub(crate) fn spawn_self(end: &ChildEnd, daemon: bool, stdio: Option<[BorrowedHa
         }
         std::thread::sleep(std::time::Duration::from_millis(10 * attempts));
     }
-    drop(attrs);
+    drop((attrs, inherit, spawning));
     let process = owned(pi.hProcess)?;
     let thread = owned(pi.hThread)?;
     if daemon {
