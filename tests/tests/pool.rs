@@ -452,3 +452,46 @@ fn a_result_that_cannot_be_encoded_fails_only_its_task() {
     }
     assert_eq!(pool.apply(pid, ()).unwrap(), before, "the worker lives on");
 }
+
+/// Returns `x`; the item `hold` first waits until `gate` exists.
+#[process_task]
+fn held(x: u32, hold: u32, gate: String) -> u32 {
+    assert!(x != 3 || hold != 31 || !gate.ends_with("fail"), "three fails");
+    if x == hold {
+        let deadline = std::time::Instant::now() + LONG;
+        while !std::path::Path::new(&gate).exists() {
+            assert!(std::time::Instant::now() < deadline, "the gate never opened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    x
+}
+
+#[test]
+fn a_map_result_is_whole_for_every_reader_whatever_arrived_first() {
+    let dir = std::env::temp_dir().join(format!("multiproc-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = Pool::new(2).unwrap();
+    for fails in [false, true] {
+        let gate = dir.join(if fails { "gate-fail" } else { "gate" }).to_string_lossy().into_owned();
+        let items: Vec<_> = (0..32).map(|x| (x, 31, gate.clone())).collect();
+        let r = Arc::new(pool.map_async_with(held, items, MapOptions::new().chunksize(2)).unwrap());
+        // The last task is held: the others' values are in, the map is not.
+        assert!(matches!(r.get_timeout(Duration::from_millis(20)), Err(Error::Timeout(_))));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || r.get())
+            })
+            .collect();
+        std::fs::write(&gate, b"").unwrap();
+        for got in readers.into_iter().map(|t| t.join().unwrap()).chain([r.get()]) {
+            match (fails, got) {
+                (false, Ok(values)) => assert_eq!(values, (0..32).collect::<Vec<_>>()),
+                (true, Err(Error::Panicked { panic, .. })) => assert_eq!(panic.message, "three fails"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

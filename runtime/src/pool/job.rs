@@ -105,6 +105,9 @@ pub(super) struct Slots {
     /// Readers waiting for any one outcome (not for the whole job): each
     /// outcome must wake them.
     each_waiters: usize,
+    /// How many outcomes wake an in-order reader ([`values_in_order`]);
+    /// `usize::MAX` when none waits.
+    wake_at: usize,
 }
 
 /// The tasks of one call, and their outcomes as they arrive.
@@ -131,6 +134,7 @@ impl<R: 'static> Job<R> {
                 total,
                 unordered,
                 each_waiters: 0,
+                wake_at: usize::MAX,
             }),
             changed: Condvar::new(),
             decode,
@@ -265,7 +269,7 @@ impl<R: 'static> Job<R> {
                 stored += u64::from(Self::store(&mut s, index, outcome));
             }
             let complete = stored > 0 && s.total == Some(s.done);
-            if complete || (stored > 0 && s.each_waiters > 0) {
+            if complete || (stored > 0 && (s.each_waiters > 0 || s.done >= s.wake_at)) {
                 self.changed.notify_all();
             }
             if let Some(bar) = &self.bar {
@@ -296,6 +300,49 @@ impl<R: 'static> Sink for Job<R> {
 /// first failure by index.
 pub(super) fn all_values<R: 'static>(job: &Job<R>, s: &Slots) -> Result<Vec<R>, Error> {
     s.outcomes.iter().map(|o| job.value_of(o.as_ref().expect("a complete job has every outcome"))).collect()
+}
+
+/// [`all_values`] once the job is complete, or `None` if `deadline` comes
+/// first. The values are decoded as they arrive, in order, while the
+/// later tasks still run: a long map's last result is not followed by the
+/// decoding of all the others. The wait is woken a few times over the job
+/// (each sixteenth of it), not at every result, which would cost more
+/// than the decoding it overlaps.
+pub(super) fn values_in_order<R: 'static>(job: &Job<R>, deadline: Option<Instant>) -> Option<Result<Vec<R>, Error>> {
+    let mut values = Vec::new();
+    let mut failed = None;
+    let mut s = job.lock();
+    loop {
+        if values.capacity() == 0 {
+            values.reserve_exact(s.outcomes.len());
+        }
+        while failed.is_none()
+            && let Some(Some(outcome)) = s.outcomes.get(values.len())
+        {
+            match job.value_of(outcome) {
+                Ok(v) => values.push(v),
+                Err(e) => failed = Some(e),
+            }
+        }
+        if s.total == Some(s.done) {
+            s.wake_at = usize::MAX;
+            return Some(failed.map_or(Ok(values), Err));
+        }
+        // After a failure only the end matters.
+        let step = s.total.map_or(1, |t| t / 16).max(1);
+        s.wake_at = if failed.is_none() { s.done + step } else { usize::MAX };
+        s = match deadline {
+            None => job.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    s.wake_at = usize::MAX;
+                    return None;
+                }
+                job.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0
+            }
+        };
+    }
 }
 
 /// Runs `f` with the job's value (computed by `value`) once the job is

@@ -253,8 +253,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn get(&self) -> Result<Vec<R>, Error> {
-        let (s, _) = self.job.wait_until(None, false, complete);
-        job::all_values(&self.job, &s)
+        job::values_in_order(&self.job, None).expect("no deadline")
     }
 
     /// [`get`](MapResult::get), waiting at most `timeout` (then
@@ -275,10 +274,7 @@ impl<R: 'static> MapResult<R> {
     /// # }
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<R>, Error> {
-        match self.job.wait_until(Instant::now().checked_add(timeout), false, complete) {
-            (s, true) => job::all_values(&self.job, &s),
-            (_, false) => Err(Error::Timeout(timeout)),
-        }
+        job::values_in_order(&self.job, Instant::now().checked_add(timeout)).unwrap_or(Err(Error::Timeout(timeout)))
     }
 
     /// Every task's own outcome, in input order: a map in which some tasks
