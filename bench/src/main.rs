@@ -26,13 +26,17 @@
 //!   `Queue<u64>` and the parent `get`s them all, timed from the parent's go
 //!   command to the last `get` (Linux only).
 //! - `pool_map_tiny`, `pool_map_tiny_chunk1`, `pool_apply_async_latency`,
-//!   `pool_startup`: the pool, each with a hand-written floor (see `pool`).
+//!   `pool_startup`: the pool, each with a hand-written floor (see `pool`),
+//!   and procspawn's pool on the same workloads as a peer (Linux only; rows
+//!   under the start method `procspawn`; `--only procspawn` runs them all).
 
 use std::process::Command;
 use std::time::Instant;
 
 #[cfg(unix)]
 mod big;
+#[cfg(target_os = "linux")]
+mod peer;
 #[cfg(unix)]
 mod pool;
 
@@ -240,11 +244,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
 }
 
-fn emit(workload: &str, imp: &str, unit: &str, mut samples: Vec<f64>) -> f64 {
+fn emit(workload: &str, imp: &str, unit: &str, samples: Vec<f64>) -> f64 {
+    emit_as(workload, imp, "spawn", unit, samples)
+}
+
+/// [`emit`] under a start method of its own (a peer's, so that its lines
+/// are rows of their own beside ours).
+fn emit_as(workload: &str, imp: &str, method: &str, unit: &str, mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     let median = percentile(&samples, 0.5);
     println!(
-        "{{\"workload\": \"{workload}\", \"impl\": \"{imp}\", \"start_method\": \"spawn\", \"unit\": \"{unit}\", \
+        "{{\"workload\": \"{workload}\", \"impl\": \"{imp}\", \"start_method\": \"{method}\", \"unit\": \"{unit}\", \
          \"median\": {median:.3}, \"p10\": {:.3}, \"p90\": {:.3}, \"n\": {}}}",
         percentile(&samples, 0.1),
         percentile(&samples, 0.9),
@@ -311,6 +321,8 @@ fn measure_rss_here() {
 }
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    peer::init();
     match std::env::var(FLOOR_ENV).as_deref() {
         Ok("1") => return,
         #[cfg(unix)]
@@ -375,6 +387,8 @@ fn main() {
     if o.wants("pool_startup") || o.wants("raw_pool_startup") {
         pool::startup(o.quick);
     }
+    #[cfg(target_os = "linux")]
+    peer::run(o.quick, &|name| o.wants(name) || o.wants("procspawn"));
     #[cfg(unix)]
     if o.wants("spawn_child_peak_rss") {
         let samples: Vec<f64> = (0..3).map(|_| child_peak_rss_kib()).collect();
