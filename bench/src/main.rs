@@ -387,8 +387,12 @@ fn main() {
     if o.wants("pool_startup") || o.wants("raw_pool_startup") {
         pool::startup(o.quick);
     }
+    // The peer runs in a full run, or when named: alone (every workload of
+    // it) or beside the workloads wanted.
     #[cfg(target_os = "linux")]
-    peer::run(o.quick, &|name| o.wants(name) || o.wants("procspawn"));
+    if o.only.is_empty() || o.only.iter().any(|w| w == "procspawn") {
+        peer::run(o.quick, &|name| o.only.len() <= 1 || o.wants(name));
+    }
     #[cfg(unix)]
     if o.wants("spawn_child_peak_rss") {
         let samples: Vec<f64> = (0..3).map(|_| child_peak_rss_kib()).collect();

@@ -341,6 +341,14 @@ impl<T, M> Connection<T, M> {
         self.spin.set(spin);
     }
 
+    /// Waits until the other end has read everything sent on this end:
+    /// what a process sends just before it ends then reaches the other end
+    /// on every system (Wine has been seen to drop what a named pipe still
+    /// held when its writer exited).
+    pub(crate) fn wait_taken(&self) -> Result<(), ConnectionError> {
+        Ok(sys::wait_taken(self.fd.as_fd())?)
+    }
+
     fn new(fd: OwnedFd) -> Self {
         Connection { fd, broken: Cell::new(false), spin: Cell::new(true), _marker: PhantomData }
     }

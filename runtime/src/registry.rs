@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{DecodeError, RegistryError};
+use crate::pool::batch::BatchRun;
 use crate::wire::{self, CodecError, Part, Source, Stream};
 
 /// One registered entry point.
@@ -48,24 +49,14 @@ pub struct FunctionEntry {
     /// A pool's batch: encodes the argument tuple taken out of `slot` (an
     /// `Option` of exactly the function's tuple) onto the end of a buffer.
     pub encode_one: fn(&mut dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
-    /// A pool's batch: decodes the arguments from a slice, calls the
-    /// function, encodes its result onto the end of a buffer.
-    pub run_slice: fn(&[u8], &mut Vec<u8>) -> RanSlice,
-    /// A pool's batch: decodes a result from a slice into `slot` (an
-    /// `Option` of exactly the function's return type).
-    pub decode_slice: fn(&[u8], &mut dyn Any) -> Result<(), DecodeError>,
-}
-
-/// How [`FunctionEntry::run_slice`] went.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum RanSlice {
-    /// The function returned; its result is in the buffer.
-    Returned,
-    /// The slice did not decode as the function's arguments.
-    BadArguments(DecodeError),
-    /// The result could not be encoded.
-    BadResult(String),
+    /// A pool's batch: runs the next tasks of a batch, decoding their
+    /// arguments from it and encoding their values (or why they failed)
+    /// onto the message it builds.
+    pub run_batch: fn(&mut BatchRun<'_>),
+    /// A pool's batch: decodes `count` values from the front of a slice
+    /// onto the end of `out` (a `Vec` of exactly the function's return
+    /// type).
+    pub decode_values: fn(&mut &[u8], usize, &mut dyn Any) -> Result<(), DecodeError>,
 }
 
 /// What running an entry produced.

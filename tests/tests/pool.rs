@@ -177,28 +177,49 @@ fn an_aborting_task_names_the_signal() {
     }
 }
 
+/// Writes this worker's pid to `path`, then sleeps `ms`.
+#[process_task]
+fn sleep_after_saying_pid(path: String, ms: u64) -> u64 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// The pid `path` holds once the task that writes it has started.
+fn pid_in(path: &std::path::Path) -> u32 {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.parse().ok()) {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_worker_killed_from_outside_fails_its_task_and_is_replaced() {
+    let path = std::env::temp_dir().join(format!("multiproc-victim-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
     let pool = Pool::new(2).unwrap();
-    let victim = pool.apply_async(sleep_ms, 60_000).unwrap();
+    let victim = pool.apply_async(sleep_after_saying_pid, (path.to_string_lossy().into_owned(), 60_000)).unwrap();
     let others = pool.map_async(square, 0..20).unwrap();
-    assert_eq!(others.get().unwrap().len(), 20);
-    // The worker that is not busy answered everything; the busy one is
-    // the one that answers nothing now.
-    let free = pool.apply(pid, ()).unwrap();
-    let busy: Vec<u32> = pool.pids().into_iter().filter(|&p| p != free).collect();
-    assert_eq!(busy.len(), 1, "{busy:?}");
+    assert_eq!(others.get().unwrap().len(), 20, "the other worker answers meanwhile");
+    let busy = pid_in(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert!(pool.pids().contains(&busy));
     // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(busy[0] as i32, libc::SIGKILL) };
+    unsafe { libc::kill(busy as i32, libc::SIGKILL) };
     match victim.get() {
         Err(Error::WorkerDied { pid, status }) => {
-            assert_eq!(pid, busy[0]);
+            assert_eq!(pid, busy);
             assert_eq!(status.exitcode(), -libc::SIGKILL);
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(pool.map(square, 0..10).unwrap().len(), 10);
+    assert!(!pool.pids().contains(&busy), "the worker is replaced");
 }
 
 #[test]

@@ -159,24 +159,26 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                 (__multiproc_args().encode_into)(( #(#wrapped,)* ), __multiproc_out)
             }
 
-            fn __multiproc_run_slice(
-                __multiproc_input: &[u8],
-                __multiproc_out: &mut ::std::vec::Vec<u8>,
-            ) -> #private::RanSlice {
-                let ( #(#binds,)* ) = match (__multiproc_args().decode_slice)(__multiproc_input) {
-                    ::core::result::Result::Ok(__multiproc_decoded) => __multiproc_decoded,
-                    ::core::result::Result::Err(__multiproc_error) => {
-                        return #private::RanSlice::BadArguments(__multiproc_error);
-                    }
-                };
-                #private::wrote((__multiproc_output().write)(#name( #(#unwrapped),* ), __multiproc_out))
+            fn __multiproc_run_batch(__multiproc_run: &mut #private::BatchRun<'_>) {
+                #private::run_batch(
+                    __multiproc_run,
+                    __multiproc_args().decode_each,
+                    |( #(#binds,)* )| #name( #(#unwrapped),* ),
+                    __multiproc_output().write,
+                )
             }
 
-            fn __multiproc_decode_slice(
-                __multiproc_input: &[u8],
-                __multiproc_slot: &mut dyn #private::Any,
+            fn __multiproc_decode_values(
+                __multiproc_input: &mut &[u8],
+                __multiproc_count: usize,
+                __multiproc_out: &mut dyn #private::Any,
             ) -> ::core::result::Result<(), #krate::DecodeError> {
-                #private::put_output(__multiproc_slot, (__multiproc_output().decode_slice)(__multiproc_input)?)
+                #private::decode_values(
+                    __multiproc_input,
+                    __multiproc_count,
+                    __multiproc_out,
+                    __multiproc_output().decode_each,
+                )
             }
 
             fn __multiproc_decode(
@@ -197,8 +199,8 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                     measure: __multiproc_measure,
                     decode: __multiproc_decode,
                     encode_one: __multiproc_encode_one,
-                    run_slice: __multiproc_run_slice,
-                    decode_slice: __multiproc_decode_slice,
+                    run_batch: __multiproc_run_batch,
+                    decode_values: __multiproc_decode_values,
                 }),
             }
         };

@@ -10,9 +10,8 @@ pub use linkme;
 pub use serde;
 use serde::Serialize;
 
-pub use crate::registry::{
-    CHILD_INITS, ChildInit, FunctionEntry, Incoming, Invoked, Payload, RanSlice, TASKS, TaskEntry,
-};
+pub use crate::pool::batch::{BatchRun, decode_values, run_batch};
+pub use crate::registry::{CHILD_INITS, ChildInit, FunctionEntry, Incoming, Invoked, Payload, TASKS, TaskEntry};
 pub use crate::remote::CrossError;
 pub use crate::wire::CodecError;
 
@@ -100,26 +99,6 @@ pub fn take_args<A: 'static>(slot: &mut dyn Any) -> Result<A, CodecError> {
     slot.downcast_mut::<Option<A>>()
         .and_then(Option::take)
         .ok_or_else(|| CodecError("the arguments are of another type".into()))
-}
-
-/// Puts a decoded result into the `Option` [`FunctionEntry::decode_slice`]
-/// receives.
-pub fn put_output<R: 'static>(slot: &mut dyn Any, value: R) -> Result<(), crate::DecodeError> {
-    match slot.downcast_mut::<Option<R>>() {
-        Some(slot) => {
-            *slot = Some(value);
-            Ok(())
-        }
-        None => Err(crate::DecodeError::Invalid("the result decoded as another type".into())),
-    }
-}
-
-/// The end of [`FunctionEntry::run_slice`]: the result encoded onto `out`.
-pub fn wrote(result: Result<(), CodecError>) -> RanSlice {
-    match result {
-        Ok(()) => RanSlice::Returned,
-        Err(e) => RanSlice::BadResult(e.0),
-    }
 }
 
 /// The argument tuple in a `Box<dyn Any>`, as [`FunctionEntry::measure`]

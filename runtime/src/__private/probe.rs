@@ -77,6 +77,10 @@ pub trait ArgumentRejected<T> {
 
 impl<T> ArgumentRejected<T> for Probe<T> {}
 
+/// A codec's decoder of so many values from the front of a slice, handing
+/// each to the callback as it is decoded.
+pub type DecodeEach<T> = fn(&mut &[u8], usize, &mut dyn FnMut(T)) -> Result<(), DecodeError>;
+
 /// How an argument tuple, as it crosses, is measured and decoded.
 pub struct ArgsCodec<W> {
     /// Measures the tuple for a bootstrap frame.
@@ -85,8 +89,9 @@ pub struct ArgsCodec<W> {
     pub decode: fn(&Incoming<'_>) -> Result<W, DecodeError>,
     /// Encodes it onto the end of a buffer (a pool's batch).
     pub encode_into: fn(W, &mut Vec<u8>) -> Result<(), CodecError>,
-    /// Decodes it from a whole slice (a pool's batch).
-    pub decode_slice: fn(&[u8]) -> Result<W, DecodeError>,
+    /// Decodes so many from the front of a slice, one after the other (a
+    /// pool's batch).
+    pub decode_each: DecodeEach<W>,
 }
 
 /// The codec of a tuple whose every element crosses.
@@ -101,7 +106,7 @@ impl<W: Crosses> ArgsCross<W> for &Probe<W> {
             measure: Payload::new,
             decode: |input| input.decode(),
             encode_into: |w, out| crate::wire::encode_into(out, &w),
-            decode_slice: crate::wire::decode,
+            decode_each: crate::wire::decode_each,
         }
     }
 }
@@ -119,7 +124,7 @@ impl<W> ArgsRefused<W> for Probe<W> {
             measure: |_| Err(CodecError("an argument type that cannot cross".into())),
             decode: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
             encode_into: |_, _| Err(CodecError("an argument type that cannot cross".into())),
-            decode_slice: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
+            decode_each: |_, _, _| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
         }
     }
 }
@@ -135,8 +140,9 @@ pub struct OutputCodec<R> {
     pub decode: fn(&Incoming<'_>) -> Result<R, DecodeError>,
     /// Encodes it onto the end of a buffer (a pool's batch).
     pub write: fn(R, &mut Vec<u8>) -> Result<(), CodecError>,
-    /// Decodes it from a whole slice (a pool's batch).
-    pub decode_slice: fn(&[u8]) -> Result<R, DecodeError>,
+    /// Decodes so many from the front of a slice, one after the other (a
+    /// pool's batch).
+    pub decode_each: DecodeEach<R>,
 }
 
 /// The verdict on a result type that cannot cross.
@@ -182,7 +188,7 @@ pub trait OutputBytes {
             finish: |v| measured(BytesBuf(v), None),
             decode: |input| input.decode::<BytesBuf>().map(BytesBuf::into_inner),
             write: |v, out| crate::wire::encode_into(out, &BytesBuf(v)),
-            decode_slice: |b| crate::wire::decode::<BytesBuf>(b).map(BytesBuf::into_inner),
+            decode_each: |b, n, each| crate::wire::decode_each::<BytesBuf>(b, n, &mut |v| each(v.into_inner())),
         }
     }
 }
@@ -204,7 +210,7 @@ impl<T: Crosses, E: Crosses + Debug> OutputResultDebug<Result<T, E>> for &&&&Pro
             },
             decode: |input| input.decode(),
             write: |v, out| crate::wire::encode_into(out, &v),
-            decode_slice: crate::wire::decode,
+            decode_each: crate::wire::decode_each,
         }
     }
 }
@@ -224,7 +230,7 @@ impl<T: Crosses, E: Crosses> OutputResult<Result<T, E>> for &&&Probe<Result<T, E
             },
             decode: |input| input.decode(),
             write: |v, out| crate::wire::encode_into(out, &v),
-            decode_slice: crate::wire::decode,
+            decode_each: crate::wire::decode_each,
         }
     }
 }
@@ -241,7 +247,7 @@ impl<R: Crosses> OutputValue<R> for &&Probe<R> {
             finish: |v| measured(v, None),
             decode: |input| input.decode(),
             write: |v, out| crate::wire::encode_into(out, &v),
-            decode_slice: crate::wire::decode,
+            decode_each: crate::wire::decode_each,
         }
     }
 }
@@ -263,7 +269,9 @@ impl<T: Crosses, E: CrossError> OutputRemote<Result<T, E>> for &Probe<Result<T, 
             },
             decode: |input| input.decode::<Result<T, RemoteError>>().map(|r| r.map_err(E::from_remote)),
             write: |v, out| crate::wire::encode_into(out, &v.map_err(|e| e.to_remote())),
-            decode_slice: |b| crate::wire::decode::<Result<T, RemoteError>>(b).map(|r| r.map_err(E::from_remote)),
+            decode_each: |b, n, each| {
+                crate::wire::decode_each::<Result<T, RemoteError>>(b, n, &mut |r| each(r.map_err(E::from_remote)))
+            },
         }
     }
 }

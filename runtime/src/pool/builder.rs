@@ -99,7 +99,7 @@ impl PoolBuilder {
         self.init = Some(function(&task).and_then(|(entry, f)| {
             let mut bytes = super::driver::Batch::default();
             encode(entry, f, args, &mut bytes).map_err(|e| e.to_error())?;
-            Ok((table_index(entry), bytes.get(0).to_vec()))
+            Ok((table_index(entry), bytes.bytes().to_vec()))
         }));
         self
     }
@@ -128,7 +128,7 @@ impl PoolBuilder {
     /// # }
     /// ```
     pub fn exit_hook<F: Task<()>>(mut self, task: F) -> Self {
-        self.exit_hook = Some(function(&task).map(|(entry, f)| (table_index(entry), f.decode_slice)));
+        self.exit_hook = Some(function(&task).map(|(entry, f)| (table_index(entry), f.decode_values)));
         self
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::job::{Failure, Outcome, Sink};
+use super::job::{Failure, Segment, Sink};
 use super::link::{Ran, Worker};
 use super::message::Status;
 use crate::error::Error;
@@ -51,19 +51,14 @@ impl Batch {
         self.ends.is_empty()
     }
 
-    /// The bytes of every task.
-    pub(super) fn total_len(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// Where task `i`'s bytes start (where the one before ends).
     fn offset(&self, i: usize) -> usize {
         if i == 0 { 0 } else { self.ends[i - 1] }
     }
 
-    /// Task `i`'s bytes.
-    pub(super) fn get(&self, i: usize) -> &[u8] {
-        &self.bytes[self.offset(i)..self.ends[i]]
+    /// Every task's bytes, end to end.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Adds a task whose bytes `encode` appends; nothing if it fails.
@@ -106,9 +101,7 @@ pub(super) struct Chunk {
 
 impl Chunk {
     pub(super) fn fail(self, failure: &Failure) {
-        for i in 0..self.args.len() {
-            self.sink.deliver(self.index + i, Outcome::failed(failure.clone()));
-        }
+        self.sink.deliver(Segment::failed(self.index, self.args.len(), failure));
     }
 
     /// The tasks `range` of this chunk, as a chunk of their own.

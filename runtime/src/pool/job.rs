@@ -2,7 +2,7 @@
 //! holding each task's outcome as it arrives, and the failures a task can
 //! have.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,6 @@ use crate::exit::ExitStatus;
 use std::any::Any;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Why one task failed. Kept (and cloned into an [`Error`] at each `get`)
 /// so that a result can be asked for more than once, as in Python.
@@ -44,46 +43,65 @@ impl Failure {
     }
 }
 
-/// How one task ended, as the parent keeps it: the encoded value (decoded
-/// by whoever asks for it), as a range of the message it came in (shared
-/// by the chunk's results), or the failure.
+/// The outcomes of consecutive tasks of a job, as they came: the message
+/// of their results, whose values are decoded by whoever asks for them (so
+/// that `get` can be called again), and the tasks that failed.
 #[derive(Debug)]
-pub(super) enum Outcome {
-    Value(Arc<Vec<u8>>, Range<usize>),
-    /// Boxed: failures are rare, and an outcome is stored per task.
-    Failed(Box<Failure>),
+pub(super) struct Segment {
+    /// The job index of the first task.
+    pub(super) first: usize,
+    pub(super) count: usize,
+    msg: Vec<u8>,
+    /// Where the values of the tasks that returned are in `msg`, end to end.
+    values: Range<usize>,
+    /// The tasks that failed, by offset, in order.
+    failures: Vec<(usize, Failure)>,
 }
 
-impl Outcome {
-    pub(super) fn failed(failure: Failure) -> Outcome {
-        Outcome::Failed(Box::new(failure))
+impl Segment {
+    /// Results from a worker.
+    pub(super) fn results(
+        first: usize,
+        count: usize,
+        msg: Vec<u8>,
+        values: Range<usize>,
+        failures: Vec<(usize, Failure)>,
+    ) -> Segment {
+        Segment { first, count, msg, values, failures }
+    }
+
+    /// `count` tasks from `first` on that all failed with `failure`.
+    pub(super) fn failed(first: usize, count: usize, failure: &Failure) -> Segment {
+        let failures = (0..count).map(|i| (i, failure.clone())).collect();
+        Segment { first, count, msg: Vec::new(), values: 0..0, failures }
+    }
+
+    fn end(&self) -> usize {
+        self.first + self.count
+    }
+
+    fn succeeded(&self) -> bool {
+        self.failures.is_empty()
     }
 }
 
-/// Receives the outcomes of a job's tasks, by their index in the job.
+/// Receives the outcomes of a job's tasks.
 pub(super) trait Sink: Send + Sync {
-    fn deliver(&self, index: usize, outcome: Outcome);
-
-    /// Delivers consecutive outcomes from `first` on.
-    fn deliver_many(&self, first: usize, outcomes: Vec<Outcome>) {
-        for (i, o) in outcomes.into_iter().enumerate() {
-            self.deliver(first + i, o);
-        }
-    }
+    fn deliver(&self, segment: Segment);
 }
 
-/// A task's result decoder (`FunctionEntry::decode_slice`).
-pub(super) type DecodeSlice = fn(&[u8], &mut dyn Any) -> Result<(), DecodeError>;
+/// A task's values decoder (`FunctionEntry::decode_values`).
+pub(super) type DecodeValues = fn(&mut &[u8], usize, &mut dyn Any) -> Result<(), DecodeError>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Decodes an encoded result with the task's codec, as an `R`.
-pub(super) fn decode<R: 'static>(decode: DecodeSlice, bytes: &[u8]) -> Result<R, DecodeError> {
-    let mut slot: Option<R> = None;
-    decode(bytes, &mut slot)?;
-    slot.ok_or_else(|| DecodeError::Invalid("no result was decoded".into()))
+/// Decodes `count` values with the task's codec from the front of `bytes`.
+pub(super) fn decode<R: 'static>(decode: DecodeValues, bytes: &mut &[u8], count: usize) -> Result<Vec<R>, DecodeError> {
+    let mut out: Vec<R> = Vec::new();
+    decode(bytes, count, &mut out)?;
+    Ok(out)
 }
 
 /// What runs once a job is complete.
@@ -91,12 +109,12 @@ type OnComplete<R> = Box<dyn FnOnce(&Job<R>) + Send>;
 
 /// What a job holds.
 pub(super) struct Slots {
-    /// Each task's outcome, once it is in.
-    pub(super) outcomes: Vec<Option<Outcome>>,
-    /// How many outcomes are in.
+    /// The outcomes in, by their first task's index.
+    pub(super) segments: BTreeMap<usize, Segment>,
+    /// How many tasks' outcomes are in.
     pub(super) done: usize,
-    /// The indices of outcomes not yet taken by an unordered reader, in the
-    /// order they came in.
+    /// The first indices of segments not yet taken by an unordered reader,
+    /// in the order they came in.
     pub(super) arrived: VecDeque<usize>,
     /// The number of tasks, once all are submitted.
     pub(super) total: Option<usize>,
@@ -110,11 +128,33 @@ pub(super) struct Slots {
     wake_at: usize,
 }
 
+impl Slots {
+    pub(super) fn complete(&self) -> bool {
+        self.total == Some(self.done)
+    }
+
+    /// Whether every task in returned a value.
+    pub(super) fn all_succeeded(&self) -> bool {
+        self.segments.values().all(Segment::succeeded)
+    }
+
+    /// Takes out the next segment for a streaming reader: the one that
+    /// starts at `next` (in order) or the first to arrive (unordered).
+    pub(super) fn take_next(&mut self, ordered: bool, next: usize) -> Option<Segment> {
+        let first = if ordered { next } else { self.arrived.pop_front()? };
+        self.segments.remove(&first)
+    }
+
+    pub(super) fn has_next(&self, ordered: bool, next: usize) -> bool {
+        if ordered { self.segments.contains_key(&next) } else { !self.arrived.is_empty() }
+    }
+}
+
 /// The tasks of one call, and their outcomes as they arrive.
 pub(super) struct Job<R> {
     pub(super) slots: Mutex<Slots>,
     changed: Condvar,
-    pub(super) decode: DecodeSlice,
+    pub(super) decode: DecodeValues,
     _result: PhantomData<fn() -> R>,
     /// The name of the task, for messages.
     pub(super) name: &'static str,
@@ -125,10 +165,10 @@ pub(super) struct Job<R> {
 }
 
 impl<R: 'static> Job<R> {
-    pub(super) fn new(decode: DecodeSlice, name: &'static str, total: Option<usize>, unordered: bool) -> Job<R> {
+    pub(super) fn new(decode: DecodeValues, name: &'static str, total: Option<usize>, unordered: bool) -> Job<R> {
         Job {
             slots: Mutex::new(Slots {
-                outcomes: (0..total.unwrap_or(0)).map(|_| None).collect(),
+                segments: BTreeMap::new(),
                 done: 0,
                 arrived: VecDeque::new(),
                 total,
@@ -209,13 +249,47 @@ impl<R: 'static> Job<R> {
         (s, result)
     }
 
-    /// The value of one outcome: decoded, or its failure as an error.
-    pub(super) fn value_of(&self, outcome: &Outcome) -> Result<R, Error> {
-        match outcome {
-            Outcome::Value(msg, range) => decode(self.decode, &msg[range.clone()])
-                .map_err(|error| Error::BadResult { name: self.name.to_owned(), error }),
-            Outcome::Failed(f) => Err(f.to_error()),
+    fn bad_result(&self, error: DecodeError) -> Error {
+        Error::BadResult { name: self.name.to_owned(), error }
+    }
+
+    /// Appends to `values` the values of the tasks from `values.len()` on,
+    /// as far as their outcomes are in and are values; the error of the
+    /// first failed one, if that is where it stops.
+    #[expect(clippy::ptr_arg, reason = "the decoder appends to the Vec, through `Any`")]
+    pub(super) fn values_from(&self, s: &Slots, values: &mut Vec<R>) -> Option<Error> {
+        while let Some(seg) = s.segments.get(&values.len()) {
+            let ok = seg.failures.first().map_or(seg.count, |&(at, _)| at);
+            let mut bytes = &seg.msg[seg.values.clone()];
+            if let Err(e) = (self.decode)(&mut bytes, ok, values) {
+                return Some(self.bad_result(e));
+            }
+            if let Some((_, failure)) = seg.failures.first() {
+                return Some(failure.to_error());
+            }
         }
+        None
+    }
+
+    /// Every task's outcome of a segment, in order.
+    pub(super) fn each_of(&self, seg: &Segment) -> Vec<Result<R, Error>> {
+        let mut bytes = &seg.msg[seg.values.clone()];
+        let values = decode::<R>(self.decode, &mut bytes, seg.count - seg.failures.len());
+        let (mut values, error) = match values {
+            Ok(v) => (v.into_iter(), None),
+            Err(e) => (Vec::new().into_iter(), Some(e)),
+        };
+        let mut failures = seg.failures.iter().peekable();
+        (0..seg.count)
+            .map(|i| match failures.next_if(|(at, _)| *at == i) {
+                Some((_, f)) => Err(f.to_error()),
+                None => match (values.next(), &error) {
+                    (Some(v), _) => Ok(v),
+                    (None, Some(e)) => Err(self.bad_result(e.clone())),
+                    (None, None) => Err(self.bad_result(DecodeError::Invalid("a result is missing".into()))),
+                },
+            })
+            .collect()
     }
 
     /// Sets what runs once the job is complete; runs it now (on this
@@ -225,7 +299,7 @@ impl<R: 'static> Job<R> {
             let s = self.lock();
             // Under the job's lock, so a completion cannot slip in between
             // the look and the registration.
-            if s.total != Some(s.done) {
+            if !s.complete() {
                 lock(&self.on_complete).push(f);
                 return;
             }
@@ -241,39 +315,30 @@ impl<R: 'static> Job<R> {
     }
 }
 
-impl<R: 'static> Job<R> {
-    /// Stores one outcome; true if it is new.
-    fn store(s: &mut Slots, index: usize, outcome: Outcome) -> bool {
-        if s.outcomes.len() <= index {
-            s.outcomes.resize_with(index + 1, || None);
-        }
-        if s.outcomes[index].is_some() {
-            // Delivered already: a task is never counted twice.
-            return false;
-        }
-        s.outcomes[index] = Some(outcome);
-        s.done += 1;
-        if s.unordered {
-            s.arrived.push_back(index);
-        }
-        true
-    }
-
-    /// Stores outcomes under one lock, wakes who may wait for them, and
-    /// runs the callbacks if the job is complete now.
-    fn store_all(&self, outcomes: impl IntoIterator<Item = (usize, Outcome)>) {
+impl<R: 'static> Sink for Job<R> {
+    /// Stores the segment, wakes who may wait for it, and runs the
+    /// callbacks if the job is complete now. A task whose outcome is in
+    /// already is never counted twice: a segment that overlaps one held is
+    /// dropped.
+    fn deliver(&self, seg: Segment) {
         let complete = {
             let mut s = self.lock();
-            let mut stored = 0;
-            for (index, outcome) in outcomes {
-                stored += u64::from(Self::store(&mut s, index, outcome));
+            let overlaps = s.segments.range(..seg.end()).next_back().is_some_and(|(_, held)| held.end() > seg.first);
+            if seg.count == 0 || overlaps {
+                return;
             }
-            let complete = stored > 0 && s.total == Some(s.done);
-            if complete || (stored > 0 && (s.each_waiters > 0 || s.done >= s.wake_at)) {
+            let n = seg.count;
+            if s.unordered {
+                s.arrived.push_back(seg.first);
+            }
+            s.segments.insert(seg.first, seg);
+            s.done += n;
+            let complete = s.complete();
+            if complete || s.each_waiters > 0 || s.done >= s.wake_at {
                 self.changed.notify_all();
             }
             if let Some(bar) = &self.bar {
-                bar.inc(stored);
+                bar.inc(n as u64);
                 if complete {
                     bar.finish();
                 }
@@ -286,20 +351,14 @@ impl<R: 'static> Job<R> {
     }
 }
 
-impl<R: 'static> Sink for Job<R> {
-    fn deliver(&self, index: usize, outcome: Outcome) {
-        self.store_all([(index, outcome)]);
-    }
-
-    fn deliver_many(&self, first: usize, outcomes: Vec<Outcome>) {
-        self.store_all(outcomes.into_iter().enumerate().map(|(i, o)| (first + i, o)));
-    }
-}
-
 /// The outcome of all of a job's tasks, in order: the values, or the
 /// first failure by index.
 pub(super) fn all_values<R: 'static>(job: &Job<R>, s: &Slots) -> Result<Vec<R>, Error> {
-    s.outcomes.iter().map(|o| job.value_of(o.as_ref().expect("a complete job has every outcome"))).collect()
+    let mut values = Vec::new();
+    match job.values_from(s, &mut values) {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
 }
 
 /// [`all_values`] once the job is complete, or `None` if `deadline` comes
@@ -314,17 +373,12 @@ pub(super) fn values_in_order<R: 'static>(job: &Job<R>, deadline: Option<Instant
     let mut s = job.lock();
     loop {
         if values.capacity() == 0 {
-            values.reserve_exact(s.outcomes.len());
+            values.reserve_exact(s.total.unwrap_or(0));
         }
-        while failed.is_none()
-            && let Some(Some(outcome)) = s.outcomes.get(values.len())
-        {
-            match job.value_of(outcome) {
-                Ok(v) => values.push(v),
-                Err(e) => failed = Some(e),
-            }
+        if failed.is_none() {
+            failed = job.values_from(&s, &mut values);
         }
-        if s.total == Some(s.done) {
+        if s.complete() {
             s.wake_at = usize::MAX;
             return Some(failed.map_or(Ok(values), Err));
         }

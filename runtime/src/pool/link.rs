@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::batch::Done;
 use super::driver::{Chunk, Phase, Shared};
-use super::job::{Failure, Outcome};
+use super::job::{Failure, Segment};
 use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
 use super::worker::{WORKER, WorkerSpec};
 use crate::error::Error;
@@ -156,10 +157,7 @@ impl Worker {
         let first = self.sent;
         let mut msg = Writer::new(RUN);
         msg.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
-        msg.0.reserve(chunk.args.total_len() + 8 * chunk.args.len());
-        for i in 0..chunk.args.len() {
-            msg.bytes(chunk.args.get(i));
-        }
+        msg.0.extend_from_slice(chunk.args.bytes());
         self.sent += chunk.args.len() as u64;
         let ok = self.conn.send_bytes(&msg.0).is_ok();
         let now = Instant::now();
@@ -172,23 +170,18 @@ impl Worker {
         let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
         match msg.first() {
             Some(&DONE) => {
-                let mut r = Reader(&msg[1..]);
-                let at = r.u64().map_err(bad)?;
-                let n = r.u32().map_err(bad)? as usize;
-                if at != f.first + f.done as u64 || f.done + n > f.chunk.args.len() {
+                let done = Done::parse(&msg).map_err(bad)?;
+                if done.first != f.first + f.done as u64 || f.done + done.count > f.chunk.args.len() {
                     return Err(bad(message::malformed("results of tasks it was not given")));
                 }
-                let base = msg.as_ptr() as usize;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let (status, bytes) = r.item().map_err(bad)?;
-                    let start = bytes.as_ptr() as usize - base;
-                    items.push((status, start..start + bytes.len()));
-                }
-                let msg = Arc::new(msg);
-                let outcomes = items.into_iter().map(|(status, range)| self.outcome(status, &msg, range)).collect();
-                f.chunk.sink.deliver_many(f.chunk.index + f.done, outcomes);
-                f.done += n;
+                let failures = done
+                    .failures
+                    .iter()
+                    .map(|(at, status, bytes)| (*at, self.failure(*status, &msg[bytes.clone()])))
+                    .collect();
+                let count = done.count;
+                f.chunk.sink.deliver(Segment::results(f.chunk.index + f.done, count, msg, done.values, failures));
+                f.done += count;
                 Ok(())
             }
             Some(&INIT_FAILED) => Err(Failure::WorkerStart(format!(
@@ -200,19 +193,12 @@ impl Worker {
         }
     }
 
-    /// A task's outcome, from its status and bytes.
-    fn outcome(&self, status: Status, msg: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Outcome {
-        let bytes = &msg[range.clone()];
-        let name = || self.name.clone();
-        let text = || String::from_utf8_lossy(bytes).into_owned();
+    /// Why a task failed, from its status and bytes.
+    fn failure(&self, status: Status, bytes: &[u8]) -> Failure {
+        let name = self.name.clone();
         match status {
-            Status::Returned => Outcome::Value(Arc::clone(msg), range),
-            Status::Panicked => {
-                Outcome::failed(Failure::Panicked { name: name(), panic: message::decode_panic(bytes) })
-            }
-            Status::Unencodable | Status::BadArguments | Status::Nothing => {
-                Outcome::failed(Failure::Unencodable { name: name(), message: text() })
-            }
+            Status::Panicked => Failure::Panicked { name, panic: message::decode_panic(bytes) },
+            _ => Failure::Unencodable { name, message: String::from_utf8_lossy(bytes).into_owned() },
         }
     }
 
@@ -250,7 +236,7 @@ impl Worker {
             match hit {
                 Some(n) if !charged => {
                     charged = true;
-                    f.chunk.sink.deliver(f.chunk.index + n, Outcome::failed(failure.clone()));
+                    f.chunk.sink.deliver(Segment::failed(f.chunk.index + n, 1, &failure));
                     back.push(f.chunk.part(f.done..n));
                     back.push(f.chunk.part(n + 1..count));
                 }

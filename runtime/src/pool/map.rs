@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::driver::{Batch, Chunk, Phase};
-use super::job::{Failure, Job, Outcome, Sink};
+use super::job::{Failure, Job, Segment, Sink};
 use super::{Imap, MapOptions, MapResult, Pool, encode, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
@@ -130,7 +130,7 @@ impl Pool {
         let items: Vec<A> = items.into_iter().map(IntoArgs::into_args).collect();
         let total = items.len();
         let bar = options.bars.as_ref().map(|b| b.add(Some(total as u64), short_name(entry.path)));
-        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(total), false).with_bar(bar));
+        let job = Arc::new(Job::<F::Output>::new(f.decode_values, entry.path, Some(total), false).with_bar(bar));
         let chunksize = match (options.timeout, options.chunksize) {
             (Some(_), _) => 1,
             (None, Some(n)) => n,
@@ -156,13 +156,13 @@ impl Pool {
                 retries: 0,
             };
             if self.shared.submit(vec![chunk]).is_err() {
-                job.deliver_many(start, (0..n).map(|_| Outcome::failed(Failure::NotRunning)).collect());
+                job.deliver(Segment::failed(start, n, &Failure::NotRunning));
             }
         };
         for (i, item) in items.into_iter().enumerate() {
             if let Err(e) = encode(entry, f, item, &mut args) {
                 flush(&mut args, start);
-                job.deliver(i, Outcome::failed(e));
+                job.deliver(Segment::failed(i, 1, &e));
                 start = i + 1;
             }
             if args.len() == chunksize {
@@ -373,7 +373,7 @@ impl Pool {
         Ok(Imap {
             shared: Arc::clone(&self.shared),
             job: Arc::new(
-                Job::<F::Output>::new(f.decode_slice, entry.path, None, !ordered)
+                Job::<F::Output>::new(f.decode_values, entry.path, None, !ordered)
                     .with_bar(options.bars.as_ref().map(|b| b.add(None, short_name(entry.path)))),
             ),
             input: Box::new(input),
@@ -385,6 +385,7 @@ impl Pool {
             yielded: 0,
             exhausted: false,
             ordered,
+            ready: std::collections::VecDeque::new(),
         })
     }
 }

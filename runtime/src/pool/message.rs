@@ -2,19 +2,20 @@
 //! message of bytes:
 //!
 //! ```text
-//! parent → worker   Run   'R' first:u64 entry:u32 count:u32 (len:u64 args)*
+//! parent → worker   Run   'R' first:u64 entry:u32 count:u32 args
 //!                   Stop  'S'
-//! worker → parent   Done  'D' first:u64 count:u32 (status:u8 len:u64 bytes)*
+//! worker → parent   Done  'D' first:u64 count:u32 values_len:u64 values failures
 //!                   Exit  'E' status:u8 len:u64 bytes     (the exit hook's)
 //!                   Init  'I' message                     (set-up failed)
 //! ```
 //!
 //! `first` is the pool-wide number of the first task of a chunk (the rest
 //! follow it), `entry` its function's index in the dispatch table (parent
-//! and worker are the same binary), `args` each task's encoded argument
-//! tuple. A `Done` carries the results of some of a chunk's tasks, in
-//! order; a worker that cannot tell the parent which task it runs any
-//! other way sends one per task.
+//! and worker are the same binary), `args` the tasks' encoded argument
+//! tuples end to end. A `Done` carries the results of some of a chunk's
+//! tasks, in order (its layout is in [`super::batch`]); a worker that
+//! cannot tell the parent which task it runs any other way sends one per
+//! task.
 
 use crate::error::{DecodeError, PanicInfo};
 use crate::wire;
@@ -42,7 +43,7 @@ pub(super) enum Status {
 }
 
 impl Status {
-    fn from_byte(b: u8) -> Option<Status> {
+    pub(super) fn from_byte(b: u8) -> Option<Status> {
         Some(match b {
             0 => Status::Returned,
             1 => Status::Panicked,
@@ -83,17 +84,6 @@ impl Writer {
         self.u64(b.len() as u64);
         self.0.extend_from_slice(b);
         self
-    }
-
-    /// A length-prefixed run of bytes that `write` appends; its length is
-    /// filled in afterwards.
-    pub(super) fn bytes_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
-        let at = self.0.len();
-        self.u64(0);
-        let result = write(&mut self.0);
-        let len = (self.0.len() - at - 8) as u64;
-        self.0[at..at + 8].copy_from_slice(&len.to_le_bytes());
-        result
     }
 
     /// One task's result.

@@ -33,6 +33,7 @@
 //! The workers are daemonic, as in Python: they die with the pool's
 //! process and may not start processes of their own.
 
+pub(crate) mod batch;
 mod builder;
 mod driver;
 mod job;
@@ -56,7 +57,7 @@ use job::{Failure, Job, Sink};
 use message::Status;
 
 use crate::args::IntoArgs;
-use crate::error::{Error, RegistryError};
+use crate::error::{DecodeError, Error, RegistryError};
 use crate::registry::{self, FunctionEntry, TASKS, TaskEntry};
 use crate::task::Task;
 
@@ -80,7 +81,7 @@ impl std::fmt::Debug for Pool {
 }
 
 /// A task's erased result decoder.
-type DecodeErased = job::DecodeSlice;
+type DecodeErased = job::DecodeValues;
 
 /// A task's entry and its parent-side codecs.
 fn function<F: Task<A>, A>(task: &F) -> Result<(&'static TaskEntry, &'static FunctionEntry), Error> {
@@ -253,7 +254,7 @@ impl Pool {
         let (entry, f) = function(&task)?;
         let mut bytes = Batch::default();
         encode(entry, f, args.into_args(), &mut bytes).map_err(|e| e.to_error())?;
-        let job = Arc::new(Job::<F::Output>::new(f.decode_slice, entry.path, Some(1), false));
+        let job = Arc::new(Job::<F::Output>::new(f.decode_values, entry.path, Some(1), false));
         let chunk = Chunk {
             sink: Arc::clone(&job) as Arc<dyn Sink>,
             index: 0,
@@ -373,9 +374,9 @@ impl Pool {
             .exits()
             .into_iter()
             .map(|(status, bytes, name)| match status {
-                Status::Returned => {
-                    job::decode::<T>(decode, &bytes).map_err(|error| Error::BadResult { name: name.clone(), error })
-                }
+                Status::Returned => job::decode::<T>(decode, &mut bytes.as_slice(), 1)
+                    .and_then(|mut v| v.pop().ok_or_else(|| DecodeError::Invalid("no value".into())))
+                    .map_err(|error| Error::BadResult { name: name.clone(), error }),
                 Status::Panicked => Err(Error::Panicked { name, panic: message::decode_panic(&bytes) }),
                 _ => Err(Error::Unencodable { name, message: String::from_utf8_lossy(&bytes).into_owned() }),
             })

@@ -1,12 +1,13 @@
 //! What a pool's asynchronous calls return: [`AsyncResult`] (one task),
 //! [`MapResult`] (a map) and the streaming [`Imap`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::driver::{Batch, Chunk, Shared};
-use super::job::{self, Failure, Job, Outcome, Sink, Slots};
+use super::job::{self, Failure, Job, Segment, Sink, Slots};
 use crate::error::Error;
 
 /// The result of [`Pool::apply_async`](super::Pool::apply_async): Python's
@@ -23,11 +24,14 @@ impl<R> fmt::Debug for AsyncResult<R> {
 }
 
 fn one<R: 'static>(job: &Job<R>, s: &Slots) -> Result<R, Error> {
-    job.value_of(s.outcomes[0].as_ref().expect("a complete job has its outcome"))
+    job::all_values(job, s)?.pop().ok_or_else(|| Error::BadResult {
+        name: job.name.to_owned(),
+        error: crate::DecodeError::Invalid("no result was decoded".into()),
+    })
 }
 
 fn complete(s: &Slots) -> bool {
-    s.total == Some(s.done)
+    s.complete()
 }
 
 impl<R: 'static> AsyncResult<R> {
@@ -162,7 +166,7 @@ impl<R: 'static> AsyncResult<R> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         let s = self.job.lock();
-        complete(&s).then(|| matches!(s.outcomes[0], Some(Outcome::Value(..))))
+        complete(&s).then(|| s.all_succeeded())
     }
 
     /// Calls `f` with the value once the task returns one (Python's
@@ -299,7 +303,7 @@ impl<R: 'static> MapResult<R> {
     /// ```
     pub fn get_each(&self) -> Vec<Result<R, Error>> {
         let (s, _) = self.job.wait_until(None, false, complete);
-        s.outcomes.iter().map(|o| self.job.value_of(o.as_ref().expect("complete"))).collect()
+        s.segments.values().flat_map(|seg| self.job.each_of(seg)).collect()
     }
 
     /// Waits until every task is done.
@@ -375,7 +379,7 @@ impl<R: 'static> MapResult<R> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         let s = self.job.lock();
-        complete(&s).then(|| s.outcomes.iter().all(|o| matches!(o, Some(Outcome::Value(..)))))
+        complete(&s).then(|| s.all_succeeded())
     }
 
     /// Calls `f` with every value, in input order, once all tasks returned
@@ -459,6 +463,8 @@ pub struct Imap<'a, R> {
     pub(super) yielded: usize,
     pub(super) exhausted: bool,
     pub(super) ordered: bool,
+    /// The outcomes of the last segment taken, not yet yielded.
+    pub(super) ready: VecDeque<Result<R, Error>>,
 }
 
 impl<R> fmt::Debug for Imap<'_, R> {
@@ -488,7 +494,7 @@ impl<R: 'static> Imap<'_, R> {
                         // The tasks before it go first, so a chunk's tasks
                         // stay consecutive.
                         self.send(start, std::mem::take(&mut args));
-                        self.job.deliver(self.submitted, Outcome::failed(failure));
+                        self.job.deliver(Segment::failed(self.submitted, 1, &failure));
                         start = self.submitted + 1;
                     }
                 }
@@ -515,7 +521,7 @@ impl<R: 'static> Imap<'_, R> {
             retries: 0,
         };
         if self.shared.submit(vec![chunk]).is_err() {
-            self.job.deliver_many(index, (0..n).map(|_| Outcome::failed(Failure::NotRunning)).collect());
+            self.job.deliver(Segment::failed(index, n, &Failure::NotRunning));
         }
     }
 }
@@ -524,19 +530,21 @@ impl<R: 'static> Iterator for Imap<'_, R> {
     type Item = Result<R, Error>;
 
     fn next(&mut self) -> Option<Result<R, Error>> {
+        if let Some(r) = self.ready.pop_front() {
+            self.yielded += 1;
+            return Some(r);
+        }
         self.top_up();
         if self.yielded == self.submitted {
             return None;
         }
-        let want = self.yielded;
-        let ordered = self.ordered;
-        let (mut s, _) = self.job.wait_until(None, true, |s| {
-            if ordered { s.outcomes.get(want).is_some_and(Option::is_some) } else { !s.arrived.is_empty() }
-        });
-        let index = if ordered { want } else { s.arrived.pop_front().expect("an arrival") };
-        let outcome = s.outcomes[index].take().expect("an outcome");
+        let (next, ordered) = (self.yielded, self.ordered);
+        let (mut s, _) = self.job.wait_until(None, true, |s| s.has_next(ordered, next));
+        // Taken out of the job: what the reader has had is not kept.
+        let seg = s.take_next(ordered, next).expect("a segment");
         drop(s);
+        self.ready = self.job.each_of(&seg).into();
         self.yielded += 1;
-        Some(self.job.value_of(&outcome))
+        self.ready.pop_front()
     }
 }

@@ -9,10 +9,11 @@ use std::panic::{self, AssertUnwindSafe};
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
+use super::batch::BatchRun;
+use super::message::{DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
 use crate::handle::Handle;
 use crate::pipe::Connection;
-use crate::registry::{Incoming, Invoked, Payload, RanSlice, TASKS, TaskEntry};
+use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
 use crate::report::{self, ChildReports};
 use crate::sys::SharedWord;
 use crate::wire::{Source, Stream};
@@ -57,7 +58,7 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     {
         let mut w = Writer::new(INIT_FAILED);
         w.0.extend_from_slice(failure.as_bytes());
-        let _ = conn.send_bytes(&w.0);
+        let _ = conn.send_bytes(&w.0).and_then(|()| conn.wait_taken());
         return done();
     }
     while let Ok(msg) = conn.recv_bytes() {
@@ -69,13 +70,12 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
             }
             Some(&STOP) => {
                 let mut w = Writer::new(EXIT);
-                match spec.exit_hook {
-                    Some(hook) => run_fast(hook, &[], &mut w),
-                    None => {
-                        w.item(Status::Nothing, &[]);
-                    }
-                }
-                let _ = conn.send_bytes(&w.0);
+                let (status, bytes) = match spec.exit_hook {
+                    Some(hook) => run_one(hook),
+                    None => (Status::Nothing, Vec::new()),
+                };
+                w.item(status, &bytes);
+                let _ = conn.send_bytes(&w.0).and_then(|()| conn.wait_taken());
                 break;
             }
             // Not a message of this protocol: the parent's end is not a
@@ -95,62 +95,37 @@ fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>) -> R
         (Ok(first), Ok(entry), Ok(count)) => (first, entry, count),
         _ => return Err(()),
     };
-    let start = |at: u64| {
-        let mut out = Writer::new(DONE);
-        out.u64(at).u32(0);
-        out
-    };
-    let send = |out: &mut Writer, n: u32| {
-        out.0[9..13].copy_from_slice(&n.to_le_bytes());
-        conn.send_bytes(&out.0).map_err(|_| ())
-    };
-    let mut out = start(first);
-    let mut pending = 0u32;
-    for i in 0..u64::from(count) {
-        let args = r.bytes().map_err(|_| ())?;
-        if let Some(word) = word {
-            // Task `first + i` runs: the parent reads this if the worker dies.
-            word.store(first + i + 1);
-        }
-        run_fast(entry, args, &mut out);
-        pending += 1;
-        if word.is_none() {
-            send(&mut out, pending)?;
-            out = start(first + i + 1);
-            pending = 0;
-        }
-    }
-    if pending > 0 {
-        send(&mut out, pending)?;
+    let mut run = BatchRun::new(r.0, first, word);
+    let step = if word.is_some() { count } else { 1 };
+    let mut left = count;
+    while left > 0 {
+        let n = step.min(left);
+        run_tasks(entry, &mut run, n);
+        left -= n;
+        conn.send_bytes(&run.take_message(DONE)).map_err(|_| ())?;
+        // The next task may end the process: what was sent must be read
+        // first (without the word, the parent knows the task that ran by
+        // the results it has).
+        conn.wait_taken().map_err(|_| ())?;
     }
     Ok(())
 }
 
-/// Runs the table's function `index` on `args` and appends its result as
-/// one item to `out`, encoded straight there.
-fn run_fast(index: u32, args: &[u8], out: &mut Writer) {
-    let Some(f) = TASKS.get(index as usize).and_then(|e| e.function) else {
-        let why = format!("no function at index {index} of the dispatch table");
-        out.item(Status::BadArguments, why.as_bytes());
-        return;
-    };
-    let at = out.0.len();
-    out.u8(Status::Returned as u8);
-    let ran = out.bytes_with(|v| {
-        Err(match panic::catch_unwind(AssertUnwindSafe(|| (f.run_slice)(args, v))) {
-            Ok(RanSlice::Returned) => return Ok(()),
-            Ok(RanSlice::BadResult(why)) => {
-                (Status::Unencodable, format!("the return value could not be encoded: {why}").into_bytes())
-            }
-            Ok(RanSlice::BadArguments(e)) => {
-                (Status::BadArguments, format!("the arguments did not decode: {e}").into_bytes())
-            }
-            Err(payload) => (Status::Panicked, message::encode_panic(&crate::bootstrap::panic_info(payload))),
-        })
-    });
-    let Err((status, why)) = ran else { return };
-    out.0.truncate(at);
-    out.item(status, &why);
+/// Runs the next `n` tasks of `run` with the table's function `index`.
+fn run_tasks(index: u32, run: &mut BatchRun<'_>, n: u32) {
+    run.set_todo(n);
+    match TASKS.get(index as usize).and_then(|e| e.function) {
+        Some(f) => (f.run_batch)(run),
+        None => run.refuse(format!("no function at index {index} of the dispatch table")),
+    }
+}
+
+/// Runs the table's function `index`, which takes no arguments, once: how
+/// it went, and its value's bytes (or why it failed).
+fn run_one(index: u32) -> (Status, Vec<u8>) {
+    let mut run = BatchRun::new(&[], 0, None);
+    run_tasks(index, &mut run, 1);
+    run.into_single()
 }
 
 /// Runs the initializer, the table's entry `index`, on `args`, through its

@@ -28,7 +28,7 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 pub use codec::CodecError;
-pub(crate) use codec::{Source, Stream, decode, decode_next, decode_rest, encode, encode_into};
+pub(crate) use codec::{Source, Stream, decode, decode_each, decode_next, decode_rest, encode, encode_into};
 pub(crate) use guard::MAX_DEPTH;
 
 /// Version of the bootstrap protocol. A parent and child built from different

@@ -20,6 +20,7 @@ pub(crate) use word::SharedWord;
 
 pub(crate) use channel::{
     Channel, ChildEnd, peek, peek_wait, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable,
+    wait_taken,
 };
 pub(crate) use child::RawChild;
 pub(crate) use secure::is_secure_execution;

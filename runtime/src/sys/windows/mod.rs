@@ -35,7 +35,7 @@ use windows_sys::Win32::System::Threading::{
 pub(crate) use channel::{Channel, ChildEnd};
 pub use handles::OsHandle;
 pub(crate) use handles::{adopt, transfer};
-pub(crate) use pipe::{peek, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable};
+pub(crate) use pipe::{peek, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable, wait_taken};
 pub(crate) use spawn::spawn_self;
 
 use crate::exit::ExitStatus;

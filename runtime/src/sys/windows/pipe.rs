@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{
     ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, GetLastError, HANDLE, TRUE,
 };
-use windows_sys::Win32::Storage::FileSystem::{ReadFile, WriteFile};
+use windows_sys::Win32::Storage::FileSystem::{FlushFileBuffers, ReadFile, WriteFile};
 use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::PeekNamedPipe;
 
@@ -111,6 +111,19 @@ fn write_all(h: HANDLE, mut buf: &[u8]) -> io::Result<()> {
 /// Whether an error means the other end is closed.
 fn is_gone(e: &io::Error) -> bool {
     matches!(e.raw_os_error().map(|c| c as u32), Some(ERROR_BROKEN_PIPE | ERROR_NO_DATA | ERROR_PIPE_NOT_CONNECTED))
+}
+
+/// Waits until the other end has read all that was written to this one
+/// (`FlushFileBuffers` on a pipe): what is still queued when this process
+/// ends is then not lost.
+pub(crate) fn wait_taken(h: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a valid pipe handle; the call only waits.
+    if unsafe { FlushFileBuffers(h.as_raw_handle()) } == 0 {
+        let e = io::Error::last_os_error();
+        // The other end is gone: nothing more will be read.
+        return if is_gone(&e) { Ok(()) } else { Err(e) };
+    }
+    Ok(())
 }
 
 /// Writes all the parts, in order. Small messages are joined first, so

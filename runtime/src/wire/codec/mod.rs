@@ -47,6 +47,17 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// The decoding configuration: [`config`] with [`DECODE_BUDGET`].
+type DecodeConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_BUDGET>,
+>;
+
+fn decode_config() -> DecodeConfig {
+    config().with_limit::<DECODE_BUDGET>()
+}
+
 /// Encodes `value` into a fresh buffer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(encode_error)
@@ -127,6 +138,32 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     }
 }
 
+/// Decodes `count` values of `T` from the front of `bytes`, one after the
+/// other, handing each to `each` as it is decoded; `bytes` then holds what
+/// follows them: the values of a pool's batch, end to end. One decoder and
+/// one guard serve them all (the guard's budgets are the batch's). After
+/// an error, `each` has had the values before the one that failed.
+pub(crate) fn decode_each<T: DeserializeOwned>(
+    bytes: &mut &[u8],
+    count: usize,
+    each: &mut dyn FnMut(T),
+) -> Result<(), DecodeError> {
+    let slice = Slice::new(bytes);
+    let result = guarded_with(
+        &slice,
+        SliceReader(&slice),
+        || None,
+        |decoder, progress| {
+            for _ in 0..count {
+                each(T::deserialize(Guarded::new(decoder.as_deserializer(), progress))?);
+            }
+            Ok(())
+        },
+    );
+    *bytes = slice.rest();
+    result
+}
+
 /// Decodes the next `T` from `stream`, reading exactly its bytes; what
 /// follows it stays in the stream. A failure of the channel itself (it
 /// closed early, a read timed out) is [`DecodeError::Truncated`] or
@@ -150,11 +187,26 @@ fn guarded<T: DeserializeOwned, I: Input + Copy>(
     reader: impl bincode::de::read::Reader,
     failure: impl FnOnce() -> Option<io::Error>,
 ) -> Result<T, DecodeError> {
+    guarded_with(input, reader, failure, |decoder, progress| {
+        T::deserialize(Guarded::new(decoder.as_deserializer(), progress))
+    })
+}
+
+/// Runs `decode` on a decoder of `reader` under the guard: depth and
+/// budgets checked, a decoder panic caught, the error in words of ours.
+fn guarded_with<T, I: Input + Copy, R: bincode::de::read::Reader>(
+    input: I,
+    reader: R,
+    failure: impl FnOnce() -> Option<io::Error>,
+    decode: impl FnOnce(
+        &mut bincode::serde::OwnedSerdeDecoder<bincode::de::DecoderImpl<R, DecodeConfig, ()>>,
+        &Progress<I>,
+    ) -> Result<T, bincode::error::DecodeError>,
+) -> Result<T, DecodeError> {
     let progress = Progress::new(input);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let cfg = config().with_limit::<DECODE_BUDGET>();
-        let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(reader, cfg);
-        T::deserialize(Guarded::new(decoder.as_deserializer(), &progress))
+        let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(reader, decode_config());
+        decode(&mut decoder, &progress)
     }));
     match result {
         Ok(Ok(value)) => Ok(value),

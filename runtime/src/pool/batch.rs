@@ -1,0 +1,292 @@
+//! A batch of one function's tasks, as it crosses: the worker runs the
+//! tasks of a `Run` message with the function's own (macro-generated) loop
+//! and builds the `Done` message of their results; the parent decodes the
+//! values of a `Done` in one call per run of them.
+//!
+//! ```text
+//! Done  'D' first:u64 count:u32 values_len:u64 values (offset:u32 status:u8 len:u64 bytes)*
+//! ```
+//!
+//! The values of the tasks that returned are encoded end to end, with no
+//! length of their own (the function's codec knows where each ends); the
+//! tasks that failed (rare) follow as records, by their offset in the
+//! message. An exit hook's `Exit` message has the same layout.
+
+use std::any::Any;
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+
+use super::message::{self, Reader, Status};
+use crate::__private::probe::DecodeEach;
+use crate::error::DecodeError;
+use crate::sys::SharedWord;
+use crate::wire::CodecError;
+
+/// Where a `Done` message's header ends.
+const HEADER_LEN: usize = 1 + 8 + 4 + 8;
+
+/// The tasks of a batch as a worker runs them, and the message of their
+/// results it builds. What `FunctionEntry::run_batch` works on.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BatchRun<'a> {
+    /// The arguments of the tasks not yet run, end to end.
+    args: &'a [u8],
+    /// How many tasks the next `run_batch` runs.
+    todo: u32,
+    /// The worker's number for the next task.
+    next: u64,
+    /// Where the worker says which task runs, for the parent to read if it
+    /// dies.
+    word: Option<&'a SharedWord>,
+    /// The message: its header, then the values.
+    msg: Vec<u8>,
+    /// The failures' records, appended to the message when it is sent.
+    failures: Vec<u8>,
+    /// How many tasks the message holds.
+    count: u32,
+    /// Why the arguments stopped decoding: the tasks after that one cannot
+    /// be told apart, so they fail the same way.
+    broken: Option<String>,
+}
+
+impl<'a> BatchRun<'a> {
+    /// The tasks whose arguments are `args`, the first numbered `first`.
+    pub(super) fn new(args: &'a [u8], first: u64, word: Option<&'a SharedWord>) -> BatchRun<'a> {
+        let mut run = BatchRun {
+            args,
+            todo: 0,
+            next: first,
+            word,
+            msg: Vec::new(),
+            failures: Vec::new(),
+            count: 0,
+            broken: None,
+        };
+        run.start_message();
+        run
+    }
+
+    fn start_message(&mut self) {
+        self.msg.clear();
+        self.msg.resize(HEADER_LEN, 0);
+        self.msg[1..9].copy_from_slice(&self.next.to_le_bytes());
+        self.count = 0;
+    }
+
+    /// Sets how many tasks the next run runs.
+    pub(super) fn set_todo(&mut self, n: u32) {
+        self.todo = n;
+    }
+
+    /// Fails the next tasks without running them, and any after them:
+    /// their function is not in the table, or their arguments cannot be
+    /// told apart.
+    pub(super) fn refuse(&mut self, why: String) {
+        for _ in 0..std::mem::take(&mut self.todo) {
+            self.starting();
+            self.finished(Some((Status::BadArguments, why.clone().into_bytes())));
+        }
+        self.broken = Some(why);
+    }
+
+    fn starting(&mut self) {
+        if let Some(word) = self.word {
+            // Task `next` runs: the parent reads this if the worker dies.
+            word.store(self.next + 1);
+        }
+    }
+
+    fn finished(&mut self, failure: Option<(Status, Vec<u8>)>) {
+        if let Some((status, bytes)) = failure {
+            self.failures.extend_from_slice(&self.count.to_le_bytes());
+            self.failures.push(status as u8);
+            self.failures.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            self.failures.extend_from_slice(&bytes);
+        }
+        self.count += 1;
+        self.next += 1;
+    }
+
+    /// How the one task run went: its status and its value's bytes (or
+    /// why it failed), for an exit hook's message.
+    pub(super) fn into_single(self) -> (Status, Vec<u8>) {
+        match self.failures.get(4).and_then(|&b| Status::from_byte(b)) {
+            Some(status) => (status, self.failures[13..].to_vec()),
+            None => (Status::Returned, self.msg[HEADER_LEN..].to_vec()),
+        }
+    }
+
+    /// The message of the tasks run since the last one, of kind `kind`;
+    /// the next one starts empty.
+    pub(super) fn take_message(&mut self, kind: u8) -> Vec<u8> {
+        let values_len = (self.msg.len() - HEADER_LEN) as u64;
+        self.msg[0] = kind;
+        self.msg[9..13].copy_from_slice(&self.count.to_le_bytes());
+        self.msg[13..21].copy_from_slice(&values_len.to_le_bytes());
+        self.msg.append(&mut self.failures);
+        let msg = std::mem::take(&mut self.msg);
+        self.start_message();
+        msg
+    }
+}
+
+/// Runs the next `todo` tasks of `run`: decodes their arguments with
+/// `decode`, calls `call` on each, encodes its value with `write`. A panic
+/// or a value that cannot be encoded fails that task alone; arguments that
+/// do not decode fail their task and the rest.
+#[doc(hidden)]
+pub fn run_batch<W, R>(
+    run: &mut BatchRun<'_>,
+    decode: DecodeEach<W>,
+    call: impl Fn(W) -> R,
+    write: fn(R, &mut Vec<u8>) -> Result<(), CodecError>,
+) {
+    let todo = std::mem::take(&mut run.todo);
+    let start = run.count;
+    if run.broken.is_none() {
+        let mut args = run.args;
+        let decoded = decode(&mut args, todo as usize, &mut |w| {
+            run.starting();
+            let at = run.msg.len();
+            let msg = &mut run.msg;
+            let ran = panic::catch_unwind(AssertUnwindSafe(|| write(call(w), msg)));
+            let failure = match ran {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => {
+                    Some((Status::Unencodable, format!("the return value could not be encoded: {e}").into_bytes()))
+                }
+                Err(payload) => Some((Status::Panicked, message::encode_panic(&crate::bootstrap::panic_info(payload)))),
+            };
+            if failure.is_some() {
+                run.msg.truncate(at);
+            }
+            run.finished(failure);
+        });
+        run.args = args;
+        if let Err(e) = decoded {
+            run.broken = Some(format!("the arguments did not decode: {e}"));
+        }
+    }
+    // The tasks whose arguments could not be told apart.
+    let left = todo - (run.count - start);
+    if left > 0 {
+        let why = run.broken.clone().unwrap_or_default();
+        run.todo = left;
+        run.refuse(why);
+    }
+}
+
+/// Decodes `count` values with `decode` from the front of `input` onto the
+/// end of `out`, a `Vec<R>`.
+#[doc(hidden)]
+pub fn decode_values<R: 'static>(
+    input: &mut &[u8],
+    count: usize,
+    out: &mut dyn Any,
+    decode: DecodeEach<R>,
+) -> Result<(), DecodeError> {
+    let out = out
+        .downcast_mut::<Vec<R>>()
+        .ok_or_else(|| DecodeError::Invalid("the results were asked for as another type".into()))?;
+    out.reserve(count);
+    decode(input, count, &mut |v| out.push(v))
+}
+
+/// A `Done` (or `Exit`) message, parsed: which tasks, where their values
+/// are, and which failed.
+#[derive(Debug)]
+pub(super) struct Done {
+    /// The worker's number for the first task.
+    pub(super) first: u64,
+    pub(super) count: usize,
+    /// The values' bytes in the message.
+    pub(super) values: Range<usize>,
+    /// The tasks that failed: offset, status, bytes in the message.
+    pub(super) failures: Vec<(usize, Status, Range<usize>)>,
+}
+
+impl Done {
+    pub(super) fn parse(msg: &[u8]) -> Result<Done, DecodeError> {
+        let mut r = Reader(msg.get(1..).ok_or_else(|| message::malformed("it ends early"))?);
+        let first = r.u64()?;
+        let count = r.u32()? as usize;
+        let values_len = usize::try_from(r.u64()?).map_err(|_| message::malformed("a length past the end"))?;
+        let start = HEADER_LEN;
+        let values = start..start.checked_add(values_len).filter(|&e| e <= msg.len()).ok_or_else(|| {
+            message::malformed("values past the end") //
+        })?;
+        let mut r = Reader(&msg[values.end..]);
+        let mut failures = Vec::new();
+        while !r.0.is_empty() {
+            let offset = r.u32()? as usize;
+            let (status, bytes) = r.item()?;
+            if offset >= count || failures.last().is_some_and(|&(o, _, _)| o >= offset) {
+                return Err(message::malformed("a failure out of order"));
+            }
+            let at = bytes.as_ptr() as usize - msg.as_ptr() as usize;
+            failures.push((offset, status, at..at + bytes.len()));
+        }
+        Ok(Done { first, count, values, failures })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square_batch(args: &[u8], first: u64, todo: u32) -> Vec<u8> {
+        let mut run = BatchRun::new(args, first, None);
+        run.set_todo(todo);
+        run_batch(
+            &mut run,
+            crate::wire::decode_each::<(u64,)>,
+            |(x,)| {
+                assert!(x != 3, "no threes");
+                x * x
+            },
+            |v, out| crate::wire::encode_into(out, &v),
+        );
+        run.take_message(message::DONE)
+    }
+
+    #[test]
+    fn values_end_to_end_and_failures_by_offset() {
+        let mut args = Vec::new();
+        for x in [1u64, 2, 3, 400] {
+            crate::wire::encode_into(&mut args, &(x,)).unwrap();
+        }
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        let msg = square_batch(&args, 7, 4);
+        panic::set_hook(prev);
+        let done = Done::parse(&msg).unwrap();
+        assert_eq!((done.first, done.count), (7, 4));
+        assert_eq!(done.failures.len(), 1);
+        assert_eq!((done.failures[0].0, done.failures[0].1), (2, Status::Panicked));
+        let mut values = &msg[done.values.clone()];
+        let mut out: Vec<u64> = Vec::new();
+        decode_values(&mut values, 3, &mut out, crate::wire::decode_each::<u64>).unwrap();
+        assert_eq!(out, [1, 4, 160_000]);
+        assert!(values.is_empty());
+    }
+
+    #[test]
+    fn arguments_that_stop_decoding_fail_the_rest() {
+        let msg = square_batch(&[0xff], 0, 2);
+        let done = Done::parse(&msg).unwrap();
+        assert_eq!(
+            done.failures.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
+            [(0, Status::BadArguments), (1, Status::BadArguments)]
+        );
+        assert!(done.values.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_message_is_an_error() {
+        let mut msg = square_batch(&[], 0, 0);
+        assert!(Done::parse(&msg[..5]).is_err());
+        msg[13] = 200; // values past the end
+        assert!(Done::parse(&msg).is_err());
+    }
+}
