@@ -178,6 +178,7 @@ fn an_aborting_task_names_the_signal() {
 }
 
 /// Writes this worker's pid to `path`, then sleeps `ms`.
+#[cfg(unix)]
 #[process_task]
 fn sleep_after_saying_pid(path: String, ms: u64) -> u64 {
     std::fs::write(&path, std::process::id().to_string()).unwrap();
@@ -186,6 +187,7 @@ fn sleep_after_saying_pid(path: String, ms: u64) -> u64 {
 }
 
 /// The pid `path` holds once the task that writes it has started.
+#[cfg(unix)]
 fn pid_in(path: &std::path::Path) -> u32 {
     let deadline = std::time::Instant::now() + LONG;
     loop {
