@@ -518,3 +518,21 @@ fn a_map_result_is_whole_for_every_reader_whatever_arrived_first() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[process_task]
+fn echo_bytes(bytes: Vec<u8>) -> Vec<u8> {
+    bytes
+}
+
+/// Quick tasks whose arguments and results are larger than a pipe holds:
+/// a chunk sent ahead must not leave parent and worker each blocked on a
+/// write the other does not read.
+#[test]
+fn big_quick_tasks_do_not_deadlock_the_worker_and_its_driver() {
+    let pool = Pool::new(1).unwrap();
+    let items: Vec<Vec<u8>> = (0..24u8).map(|i| vec![i; 1 << 20]).collect();
+    let r = pool.map_async_with(echo_bytes, items, MapOptions::new().chunksize(1)).unwrap();
+    let got = r.get_timeout(LONG).expect("the map ends");
+    assert_eq!(got.len(), 24);
+    assert!(got.iter().enumerate().all(|(i, b)| b.len() == 1 << 20 && b.iter().all(|&x| x == i as u8)));
+}

@@ -253,10 +253,13 @@ impl Shared {
         self.lock().queue.is_empty()
     }
 
-    /// The next chunk, if one is queued now.
-    pub(super) fn try_next_chunk(&self) -> Option<Chunk> {
+    /// The next chunk, if one is queued now and `take` accepts it.
+    pub(super) fn try_next_chunk(&self, take: impl FnOnce(&Chunk) -> bool) -> Option<Chunk> {
         let mut s = self.lock();
         if s.phase == Phase::Terminated || s.broken.is_some() {
+            return None;
+        }
+        if !take(s.queue.front()?) {
             return None;
         }
         s.queue.pop_front()

@@ -33,6 +33,15 @@ pub(super) enum Ran {
 /// before the results of the one in flight are in.
 const QUICK: Duration = Duration::from_millis(2);
 
+/// The most chunks a worker has at once: the one it runs and those sent
+/// ahead of it.
+const IN_FLIGHT: usize = 8;
+
+/// The most argument bytes sent ahead, all chunks together: well inside
+/// what a pipe holds (64 KiB for the named pipes on Windows), so that a
+/// send never waits for the worker to read.
+const AHEAD_BYTES: usize = 16 * 1024;
+
 /// A chunk sent to a worker whose results are not all in.
 struct InFlight {
     chunk: Chunk,
@@ -93,21 +102,20 @@ impl Worker {
     /// results of quick tasks come, the next chunk is sent ahead, so the
     /// worker never waits for the parent.
     pub(super) fn run(&mut self, shared: &Shared, chunk: Chunk) -> Ran {
-        let mut flight = VecDeque::with_capacity(2);
+        let mut flight = VecDeque::with_capacity(IN_FLIGHT);
         if !self.send(chunk, &mut flight) {
             return self.lost(shared, flight, None);
         }
         while let Some(front) = flight.front() {
             let untimed = front.chunk.timeout.is_none();
-            if flight.len() < 2
-                && self.quick
-                && untimed
-                && shared.config.max_tasks.is_none()
-                && let Some(next) = shared.try_next_chunk()
-            {
-                if next.timeout.is_some() {
-                    shared.put_back(vec![next]);
-                } else if !self.send(next, &mut flight) {
+            while flight.len() < IN_FLIGHT && self.quick && untimed && shared.config.max_tasks.is_none() {
+                // What the worker has not read yet must fit in the pipe:
+                // it writes results while this end writes chunks, and
+                // neither may wait for the other to read.
+                let unread: usize = flight.iter().skip(1).map(|f| f.chunk.args.bytes().len()).sum();
+                let fits = |c: &Chunk| c.timeout.is_none() && unread + c.args.bytes().len() <= AHEAD_BYTES;
+                let Some(next) = shared.try_next_chunk(fits) else { break };
+                if !self.send(next, &mut flight) {
                     return self.lost(shared, flight, None);
                 }
             }
