@@ -140,37 +140,49 @@ impl Pool {
         let index = table_index(entry);
         let mut args = Batch::default();
         let mut start = 0;
-        // Each chunk is queued as soon as it is encoded, so the workers
-        // start while the rest is encoded.
-        let flush = |args: &mut Batch, start: usize| {
-            if args.is_empty() {
-                return;
+        // Chunks are queued as they are encoded, so the workers start while
+        // the rest is encoded: the first alone, then in groups twice as
+        // large each time (up to 64), so that many small chunks do not
+        // take the queue's lock and wake a driver one by one.
+        let mut pending = Vec::new();
+        let mut group = 1;
+        let submit = |pending: &mut Vec<Chunk>| {
+            let chunks = std::mem::take(pending);
+            let ranges: Vec<_> = chunks.iter().map(|c| (c.index, c.args.len())).collect();
+            if self.shared.submit(chunks).is_err() {
+                for (first, n) in ranges {
+                    job.deliver(Segment::failed(first, n, &Failure::NotRunning));
+                }
             }
-            let n = args.len();
-            let chunk = Chunk {
-                sink: Arc::clone(&job) as Arc<dyn Sink>,
-                index: start,
-                entry: index,
-                args: std::mem::take(args),
-                timeout: options.timeout,
-                retries: 0,
-            };
-            if self.shared.submit(vec![chunk]).is_err() {
-                job.deliver(Segment::failed(start, n, &Failure::NotRunning));
+        };
+        let mut flush = |args: &mut Batch, start: usize, last: bool| {
+            if !args.is_empty() {
+                pending.push(Chunk {
+                    sink: Arc::clone(&job) as Arc<dyn Sink>,
+                    index: start,
+                    entry: index,
+                    args: std::mem::take(args),
+                    timeout: options.timeout,
+                    retries: 0,
+                });
+            }
+            if !pending.is_empty() && (last || pending.len() >= group) {
+                submit(&mut pending);
+                group = (group * 2).min(64);
             }
         };
         for (i, item) in items.into_iter().enumerate() {
             if let Err(e) = encode(entry, f, item, &mut args) {
-                flush(&mut args, start);
+                flush(&mut args, start, false);
                 job.deliver(Segment::failed(i, 1, &e));
                 start = i + 1;
             }
             if args.len() == chunksize {
-                flush(&mut args, start);
+                flush(&mut args, start, false);
                 start = i + 1;
             }
         }
-        flush(&mut args, start);
+        flush(&mut args, start, true);
         if total == 0 {
             job.set_total(0);
         }
