@@ -415,3 +415,37 @@ pub(super) fn when_complete<R: 'static, T: 'static>(
         f(result);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_values(_: &mut &[u8], _: usize, _: &mut dyn Any) -> Result<(), DecodeError> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_streaming_reader_keeps_nothing_it_has_taken() {
+        for ordered in [true, false] {
+            let job = Job::<()>::new(no_values, "t", None, !ordered);
+            for i in 0..1000 {
+                job.deliver(Segment::failed(i, 1, &Failure::Terminated));
+                let mut s = job.lock();
+                assert!(s.has_next(ordered, i));
+                assert_eq!(s.take_next(ordered, i).map(|seg| seg.first), Some(i));
+                assert!(s.segments.is_empty() && s.arrived.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_delivered_twice_is_counted_once() {
+        let job = Job::<()>::new(no_values, "t", Some(4), false);
+        job.deliver(Segment::failed(0, 3, &Failure::Terminated));
+        job.deliver(Segment::failed(2, 1, &Failure::Terminated));
+        job.deliver(Segment::failed(1, 2, &Failure::Terminated));
+        assert_eq!(job.lock().done, 3);
+        job.deliver(Segment::failed(3, 1, &Failure::Terminated));
+        assert!(job.lock().complete());
+    }
+}
