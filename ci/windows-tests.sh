@@ -64,8 +64,8 @@ step "tests under Wine" \
 step "doc tests under Wine" \
     bounded 180 cargo test --target "$win" -p multiproc --doc -- --test-threads=1
 step "examples under Wine" \
-    env MULTIPROC_EXAMPLE_TARGET="$win" MULTIPROC_EXAMPLE_RUNNER="$root/ci/wine/runner.sh" \
-    bounded 300 cargo test -p multiproc-tests --test examples --test dependency_graphs --test quiet_under_cargo_test
+    bounded 300 env MULTIPROC_EXAMPLE_TARGET="$win" MULTIPROC_EXAMPLE_RUNNER="$root/ci/wine/runner.sh" \
+    cargo test -p multiproc-tests --test examples --test dependency_graphs --test quiet_under_cargo_test
 
 for t in "$win" aarch64-apple-darwin x86_64-unknown-freebsd; do
     if ! rustup target list --installed | grep -qx "$t"; then
