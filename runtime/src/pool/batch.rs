@@ -213,9 +213,8 @@ impl Done {
         let count = r.u32()? as usize;
         let values_len = usize::try_from(r.u64()?).map_err(|_| message::malformed("a length past the end"))?;
         let start = HEADER_LEN;
-        let values = start..start.checked_add(values_len).filter(|&e| e <= msg.len()).ok_or_else(|| {
-            message::malformed("values past the end") //
-        })?;
+        let end = start.checked_add(values_len).filter(|&e| e <= msg.len());
+        let values = start..end.ok_or_else(|| message::malformed("values past the end"))?;
         let mut r = Reader(&msg[values.end..]);
         let mut failures = Vec::new();
         while !r.0.is_empty() {

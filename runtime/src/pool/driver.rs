@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use super::job::{Failure, Segment, Sink};
 use super::link::{Ran, Worker};
 use super::message::Status;
-use crate::error::Error;
 use crate::process::Child;
 
 /// What a pool is made with.
@@ -194,18 +193,29 @@ impl Shared {
         }
     }
 
-    /// Queues chunks; refused unless the pool is running.
-    pub(super) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), Error> {
+    /// Queues chunks; unless the pool is running, they are refused and
+    /// handed back.
+    pub(super) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), Vec<Chunk>> {
         let n = chunks.len();
         {
             let mut s = self.lock();
             if s.phase != Phase::Running {
-                return Err(Error::PoolNotRunning);
+                return Err(chunks);
             }
             s.queue.extend(chunks);
         }
         self.wake(n > 1);
         Ok(())
+    }
+
+    /// [`submit`](Shared::submit); the tasks of refused chunks fail with
+    /// `PoolNotRunning`.
+    pub(super) fn submit_or_fail(&self, chunks: Vec<Chunk>) {
+        if let Err(refused) = self.submit(chunks) {
+            for c in refused {
+                c.fail(&Failure::NotRunning);
+            }
+        }
     }
 
     /// The next chunk to run; `None` once the pool is closed and the queue

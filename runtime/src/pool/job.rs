@@ -232,14 +232,11 @@ impl<R: 'static> Job<R> {
             if ready(&s) {
                 break true;
             }
-            match deadline {
-                None => s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break false;
-                    }
-                    s = self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0;
+            match self.wait_change(s, deadline) {
+                Ok(next) => s = next,
+                Err(last) => {
+                    s = last;
+                    break false;
                 }
             }
         };
@@ -247,6 +244,22 @@ impl<R: 'static> Job<R> {
             s.each_waiters -= 1;
         }
         (s, result)
+    }
+
+    /// Waits for the slots to change: the guard again, or, once `deadline`
+    /// has passed, the guard as an error.
+    fn wait_change<'a>(
+        &self,
+        s: MutexGuard<'a, Slots>,
+        deadline: Option<Instant>,
+    ) -> Result<MutexGuard<'a, Slots>, MutexGuard<'a, Slots>> {
+        match deadline {
+            None => Ok(self.changed.wait(s).unwrap_or_else(PoisonError::into_inner)),
+            Some(d) => match d.saturating_duration_since(Instant::now()) {
+                left if left.is_zero() => Err(s),
+                left => Ok(self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0),
+            },
+        }
     }
 
     fn bad_result(&self, error: DecodeError) -> Error {
@@ -368,13 +381,10 @@ pub(super) fn all_values<R: 'static>(job: &Job<R>, s: &Slots) -> Result<Vec<R>, 
 /// (each sixteenth of it), not at every result, which would cost more
 /// than the decoding it overlaps.
 pub(super) fn values_in_order<R: 'static>(job: &Job<R>, deadline: Option<Instant>) -> Option<Result<Vec<R>, Error>> {
-    let mut values = Vec::new();
     let mut failed = None;
     let mut s = job.lock();
+    let mut values = Vec::with_capacity(s.total.unwrap_or(0));
     loop {
-        if values.capacity() == 0 {
-            values.reserve_exact(s.total.unwrap_or(0));
-        }
         if failed.is_none() {
             failed = job.values_from(&s, &mut values);
         }
@@ -385,15 +395,11 @@ pub(super) fn values_in_order<R: 'static>(job: &Job<R>, deadline: Option<Instant
         // After a failure only the end matters.
         let step = s.total.map_or(1, |t| t / 16).max(1);
         s.wake_at = if failed.is_none() { s.done + step } else { usize::MAX };
-        s = match deadline {
-            None => job.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    s.wake_at = usize::MAX;
-                    return None;
-                }
-                job.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0
+        s = match job.wait_change(s, deadline) {
+            Ok(next) => next,
+            Err(mut last) => {
+                last.wake_at = usize::MAX;
+                return None;
             }
         };
     }

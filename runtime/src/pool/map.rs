@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::driver::{Batch, Chunk, Phase};
-use super::job::{Failure, Job, Segment, Sink};
+use super::job::{Job, Segment, Sink};
 use super::{Imap, MapOptions, MapResult, Pool, encode, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
@@ -146,15 +146,6 @@ impl Pool {
         // take the queue's lock and wake a driver one by one.
         let mut pending = Vec::new();
         let mut group = 1;
-        let submit = |pending: &mut Vec<Chunk>| {
-            let chunks = std::mem::take(pending);
-            let ranges: Vec<_> = chunks.iter().map(|c| (c.index, c.args.len())).collect();
-            if self.shared.submit(chunks).is_err() {
-                for (first, n) in ranges {
-                    job.deliver(Segment::failed(first, n, &Failure::NotRunning));
-                }
-            }
-        };
         let mut flush = |args: &mut Batch, start: usize, last: bool| {
             if !args.is_empty() {
                 pending.push(Chunk {
@@ -167,7 +158,7 @@ impl Pool {
                 });
             }
             if !pending.is_empty() && (last || pending.len() >= group) {
-                submit(&mut pending);
+                self.shared.submit_or_fail(std::mem::take(&mut pending));
                 group = (group * 2).min(64);
             }
         };

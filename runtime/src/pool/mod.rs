@@ -263,7 +263,7 @@ impl Pool {
             timeout,
             retries: 0,
         };
-        self.shared.submit(vec![chunk])?;
+        self.shared.submit(vec![chunk]).map_err(|_| Error::PoolNotRunning)?;
         Ok(AsyncResult { job })
     }
 

@@ -511,7 +511,6 @@ impl<R: 'static> Imap<'_, R> {
         if args.is_empty() {
             return;
         }
-        let n = args.len();
         let chunk = Chunk {
             sink: Arc::clone(&self.job) as Arc<dyn Sink>,
             index,
@@ -520,9 +519,7 @@ impl<R: 'static> Imap<'_, R> {
             timeout: self.timeout,
             retries: 0,
         };
-        if self.shared.submit(vec![chunk]).is_err() {
-            self.job.deliver(Segment::failed(index, n, &Failure::NotRunning));
-        }
+        self.shared.submit_or_fail(vec![chunk]);
     }
 }
 
