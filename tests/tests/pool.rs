@@ -338,6 +338,22 @@ fn exit_hooks_report_to_the_parent() {
     assert_eq!(hooks, pids);
 }
 
+#[process_task]
+fn hook_that_panics() -> u32 {
+    panic!("no goodbye");
+}
+
+#[test]
+fn an_exit_hook_that_panics_is_its_error() {
+    let pool = Pool::builder().processes(1).exit_hook(hook_that_panics).build().unwrap();
+    pool.close();
+    pool.join().unwrap();
+    match pool.exit_results::<u32>() {
+        Err(Error::Panicked { panic, .. }) => assert_eq!(panic.message, "no goodbye"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn imap_streams_in_order_and_reads_a_bounded_way_ahead() {
     let pool = Pool::new(2).unwrap();

@@ -16,7 +16,7 @@ use std::any::Any;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 
-use super::message::{self, Reader, Status};
+use super::message::{self, Reader, Status, Writer};
 use crate::__private::probe::DecodeEach;
 use crate::error::DecodeError;
 use crate::sys::SharedWord;
@@ -42,7 +42,7 @@ pub struct BatchRun<'a> {
     /// The message: its header, then the values.
     msg: Vec<u8>,
     /// The failures' records, appended to the message when it is sent.
-    failures: Vec<u8>,
+    failures: Writer,
     /// How many tasks the message holds.
     count: u32,
     /// Why the arguments stopped decoding: the tasks after that one cannot
@@ -59,7 +59,7 @@ impl<'a> BatchRun<'a> {
             next: first,
             word,
             msg: Vec::new(),
-            failures: Vec::new(),
+            failures: Writer::default(),
             count: 0,
             broken: None,
         };
@@ -99,10 +99,7 @@ impl<'a> BatchRun<'a> {
 
     fn finished(&mut self, failure: Option<(Status, Vec<u8>)>) {
         if let Some((status, bytes)) = failure {
-            self.failures.extend_from_slice(&self.count.to_le_bytes());
-            self.failures.push(status as u8);
-            self.failures.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-            self.failures.extend_from_slice(&bytes);
+            self.failures.u32(self.count).item(status, &bytes);
         }
         self.count += 1;
         self.next += 1;
@@ -110,10 +107,15 @@ impl<'a> BatchRun<'a> {
 
     /// How the one task run went: its status and its value's bytes (or
     /// why it failed), for an exit hook's message.
-    pub(super) fn into_single(self) -> (Status, Vec<u8>) {
-        match self.failures.get(4).and_then(|&b| Status::from_byte(b)) {
-            Some(status) => (status, self.failures[13..].to_vec()),
-            None => (Status::Returned, self.msg[HEADER_LEN..].to_vec()),
+    pub(super) fn into_single(mut self) -> (Status, Vec<u8>) {
+        let msg = self.take_message(message::EXIT);
+        match Done::parse(&msg) {
+            Ok(done) => match done.failures.first() {
+                Some((_, status, bytes)) => (*status, msg[bytes.clone()].to_vec()),
+                None => (Status::Returned, msg[done.values].to_vec()),
+            },
+            // The message was built just now, by this very code.
+            Err(e) => (Status::Unencodable, e.to_string().into_bytes()),
         }
     }
 
@@ -124,7 +126,7 @@ impl<'a> BatchRun<'a> {
         self.msg[0] = kind;
         self.msg[9..13].copy_from_slice(&self.count.to_le_bytes());
         self.msg[13..21].copy_from_slice(&values_len.to_le_bytes());
-        self.msg.append(&mut self.failures);
+        self.msg.append(&mut self.failures.0);
         let msg = std::mem::take(&mut self.msg);
         self.start_message();
         msg

@@ -43,7 +43,7 @@ pub(super) enum Status {
 }
 
 impl Status {
-    pub(super) fn from_byte(b: u8) -> Option<Status> {
+    fn from_byte(b: u8) -> Option<Status> {
         Some(match b {
             0 => Status::Returned,
             1 => Status::Panicked,
