@@ -218,14 +218,14 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pair)
 }
 
-/// Sends the concatenation of `parts` with as few system calls as the
-/// kernel allows (one `sendmsg` when the buffer has room), never raising
-/// SIGPIPE.
 /// What a socket holds survives its writer's end: nothing to wait for.
 pub(crate) fn wait_taken(_fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends the concatenation of `parts` with as few system calls as the
+/// kernel allows (one `sendmsg` when the buffer has room), never raising
+/// SIGPIPE.
 pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
     // Few parts, kept on the stack: a small message costs no allocation.
     const MAX_PARTS: usize = 4;
