@@ -100,6 +100,12 @@ impl<I: Input> Progress<I> {
         Progress { input, depth: Cell::new(0), zero_sized_left: Cell::new(ZERO_SIZED_BUDGET), refusal: Cell::new(None) }
     }
 
+    /// Gives the next of several values decoded one after the other the
+    /// budget a value decoded alone has.
+    pub(super) fn next_value(&self) {
+        self.zero_sized_left.set(ZERO_SIZED_BUDGET);
+    }
+
     /// Why the guard stopped the decode, if it did.
     pub(super) fn refusal(&self) -> Option<Refusal> {
         self.refusal.get()

@@ -141,8 +141,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
 /// Decodes `count` values of `T` from the front of `bytes`, one after the
 /// other, handing each to `each` as it is decoded; `bytes` then holds what
 /// follows them: the values of a pool's batch, end to end. One decoder and
-/// one guard serve them all (the guard's budgets are the batch's). After
-/// an error, `each` has had the values before the one that failed.
+/// one guard serve them all; each value has the budgets it would have
+/// alone. After an error, `each` has had the values before the one that
+/// failed.
 pub(crate) fn decode_each<T: DeserializeOwned>(
     bytes: &mut &[u8],
     count: usize,
@@ -155,6 +156,7 @@ pub(crate) fn decode_each<T: DeserializeOwned>(
         || None,
         |decoder, progress| {
             for _ in 0..count {
+                progress.next_value();
                 each(T::deserialize(Guarded::new(decoder.as_deserializer(), progress))?);
             }
             Ok(())
@@ -238,6 +240,25 @@ mod tests {
         assert_eq!(
             decode::<(u8, String, Vec<u64>, Option<Box<i32>>)>(&longer).unwrap_err(),
             DecodeError::Trailing { len: 1 }
+        );
+    }
+
+    #[test]
+    fn values_decoded_one_after_the_other_each_have_the_budget_of_one() {
+        // Each value holds nearly the most elements that take no bytes a
+        // value may: decoded together, they must not share that budget.
+        let one = vec![(); ZERO_SIZED_BUDGET - 1];
+        let bytes = [encode(&one).unwrap(), encode(&one).unwrap(), encode(&one).unwrap()].concat();
+        let mut rest = bytes.as_slice();
+        let mut lens = Vec::new();
+        decode_each::<Vec<()>>(&mut rest, 3, &mut |v| lens.push(v.len())).unwrap();
+        assert_eq!(lens, [ZERO_SIZED_BUDGET - 1; 3]);
+        assert!(rest.is_empty());
+        // One value past the budget is still refused.
+        let over = encode(&vec![(); ZERO_SIZED_BUDGET + 1]).unwrap();
+        assert_eq!(
+            decode_each::<Vec<()>>(&mut over.as_slice(), 1, &mut drop).unwrap_err(),
+            DecodeError::TooManyEmpty { limit: ZERO_SIZED_BUDGET }
         );
     }
 
