@@ -447,21 +447,28 @@ impl<T, M: Writable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ConnectionError> {
-        if bytes.len() as u64 > MAX_MESSAGE_LEN {
-            return Err(ConnectionError::TooLarge { len: bytes.len() as u64, limit: MAX_MESSAGE_LEN });
+        self.send_parts(&[], bytes)
+    }
+
+    /// Sends one raw message: `head` then `body`, not joined first.
+    pub(crate) fn send_parts(&self, head: &[u8], body: &[u8]) -> Result<(), ConnectionError> {
+        let len = head.len() + body.len();
+        if len as u64 > MAX_MESSAGE_LEN {
+            return Err(ConnectionError::TooLarge { len: len as u64, limit: MAX_MESSAGE_LEN });
         }
-        let header = wire::header(FrameKind::Message, bytes.len() as u64);
+        let header = wire::header(FrameKind::Message, len as u64);
         // Header and body leave in one system call, so the receiver wakes
         // once: a short message is copied behind its header on the stack,
-        // a long one goes out as two parts of one `sendmsg`, uncopied.
+        // a long one goes out as parts of one `sendmsg`, uncopied.
         const SHORT: usize = 512;
-        if bytes.len() <= SHORT {
+        if len <= SHORT {
             let mut frame = [0u8; HEADER_LEN + SHORT];
             frame[..HEADER_LEN].copy_from_slice(&header);
-            frame[HEADER_LEN..HEADER_LEN + bytes.len()].copy_from_slice(bytes);
-            sys::send_vectored(self.fd.as_fd(), &[&frame[..HEADER_LEN + bytes.len()]])?;
+            frame[HEADER_LEN..HEADER_LEN + head.len()].copy_from_slice(head);
+            frame[HEADER_LEN + head.len()..HEADER_LEN + len].copy_from_slice(body);
+            sys::send_vectored(self.fd.as_fd(), &[&frame[..HEADER_LEN + len]])?;
         } else {
-            sys::send_vectored(self.fd.as_fd(), &[&header, bytes])?;
+            sys::send_vectored(self.fd.as_fd(), &[&header, head, body])?;
         }
         Ok(())
     }
@@ -498,12 +505,22 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
+        self.recv_bytes_in(|len| Vec::with_capacity(len.min(INITIAL_RESERVE) as usize))
+    }
+
+    /// Receives one raw message into the buffer `buffer` gives for its
+    /// length (emptied first; it grows as the body comes if it is too
+    /// small): a loop that receives messages of similar sizes into
+    /// buffers it reuses allocates (and faults in) their memory once.
+    pub(crate) fn recv_bytes_in(&self, buffer: impl FnOnce(u64) -> Vec<u8>) -> Result<Vec<u8>, ConnectionError> {
         let mut frame = [0u8; HEADER_LEN + SHORT_BODY];
         let (len, whole) = self.read_header(&mut frame, u64::MAX)?;
+        let mut body = buffer(len);
+        body.clear();
         if whole {
-            return Ok(frame[HEADER_LEN..HEADER_LEN + len as usize].to_vec());
+            body.extend_from_slice(&frame[HEADER_LEN..HEADER_LEN + len as usize]);
+            return Ok(body);
         }
-        let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
         Ok(body)
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{DecodeError, RegistryError};
-use crate::pool::batch::BatchRun;
+use crate::pool::batch::{BatchRun, EncodeArgs};
 use crate::wire::{self, CodecError, Part, Source, Stream};
 
 /// One registered entry point.
@@ -46,9 +46,10 @@ pub struct FunctionEntry {
     pub measure: fn(Box<dyn Any>) -> Result<Payload, CodecError>,
     /// Decodes the result, boxed as exactly the function's return type.
     pub decode: fn(&Incoming<'_>) -> Result<Box<dyn Any>, DecodeError>,
-    /// A pool's batch: encodes the argument tuple taken out of `slot` (an
-    /// `Option` of exactly the function's tuple) onto the end of a buffer.
-    pub encode_one: fn(&mut dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
+    /// A pool's batch: encodes the argument tuples of `items` (a `Vec` of
+    /// exactly the function's tuple, emptied) onto the batch, handing each
+    /// that cannot be encoded to the callback with its position.
+    pub encode_args: EncodeArgs,
     /// A pool's batch: runs the next tasks of a batch, decoding their
     /// arguments from it and encoding their values (or why they failed)
     /// onto the message it builds.

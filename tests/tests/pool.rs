@@ -552,3 +552,78 @@ fn big_quick_tasks_do_not_deadlock_the_worker_and_its_driver() {
     assert_eq!(got.len(), 24);
     assert!(got.iter().enumerate().all(|(i, b)| b.len() == 1 << 20 && b.iter().all(|&x| x == i as u8)));
 }
+
+#[process_task]
+fn unwrap_picky(p: Picky) -> u32 {
+    p.0
+}
+
+#[test]
+fn an_argument_that_cannot_be_encoded_fails_only_its_task() {
+    let pool = Pool::new(2).unwrap();
+    // 13 and 17 do not encode: each fails alone, and the other tasks of
+    // their chunks run.
+    let items = (10..20).map(|x| Picky(if x == 16 { 13 } else { x }));
+    let each = pool.map_async_with(unwrap_picky, items, MapOptions::new().chunksize(4)).unwrap().get_each();
+    assert_eq!(each.len(), 10);
+    for (i, r) in each.iter().enumerate() {
+        match r {
+            Err(Error::Encode { message, .. }) if i == 3 || i == 6 => assert!(message.contains("unlucky"), "{message}"),
+            Ok(v) if i != 3 && i != 6 => assert_eq!(*v as usize, 10 + i),
+            other => panic!("{i}: {other:?}"),
+        }
+    }
+}
+
+/// `0..n`, claiming to be exactly `claim` long.
+struct Misstated {
+    next: u64,
+    n: u64,
+    claim: usize,
+}
+
+impl Iterator for Misstated {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.n).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claim, Some(self.claim))
+    }
+}
+
+#[test]
+fn a_map_over_an_input_that_misstates_its_length_has_every_result() {
+    let pool = Pool::new(2).unwrap();
+    for (n, claim) in [(1000, 3), (3, 1000), (0, 50), (50, 0)] {
+        let got = pool.map(square, Misstated { next: 0, n, claim }).unwrap();
+        assert_eq!(got, (0..n).map(|x| x * x).collect::<Vec<_>>(), "{n} items claiming {claim}");
+    }
+}
+
+#[process_task]
+fn mix(a: u8, b: i128, c: (f32, [u16; 3]), d: usize) -> (i128, [u16; 3], f32, usize) {
+    (b - a as i128, c.1, c.0 * 2.0, d + 1)
+}
+
+#[process_task]
+fn nothing_back(_x: u64) {}
+
+#[test]
+fn plain_arguments_and_results_of_every_shape_cross_a_batch() {
+    let pool = Pool::new(2).unwrap();
+    let items: Vec<_> = (0..500u32)
+        .map(|i| (i as u8, -(i as i128) << 70, (i as f32 / 4.0, [i as u16, u16::MAX, 0]), usize::MAX - 1))
+        .collect();
+    let got = pool.starmap(mix, items.clone()).unwrap();
+    for (i, (item, out)) in items.iter().zip(&got).enumerate() {
+        assert_eq!(*out, (item.1 - item.0 as i128, item.2.1, item.2.0 * 2.0, usize::MAX), "item {i}");
+    }
+    assert_eq!(pool.map(nothing_back, 0..10_000).unwrap().len(), 10_000);
+    assert_eq!(pool.apply(mix, (1, 5, (0.5, [1, 2, 3]), 0)).unwrap(), (4, [1, 2, 3], 1.0, 1));
+}

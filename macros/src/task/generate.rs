@@ -23,8 +23,10 @@ use super::model::Task;
 const PROBES: &[&str] = &[
     "ArgumentCrosses",
     "ArgumentRejected",
+    "ArgsPlain",
     "ArgsCross",
     "ArgsRefused",
+    "OutputPlain",
     "OutputBytes",
     "OutputResultDebug",
     "OutputResult",
@@ -69,7 +71,7 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
         }
     });
     let output_codec = quote_spanned! {output.span()=>
-        #probe::output::<#output, _>((&&&&&&#probe::Probe::<#output>::NEW).output_codec())
+        #probe::output::<#output, _>((&&&&&&&#probe::Probe::<#output>::NEW).output_codec())
     };
     let probes = PROBES.iter().map(|p| {
         let p = Ident::new(p, proc_macro2::Span::call_site());
@@ -126,7 +128,7 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
             use { #(#probes),* };
 
             fn __multiproc_args() -> #probe::ArgsCodec<( #(#wire_tys,)* )> {
-                (&&#probe::Probe::<( #(#wire_tys,)* )>::NEW).args_codec()
+                (&&&#probe::Probe::<( #(#wire_tys,)* )>::NEW).args_codec()
             }
 
             fn __multiproc_output() -> #probe::OutputCodec<#output> {
@@ -151,12 +153,18 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                 (__multiproc_args().measure)(( #(#wrapped,)* ))
             }
 
-            fn __multiproc_encode_one(
-                __multiproc_slot: &mut dyn #private::Any,
-                __multiproc_out: &mut ::std::vec::Vec<u8>,
+            fn __multiproc_encode_args(
+                __multiproc_items: &mut dyn #private::Any,
+                __multiproc_into: &mut #private::Batch,
+                __multiproc_failed: &mut dyn ::core::ops::FnMut(usize, #private::CodecError),
             ) -> ::core::result::Result<(), #private::CodecError> {
-                let ( #(#binds,)* ) = #private::take_args::<( #(#tys,)* )>(__multiproc_slot)?;
-                (__multiproc_args().encode_into)(( #(#wrapped,)* ), __multiproc_out)
+                #private::encode_args(
+                    __multiproc_items,
+                    |( #(#binds,)* ): ( #(#tys,)* )| ( #(#wrapped,)* ),
+                    __multiproc_args(),
+                    __multiproc_into,
+                    __multiproc_failed,
+                )
             }
 
             fn __multiproc_run_batch(__multiproc_run: &mut #private::BatchRun<'_>) {
@@ -198,7 +206,7 @@ pub(crate) fn task(t: &Task, krate_path: &TokenStream) -> TokenStream {
                     address: || #name as fn( #(#tys),* ) -> #output as usize,
                     measure: __multiproc_measure,
                     decode: __multiproc_decode,
-                    encode_one: __multiproc_encode_one,
+                    encode_args: __multiproc_encode_args,
                     run_batch: __multiproc_run_batch,
                     decode_values: __multiproc_decode_values,
                 }),

@@ -10,10 +10,11 @@ pub use linkme;
 pub use serde;
 use serde::Serialize;
 
-pub use crate::pool::batch::{BatchRun, decode_values, run_batch};
+pub use crate::pool::batch::{Batch, BatchRun, decode_values, encode_args, run_batch};
 pub use crate::registry::{CHILD_INITS, ChildInit, FunctionEntry, Incoming, Invoked, Payload, TASKS, TaskEntry};
 pub use crate::remote::CrossError;
 pub use crate::wire::CodecError;
+pub use crate::wire::plain::Plain;
 
 /// The `TypeId` of a function item, which cannot be named.
 pub fn type_id_of<F: 'static>(_: &F) -> TypeId {
@@ -91,14 +92,6 @@ pub fn retain_init(init: &'static ChildInit) {
 #[inline(always)]
 pub const fn retain(entry: &'static TaskEntry) {
     std::hint::black_box(entry);
-}
-
-/// The argument tuple out of the `Option` [`FunctionEntry::encode_one`]
-/// receives.
-pub fn take_args<A: 'static>(slot: &mut dyn Any) -> Result<A, CodecError> {
-    slot.downcast_mut::<Option<A>>()
-        .and_then(Option::take)
-        .ok_or_else(|| CodecError("the arguments are of another type".into()))
 }
 
 /// The argument tuple in a `Box<dyn Any>`, as [`FunctionEntry::measure`]

@@ -20,6 +20,7 @@ use crate::error::DecodeError;
 use crate::registry::{Incoming, Invoked, Payload};
 use crate::remote::{CrossError, RemoteError};
 use crate::wire::CodecError;
+use crate::wire::plain::{self, Plain};
 
 /// The receiver of every probe: a type, and no value.
 pub struct Probe<T>(PhantomData<fn() -> T>);
@@ -92,6 +93,28 @@ pub struct ArgsCodec<W> {
     /// Decodes so many from the front of a slice, one after the other (a
     /// pool's batch).
     pub decode_each: DecodeEach<W>,
+    /// How many bytes `encode_into` writes, if that is the same for every
+    /// tuple.
+    pub width: Option<usize>,
+}
+
+/// The codec of a tuple of plain values: serde for a bootstrap frame, and
+/// their bytes in a pool's batch.
+pub trait ArgsPlain<W> {
+    /// Plain in a batch.
+    fn args_codec(&self) -> ArgsCodec<W>;
+}
+
+impl<W: Crosses + Plain> ArgsPlain<W> for &&Probe<W> {
+    fn args_codec(&self) -> ArgsCodec<W> {
+        ArgsCodec {
+            measure: Payload::new,
+            decode: |input| input.decode(),
+            encode_into: plain::encode_into,
+            decode_each: plain::decode_each,
+            width: Some(W::SIZE),
+        }
+    }
 }
 
 /// The codec of a tuple whose every element crosses.
@@ -107,6 +130,7 @@ impl<W: Crosses> ArgsCross<W> for &Probe<W> {
             decode: |input| input.decode(),
             encode_into: |w, out| crate::wire::encode_into(out, &w),
             decode_each: crate::wire::decode_each,
+            width: None,
         }
     }
 }
@@ -125,6 +149,7 @@ impl<W> ArgsRefused<W> for Probe<W> {
             decode: |_| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
             encode_into: |_, _| Err(CodecError("an argument type that cannot cross".into())),
             decode_each: |_, _, _| Err(DecodeError::Invalid("an argument type that cannot cross".into())),
+            width: None,
         }
     }
 }
@@ -177,6 +202,23 @@ fn measured<W: Serialize + Send + 'static>(value: W, failure: Option<String>) ->
     match Payload::new(value) {
         Ok(value) => Invoked::Returned { value, failure },
         Err(e) => Invoked::BadResult(e.0),
+    }
+}
+
+/// A plain value: serde for a report, its bytes in a pool's batch.
+pub trait OutputPlain<R> {
+    /// The codec.
+    fn output_codec(&self) -> OutputCodec<R>;
+}
+
+impl<R: Crosses + Plain> OutputPlain<R> for &&&&&&Probe<R> {
+    fn output_codec(&self) -> OutputCodec<R> {
+        OutputCodec {
+            finish: |v| measured(v, None),
+            decode: |input| input.decode(),
+            write: plain::encode_into,
+            decode_each: plain::decode_each,
+        }
     }
 }
 

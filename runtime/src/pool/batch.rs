@@ -1,6 +1,7 @@
-//! A batch of one function's tasks, as it crosses: the worker runs the
-//! tasks of a `Run` message with the function's own (macro-generated) loop
-//! and builds the `Done` message of their results; the parent decodes the
+//! A batch of one function's tasks, as it crosses: the parent encodes the
+//! arguments of a chunk in one call ([`Batch`]); the worker runs the tasks
+//! of a `Run` message with the function's own (macro-generated) loop and
+//! builds the `Done` message of their results; the parent decodes the
 //! values of a `Done` in one call per run of them.
 //!
 //! ```text
@@ -16,11 +17,143 @@ use std::any::Any;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 
+use super::buffers;
 use super::message::{self, Reader, Status, Writer};
-use crate::__private::probe::DecodeEach;
+use crate::__private::probe::{ArgsCodec, DecodeEach};
 use crate::error::DecodeError;
 use crate::sys::SharedWord;
 use crate::wire::CodecError;
+
+/// The encoded arguments of some tasks, end to end in one buffer.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    bounds: Bounds,
+}
+
+/// Where each task's bytes in a [`Batch`] end.
+#[derive(Debug, Clone)]
+enum Bounds {
+    /// Each task's end, in order.
+    Ends(Vec<usize>),
+    /// So many tasks of one width (plain arguments): found by arithmetic.
+    Width { width: usize, count: usize },
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds::Ends(Vec::new())
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Batch {
+    /// An empty batch, in memory kept for reuse.
+    pub(super) fn reusing() -> Batch {
+        Batch { bytes: buffers::take(), bounds: Bounds::default() }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match &self.bounds {
+            Bounds::Ends(ends) => ends.len(),
+            Bounds::Width { count, .. } => *count,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where task `i`'s bytes start (where the one before ends).
+    fn offset(&self, i: usize) -> usize {
+        match &self.bounds {
+            Bounds::Ends(_) if i == 0 => 0,
+            Bounds::Ends(ends) => ends[i - 1],
+            Bounds::Width { width, .. } => width * i,
+        }
+    }
+
+    /// Every task's bytes, end to end.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The tasks `range`, as a batch of their own.
+    pub(super) fn part(&self, range: Range<usize>) -> Batch {
+        let (start, end) = (self.offset(range.start), self.offset(range.end));
+        let bounds = match &self.bounds {
+            Bounds::Ends(ends) => Bounds::Ends(ends[range].iter().map(|e| e - start).collect()),
+            &Bounds::Width { width, .. } => Bounds::Width { width, count: range.len() },
+        };
+        Batch { bytes: self.bytes[start..end].to_vec(), bounds }
+    }
+
+    /// Adds a task whose bytes `encode` appends, `width` of them if every
+    /// task of the batch has that many; nothing if it fails.
+    fn push<E>(&mut self, width: Option<usize>, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let at = self.bytes.len();
+        if let Err(e) = encode(&mut self.bytes) {
+            self.bytes.truncate(at);
+            return Err(e);
+        }
+        match (&mut self.bounds, width) {
+            (Bounds::Width { width, count }, Some(w)) if *width == w => *count += 1,
+            // The first task of a batch of plain arguments.
+            (Bounds::Ends(ends), Some(width)) if ends.is_empty() => self.bounds = Bounds::Width { width, count: 1 },
+            // Any other task's end is listed (and so are those of a batch of
+            // one width that a task of another width joins: a function's
+            // are all one, so none does).
+            _ => {
+                let mut ends = match std::mem::take(&mut self.bounds) {
+                    Bounds::Ends(ends) => ends,
+                    Bounds::Width { width, count } => (1..=count).map(|i| width * i).collect(),
+                };
+                ends.push(self.bytes.len());
+                self.bounds = Bounds::Ends(ends);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A function's encoder of argument tuples onto a batch
+/// ([`FunctionEntry::encode_args`](crate::registry::FunctionEntry)): the
+/// tuples are a `Vec` of exactly the function's, which it empties; one
+/// that cannot be encoded is handed to the callback with its position.
+pub type EncodeArgs = fn(&mut dyn Any, &mut Batch, &mut dyn FnMut(usize, CodecError)) -> Result<(), CodecError>;
+
+/// Encodes the argument tuples of `items` (a `Vec` of exactly `A`, which
+/// it empties), in order, onto `into` with `codec` after `wrap`; one that
+/// cannot be encoded is left out and handed to `failed` with its position
+/// in `items`. What [`EncodeArgs`] runs, one call per chunk.
+#[doc(hidden)]
+pub fn encode_args<A: 'static, W>(
+    items: &mut dyn Any,
+    wrap: impl Fn(A) -> W,
+    codec: ArgsCodec<W>,
+    into: &mut Batch,
+    failed: &mut dyn FnMut(usize, CodecError),
+) -> Result<(), CodecError> {
+    let items = items.downcast_mut::<Vec<A>>().ok_or_else(|| CodecError("the arguments are of another type".into()))?;
+    let (encode, width) = (codec.encode_into, codec.width);
+    match (&mut into.bounds, width) {
+        (Bounds::Ends(ends), None) => ends.reserve(items.len()),
+        (_, Some(width)) => into.bytes.reserve(width * items.len()),
+        _ => {}
+    }
+    for (i, item) in items.drain(..).enumerate() {
+        if let Err(e) = into.push(width, |out| encode(wrap(item), out)) {
+            failed(i, e);
+        }
+    }
+    Ok(())
+}
 
 /// Where a `Done` message's header ends.
 const HEADER_LEN: usize = 1 + 8 + 4 + 8;
@@ -51,14 +184,15 @@ pub struct BatchRun<'a> {
 }
 
 impl<'a> BatchRun<'a> {
-    /// The tasks whose arguments are `args`, the first numbered `first`.
-    pub(super) fn new(args: &'a [u8], first: u64, word: Option<&'a SharedWord>) -> BatchRun<'a> {
+    /// The tasks whose arguments are `args`, the first numbered `first`;
+    /// their messages are built in `buffer`'s memory.
+    pub(super) fn new(args: &'a [u8], first: u64, word: Option<&'a SharedWord>, buffer: Vec<u8>) -> BatchRun<'a> {
         let mut run = BatchRun {
             args,
             todo: 0,
             next: first,
             word,
-            msg: Vec::new(),
+            msg: buffer,
             failures: Writer::default(),
             count: 0,
             broken: None,
@@ -90,6 +224,7 @@ impl<'a> BatchRun<'a> {
         self.broken = Some(why);
     }
 
+    #[inline]
     fn starting(&mut self) {
         if let Some(word) = self.word {
             // Task `next` runs: the parent reads this if the worker dies.
@@ -97,6 +232,7 @@ impl<'a> BatchRun<'a> {
         }
     }
 
+    #[inline]
     fn finished(&mut self, failure: Option<(Status, Vec<u8>)>) {
         if let Some((status, bytes)) = failure {
             self.failures.u32(self.count).item(status, &bytes);
@@ -120,7 +256,7 @@ impl<'a> BatchRun<'a> {
     }
 
     /// The message of the tasks run since the last one, of kind `kind`;
-    /// the next one starts empty.
+    /// the next one starts empty (in new memory, until [`reuse`](Self::reuse)).
     pub(super) fn take_message(&mut self, kind: u8) -> Vec<u8> {
         let values_len = (self.msg.len() - HEADER_LEN) as u64;
         self.msg[0] = kind;
@@ -130,6 +266,20 @@ impl<'a> BatchRun<'a> {
         let msg = std::mem::take(&mut self.msg);
         self.start_message();
         msg
+    }
+
+    /// Builds the next message in the memory of `msg`, one sent.
+    pub(super) fn reuse(&mut self, mut msg: Vec<u8>) {
+        if msg.capacity() > self.msg.capacity() {
+            msg.clear();
+            self.msg = msg;
+            self.start_message();
+        }
+    }
+
+    /// The memory messages are built in, for the next batch.
+    pub(super) fn into_buffer(self) -> Vec<u8> {
+        self.msg
     }
 }
 
@@ -237,7 +387,7 @@ mod tests {
     use super::*;
 
     fn square_batch(args: &[u8], first: u64, todo: u32) -> Vec<u8> {
-        let mut run = BatchRun::new(args, first, None);
+        let mut run = BatchRun::new(args, first, None, Vec::new());
         run.set_todo(todo);
         run_batch(
             &mut run,

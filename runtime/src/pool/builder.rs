@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::driver::{self, Config, Shared};
-use super::{DecodeErased, Pool, encode, function, table_index};
+use super::job::Failure;
+use super::{DecodeErased, Pool, function, table_index};
 use crate::args::IntoArgs;
 use crate::error::Error;
 use crate::task::Task;
@@ -97,9 +98,13 @@ impl PoolBuilder {
     {
         let args = args.into_args();
         self.init = Some(function(&task).and_then(|(entry, f)| {
-            let mut bytes = super::driver::Batch::default();
-            encode(entry, f, args, &mut bytes).map_err(|e| e.to_error())?;
-            Ok((table_index(entry), bytes.bytes().to_vec()))
+            // Encoded as a child's arguments are: the worker runs the
+            // initializer through the function's bootstrap entry point.
+            let failed = |e: crate::wire::CodecError| Failure::Encode { task: entry.path, message: e.0 }.to_error();
+            let payload = (f.measure)(Box::new(args)).map_err(failed)?;
+            let mut bytes = Vec::new();
+            payload.part().0.write(&mut bytes).map_err(failed)?;
+            Ok((table_index(entry), bytes))
         }));
         self
     }

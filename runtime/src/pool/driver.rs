@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::batch::Batch;
 use super::job::{Failure, Segment, Sink};
 use super::link::{Ran, Worker};
 use super::message::Status;
@@ -31,55 +32,6 @@ pub(super) enum Phase {
     Closed,
     /// Everything stops now.
     Terminated,
-}
-
-/// The encoded arguments of some tasks, end to end in one buffer.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Batch {
-    bytes: Vec<u8>,
-    /// Where each task's bytes end.
-    ends: Vec<usize>,
-}
-
-impl Batch {
-    pub(super) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Where task `i`'s bytes start (where the one before ends).
-    fn offset(&self, i: usize) -> usize {
-        if i == 0 { 0 } else { self.ends[i - 1] }
-    }
-
-    /// Every task's bytes, end to end.
-    pub(super) fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Adds a task whose bytes `encode` appends; nothing if it fails.
-    pub(super) fn push<E>(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
-        let at = self.bytes.len();
-        match encode(&mut self.bytes) {
-            Ok(()) => {
-                self.ends.push(self.bytes.len());
-                Ok(())
-            }
-            Err(e) => {
-                self.bytes.truncate(at);
-                Err(e)
-            }
-        }
-    }
-
-    /// The tasks `range`, as a batch of their own.
-    pub(super) fn part(&self, range: std::ops::Range<usize>) -> Batch {
-        let (start, end) = (self.offset(range.start), self.offset(range.end));
-        Batch { bytes: self.bytes[start..end].to_vec(), ends: self.ends[range].iter().map(|e| e - start).collect() }
-    }
 }
 
 /// Tasks of one job, run by one worker in one message.

@@ -2,15 +2,16 @@
 //! holding each task's outcome as it arrives, and the failures a task can
 //! have.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::ops::Range;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::buffers;
 use crate::error::{DecodeError, Error, PanicInfo};
 use crate::exit::ExitStatus;
-use std::any::Any;
-use std::marker::PhantomData;
-use std::ops::Range;
 
 /// Why one task failed. Kept (and cloned into an [`Error`] at each `get`)
 /// so that a result can be asked for more than once, as in Python.
@@ -82,6 +83,12 @@ impl Segment {
 
     fn succeeded(&self) -> bool {
         self.failures.is_empty()
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.msg));
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::Done;
+use super::buffers;
 use super::driver::{Chunk, Phase, Shared};
 use super::job::{Failure, Segment};
 use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
@@ -131,7 +132,9 @@ impl Worker {
             // by a busy-wait first: it is a latency that matters. Otherwise
             // the CPUs are better left to the workers.
             self.conn.set_spin(flight.len() == 1 && shared.queue_is_empty());
-            let Ok(msg) = self.conn.recv_bytes() else {
+            // A message of many results lands in memory kept for reuse.
+            let buffer = |len| if len >= 4096 { buffers::take() } else { Vec::new() };
+            let Ok(msg) = self.conn.recv_bytes_in(buffer) else {
                 return self.lost(shared, flight, None);
             };
             let front = flight.front_mut().expect("a chunk in flight");
@@ -163,11 +166,10 @@ impl Worker {
     /// Sends a chunk; false if the worker is gone.
     fn send(&mut self, chunk: Chunk, flight: &mut VecDeque<InFlight>) -> bool {
         let first = self.sent;
-        let mut msg = Writer::new(RUN);
-        msg.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
-        msg.0.extend_from_slice(chunk.args.bytes());
+        let mut head = Writer::new(RUN);
+        head.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
         self.sent += chunk.args.len() as u64;
-        let ok = self.conn.send_bytes(&msg.0).is_ok();
+        let ok = self.conn.send_parts(&head.0, chunk.args.bytes()).is_ok();
         let now = Instant::now();
         flight.push_back(InFlight { chunk, first, done: 0, since: now, sent: now });
         ok

@@ -3,12 +3,60 @@
 
 use std::sync::Arc;
 
-use super::driver::{Batch, Chunk, Phase};
-use super::job::{Job, Segment, Sink};
+use super::batch::Batch;
+use super::driver::{Chunk, Phase};
+use super::job::{Failure, Job, Segment, Sink};
 use super::{Imap, MapOptions, MapResult, Pool, encode, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
+use crate::registry::{FunctionEntry, TaskEntry};
 use crate::task::Task;
+use crate::wire::CodecError;
+
+/// Why a task's arguments could not be encoded.
+fn encode_failure(entry: &TaskEntry, e: CodecError) -> Failure {
+    Failure::Encode { task: entry.path, message: e.0 }
+}
+
+/// A map's chunks, made ready to queue.
+struct Chunks<'a, R> {
+    job: &'a Arc<Job<R>>,
+    entry: u32,
+    timeout: Option<std::time::Duration>,
+    ready: Vec<Chunk>,
+}
+
+impl<R: 'static> Chunks<'_, R> {
+    fn push(&mut self, index: usize, args: Batch) {
+        if !args.is_empty() {
+            self.ready.push(Chunk {
+                sink: Arc::clone(self.job) as Arc<dyn Sink>,
+                index,
+                entry: self.entry,
+                args,
+                timeout: self.timeout,
+                retries: 0,
+            });
+        }
+    }
+
+    /// The tasks from `start` whose arguments are `args`, but for those in
+    /// `failed` (by offset), which fail now: each run between them is a
+    /// chunk of its own, so a chunk's tasks stay consecutive.
+    fn split(&mut self, start: usize, args: Batch, failed: Vec<(usize, CodecError)>, entry: &TaskEntry) {
+        if failed.is_empty() {
+            return self.push(start, args);
+        }
+        let (mut from, mut taken) = (0, 0);
+        for (at, e) in failed {
+            self.push(start + from, args.part(taken..taken + (at - from)));
+            taken += at - from;
+            self.job.deliver(Segment::failed(start + at, 1, &encode_failure(entry, e)));
+            from = at + 1;
+        }
+        self.push(start + from, args.part(taken..args.len()));
+    }
+}
 
 /// A task's name without its module path, for a bar.
 fn short_name(path: &str) -> String {
@@ -127,57 +175,71 @@ impl Pool {
             return Err(Error::PoolNotRunning);
         }
         let (entry, f) = function(&task)?;
-        let items: Vec<A> = items.into_iter().map(IntoArgs::into_args).collect();
-        let total = items.len();
-        let bar = options.bars.as_ref().map(|b| b.add(Some(total as u64), short_name(entry.path)));
-        let job = Arc::new(Job::<F::Output>::new(f.decode_values, entry.path, Some(total), false).with_bar(bar));
+        let items = items.into_iter().map(IntoArgs::into_args);
+        // Python's `map` makes a list of its input to know its length; an
+        // input that says its length exactly is not copied first (the
+        // tasks are still counted as they come, so a wrong length only
+        // makes the chunks another size).
+        Ok(match items.size_hint() {
+            (low, Some(high)) if low == high => self.submit_map(entry, f, items, low, &options),
+            _ => {
+                let all: Vec<A> = items.collect();
+                let len = all.len();
+                self.submit_map(entry, f, all.into_iter(), len, &options)
+            }
+        })
+    }
+
+    /// Queues the tasks of `items`, about `len` of them, in chunks.
+    fn submit_map<A: 'static, R: 'static>(
+        &self,
+        entry: &'static TaskEntry,
+        f: &'static FunctionEntry,
+        mut items: impl Iterator<Item = A>,
+        len: usize,
+        options: &MapOptions,
+    ) -> MapResult<R> {
+        let bar = options.bars.as_ref().map(|b| b.add(Some(len as u64), short_name(entry.path)));
+        let job = Arc::new(Job::<R>::new(f.decode_values, entry.path, None, false).with_bar(bar));
         let chunksize = match (options.timeout, options.chunksize) {
             (Some(_), _) => 1,
             (None, Some(n)) => n,
             // CPython: divmod(len, processes * 4), rounded up.
-            (None, None) => total.div_ceil(self.processes * 4).max(1),
+            (None, None) => len.div_ceil(self.processes * 4).max(1),
         };
-        let index = table_index(entry);
-        let mut args = Batch::default();
-        let mut start = 0;
+        let mut chunks = Chunks { job: &job, entry: table_index(entry), timeout: options.timeout, ready: Vec::new() };
         // Chunks are queued as they are encoded, so the workers start while
         // the rest is encoded: the first alone, then in groups twice as
         // large each time (up to 64), so that many small chunks do not
         // take the queue's lock and wake a driver one by one.
-        let mut pending = Vec::new();
         let mut group = 1;
-        let mut flush = |args: &mut Batch, start: usize, last: bool| {
-            if !args.is_empty() {
-                pending.push(Chunk {
-                    sink: Arc::clone(&job) as Arc<dyn Sink>,
-                    index: start,
-                    entry: index,
-                    args: std::mem::take(args),
-                    timeout: options.timeout,
-                    retries: 0,
-                });
+        let mut next = 0;
+        let mut stage = Vec::with_capacity(chunksize.min(len).min(1 << 16));
+        loop {
+            stage.extend(items.by_ref().take(chunksize));
+            if stage.is_empty() {
+                break;
             }
-            if !pending.is_empty() && (last || pending.len() >= group) {
-                self.shared.submit_or_fail(std::mem::take(&mut pending));
+            let start = next;
+            next += stage.len();
+            let mut args = Batch::reusing();
+            let mut failed = Vec::new();
+            let encoded = (f.encode_args)(&mut stage, &mut args, &mut |i, e| failed.push((i, e)));
+            match encoded {
+                Ok(()) => chunks.split(start, args, failed, entry),
+                Err(e) => job.deliver(Segment::failed(start, next - start, &encode_failure(entry, e))),
+            }
+            stage.clear();
+            if chunks.ready.len() >= group {
+                self.shared.submit_or_fail(std::mem::take(&mut chunks.ready));
                 group = (group * 2).min(64);
             }
-        };
-        for (i, item) in items.into_iter().enumerate() {
-            if let Err(e) = encode(entry, f, item, &mut args) {
-                flush(&mut args, start, false);
-                job.deliver(Segment::failed(i, 1, &e));
-                start = i + 1;
-            }
-            if args.len() == chunksize {
-                flush(&mut args, start, false);
-                start = i + 1;
-            }
         }
-        flush(&mut args, start, true);
-        if total == 0 {
-            job.set_total(0);
+        if !chunks.ready.is_empty() {
+            self.shared.submit_or_fail(chunks.ready);
         }
-        Ok(MapResult { job })
+        job.set_total(next);
+        MapResult { job }
     }
 
     /// [`map`](Pool::map) over tuples of arguments (Python's `starmap`).

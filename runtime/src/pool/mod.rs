@@ -34,6 +34,7 @@
 //! process and may not start processes of their own.
 
 pub(crate) mod batch;
+mod buffers;
 mod builder;
 mod driver;
 mod job;
@@ -52,7 +53,8 @@ pub use builder::{MapOptions, PoolBuilder};
 pub use results::{AsyncResult, Imap, MapResult};
 pub use worker::{WorkerStateError, set_worker_state, with_worker_state};
 
-use driver::{Batch, Chunk, Phase, Shared};
+use batch::Batch;
+use driver::{Chunk, Phase, Shared};
 use job::{Failure, Job, Sink};
 use message::Status;
 
@@ -99,10 +101,14 @@ fn table_index(entry: &'static TaskEntry) -> u32 {
     index[&(entry as *const TaskEntry as usize)]
 }
 
-/// Encodes an argument tuple (boxed as exactly the task's).
+/// Encodes one argument tuple (exactly the task's) onto `into`.
 fn encode<A: 'static>(entry: &TaskEntry, f: &FunctionEntry, args: A, into: &mut Batch) -> Result<(), Failure> {
-    let mut slot = Some(args);
-    into.push(|out| (f.encode_one)(&mut slot, out)).map_err(|e| Failure::Encode { task: entry.path, message: e.0 })
+    let mut failure = None;
+    let encoded = (f.encode_args)(&mut vec![args], into, &mut |_, e| failure = Some(e));
+    match failure.map_or(encoded, Err) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Failure::Encode { task: entry.path, message: e.0 }),
+    }
 }
 
 impl Pool {

@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{Batch, Chunk, Shared};
+use super::batch::Batch;
+use super::driver::{Chunk, Shared};
 use super::job::{self, Failure, Job, Segment, Sink, Slots};
 use crate::error::Error;
 

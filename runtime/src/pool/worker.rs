@@ -61,10 +61,14 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
         let _ = conn.send_bytes(&w.0).and_then(|()| conn.wait_taken());
         return done();
     }
-    while let Ok(msg) = conn.recv_bytes() {
+    // The buffers of the messages in and out, reused from chunk to chunk.
+    let (mut spare, mut out) = (Vec::new(), Vec::new());
+    while let Ok(msg) = conn.recv_bytes_in(|_| std::mem::take(&mut spare)) {
+        spare = msg;
+        let msg = &spare;
         match msg.first() {
             Some(&RUN) => {
-                if run_chunk(&conn, &msg[1..], word.as_ref()).is_err() {
+                if run_chunk(&conn, &msg[1..], word.as_ref(), &mut out).is_err() {
                     break;
                 }
             }
@@ -88,26 +92,29 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
 
 /// Runs the tasks of one `Run` message and sends their results: all in one
 /// message when the shared word tells the parent which task runs, one
-/// message per task otherwise.
-fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>) -> Result<(), ()> {
+/// message per task otherwise. `out`: the memory to build them in.
+fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>, out: &mut Vec<u8>) -> Result<(), ()> {
     let mut r = Reader(body);
     let (first, entry, count) = match (r.u64(), r.u32(), r.u32()) {
         (Ok(first), Ok(entry), Ok(count)) => (first, entry, count),
         _ => return Err(()),
     };
-    let mut run = BatchRun::new(r.0, first, word);
+    let mut run = BatchRun::new(r.0, first, word, std::mem::take(out));
     let step = if word.is_some() { count } else { 1 };
     let mut left = count;
     while left > 0 {
         let n = step.min(left);
         run_tasks(entry, &mut run, n);
         left -= n;
-        conn.send_bytes(&run.take_message(DONE)).map_err(|_| ())?;
+        let msg = run.take_message(DONE);
+        conn.send_bytes(&msg).map_err(|_| ())?;
         // The next task may end the process: what was sent must be read
         // first (without the word, the parent knows the task that ran by
         // the results it has).
         conn.wait_taken().map_err(|_| ())?;
+        run.reuse(msg);
     }
+    *out = run.into_buffer();
     Ok(())
 }
 
@@ -123,7 +130,7 @@ fn run_tasks(index: u32, run: &mut BatchRun<'_>, n: u32) {
 /// Runs the table's function `index`, which takes no arguments, once: how
 /// it went, and its value's bytes (or why it failed).
 fn run_one(index: u32) -> (Status, Vec<u8>) {
-    let mut run = BatchRun::new(&[], 0, None);
+    let mut run = BatchRun::new(&[], 0, None, Vec::new());
     run_tasks(index, &mut run, 1);
     run.into_single()
 }

@@ -22,6 +22,7 @@
 pub(crate) mod codec;
 mod guard;
 pub(crate) mod handles;
+pub(crate) mod plain;
 
 use std::io::{self, Read, Write};
 
