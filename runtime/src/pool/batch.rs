@@ -5,13 +5,16 @@
 //! values of a `Done` in one call per run of them.
 //!
 //! ```text
-//! Done  'D' first:u64 count:u32 values_len:u64 values (offset:u32 status:u8 len:u64 bytes)*
+//! Done    'D' record+
+//! record  first:u64 count:u32 values_len:u64 failures_len:u64 values (offset:u32 status:u8 len:u64 bytes)*
 //! ```
 //!
-//! The values of the tasks that returned are encoded end to end, with no
-//! length of their own (the function's codec knows where each ends); the
-//! tasks that failed (rare) follow as records, by their offset in the
-//! message. An exit hook's `Exit` message has the same layout.
+//! A `Run` may carry several chunks (see [`super::message`]); their
+//! results come back as one record each, in one message. The values of
+//! the tasks that returned are encoded end to end, with no length of their
+//! own (the function's codec knows where each ends); the tasks that failed
+//! (rare) follow as failure records, by their offset in the record. An exit
+//! hook's `Exit` message has the same layout.
 
 use std::any::Any;
 use std::ops::Range;
@@ -155,8 +158,8 @@ pub fn encode_args<A: 'static, W>(
     Ok(())
 }
 
-/// Where a `Done` message's header ends.
-const HEADER_LEN: usize = 1 + 8 + 4 + 8;
+/// How long a record's header is.
+const RECORD_HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The tasks of a batch as a worker runs them, and the message of their
 /// results it builds. What `FunctionEntry::run_batch` works on.
@@ -172,11 +175,14 @@ pub struct BatchRun<'a> {
     /// Where the worker says which task runs, for the parent to read if it
     /// dies.
     word: Option<&'a SharedWord>,
-    /// The message: its header, then the values.
+    /// The message: its kind, the records sealed so far, then the open
+    /// record's header and values.
     msg: Vec<u8>,
-    /// The failures' records, appended to the message when it is sent.
+    /// Where the open record starts in `msg`.
+    record: usize,
+    /// The open record's failures, appended to it when it is sealed.
     failures: Writer,
-    /// How many tasks the message holds.
+    /// How many tasks the open record holds.
     count: u32,
     /// Why the arguments stopped decoding: the tasks after that one cannot
     /// be told apart, so they fail the same way.
@@ -193,6 +199,7 @@ impl<'a> BatchRun<'a> {
             next: first,
             word,
             msg: buffer,
+            record: 0,
             failures: Writer::default(),
             count: 0,
             broken: None,
@@ -203,9 +210,37 @@ impl<'a> BatchRun<'a> {
 
     fn start_message(&mut self) {
         self.msg.clear();
-        self.msg.resize(HEADER_LEN, 0);
-        self.msg[1..9].copy_from_slice(&self.next.to_le_bytes());
+        self.msg.push(0);
+        self.open_record();
+    }
+
+    fn open_record(&mut self) {
+        self.record = self.msg.len();
+        self.msg.resize(self.record + RECORD_HEADER, 0);
+        self.msg[self.record..self.record + 8].copy_from_slice(&self.next.to_le_bytes());
         self.count = 0;
+    }
+
+    /// Completes the open record's header and appends its failures.
+    fn seal_record(&mut self) {
+        let at = self.record;
+        let values_len = (self.msg.len() - at - RECORD_HEADER) as u64;
+        let failures_len = self.failures.0.len() as u64;
+        self.msg[at + 8..at + 12].copy_from_slice(&self.count.to_le_bytes());
+        self.msg[at + 12..at + 20].copy_from_slice(&values_len.to_le_bytes());
+        self.msg[at + 20..at + 28].copy_from_slice(&failures_len.to_le_bytes());
+        self.msg.append(&mut self.failures.0);
+    }
+
+    /// The tasks from here on are another chunk's, whose arguments are
+    /// `args`: their results go in a record of their own.
+    pub(super) fn next_chunk(&mut self, args: &'a [u8]) {
+        if self.msg.len() > self.record + RECORD_HEADER || self.count > 0 {
+            self.seal_record();
+            self.open_record();
+        }
+        self.args = args;
+        self.broken = None;
     }
 
     /// Sets how many tasks the next run runs.
@@ -245,12 +280,13 @@ impl<'a> BatchRun<'a> {
     /// why it failed), for an exit hook's message.
     pub(super) fn into_single(mut self) -> (Status, Vec<u8>) {
         let msg = self.take_message(message::EXIT);
-        match Done::parse(&msg) {
-            Ok(done) => match done.failures.first() {
+        match Done::parse(&msg).map(|mut records| records.pop()) {
+            Ok(Some(done)) => match done.failures.first() {
                 Some((_, status, bytes)) => (*status, msg[bytes.clone()].to_vec()),
                 None => (Status::Returned, msg[done.values].to_vec()),
             },
             // The message was built just now, by this very code.
+            Ok(None) => (Status::Nothing, Vec::new()),
             Err(e) => (Status::Unencodable, e.to_string().into_bytes()),
         }
     }
@@ -258,20 +294,16 @@ impl<'a> BatchRun<'a> {
     /// The message of the tasks run since the last one, of kind `kind`;
     /// the next one starts empty (in new memory, until [`reuse`](Self::reuse)).
     pub(super) fn take_message(&mut self, kind: u8) -> Vec<u8> {
-        let values_len = (self.msg.len() - HEADER_LEN) as u64;
+        self.seal_record();
         self.msg[0] = kind;
-        self.msg[9..13].copy_from_slice(&self.count.to_le_bytes());
-        self.msg[13..21].copy_from_slice(&values_len.to_le_bytes());
-        self.msg.append(&mut self.failures.0);
         let msg = std::mem::take(&mut self.msg);
         self.start_message();
         msg
     }
 
     /// Builds the next message in the memory of `msg`, one sent.
-    pub(super) fn reuse(&mut self, mut msg: Vec<u8>) {
+    pub(super) fn reuse(&mut self, msg: Vec<u8>) {
         if msg.capacity() > self.msg.capacity() {
-            msg.clear();
             self.msg = msg;
             self.start_message();
         }
@@ -345,8 +377,8 @@ pub fn decode_values<R: 'static>(
     decode(input, count, &mut |v| out.push(v))
 }
 
-/// A `Done` (or `Exit`) message, parsed: which tasks, where their values
-/// are, and which failed.
+/// One record of a `Done` (or `Exit`) message, parsed: which tasks, where
+/// their values are, and which failed.
 #[derive(Debug)]
 pub(super) struct Done {
     /// The worker's number for the first task.
@@ -359,26 +391,31 @@ pub(super) struct Done {
 }
 
 impl Done {
-    pub(super) fn parse(msg: &[u8]) -> Result<Done, DecodeError> {
+    /// The records of a message, in order.
+    pub(super) fn parse(msg: &[u8]) -> Result<Vec<Done>, DecodeError> {
         let mut r = Reader(msg.get(1..).ok_or_else(|| message::malformed("it ends early"))?);
-        let first = r.u64()?;
-        let count = r.u32()? as usize;
-        let values_len = usize::try_from(r.u64()?).map_err(|_| message::malformed("a length past the end"))?;
-        let start = HEADER_LEN;
-        let end = start.checked_add(values_len).filter(|&e| e <= msg.len());
-        let values = start..end.ok_or_else(|| message::malformed("values past the end"))?;
-        let mut r = Reader(&msg[values.end..]);
-        let mut failures = Vec::new();
+        let mut records = Vec::new();
         while !r.0.is_empty() {
-            let offset = r.u32()? as usize;
-            let (status, bytes) = r.item()?;
-            if offset >= count || failures.last().is_some_and(|&(o, _, _)| o >= offset) {
-                return Err(message::malformed("a failure out of order"));
+            let first = r.u64()?;
+            let count = r.u32()? as usize;
+            let (values_len, failures_len) = (r.length()?, r.length()?);
+            let start = msg.len() - r.0.len();
+            let values = start..start + r.take(values_len)?.len();
+            let failures = r.take(failures_len)?;
+            let mut f = Reader(failures);
+            let mut parsed = Vec::new();
+            while !f.0.is_empty() {
+                let offset = f.u32()? as usize;
+                let (status, bytes) = f.item()?;
+                if offset >= count || parsed.last().is_some_and(|&(o, _, _)| o >= offset) {
+                    return Err(message::malformed("a failure out of order"));
+                }
+                let at = bytes.as_ptr() as usize - msg.as_ptr() as usize;
+                parsed.push((offset, status, at..at + bytes.len()));
             }
-            let at = bytes.as_ptr() as usize - msg.as_ptr() as usize;
-            failures.push((offset, status, at..at + bytes.len()));
+            records.push(Done { first, count, values, failures: parsed });
         }
-        Ok(Done { first, count, values, failures })
+        Ok(records)
     }
 }
 
@@ -386,11 +423,10 @@ impl Done {
 mod tests {
     use super::*;
 
-    fn square_batch(args: &[u8], first: u64, todo: u32) -> Vec<u8> {
-        let mut run = BatchRun::new(args, first, None, Vec::new());
+    fn run_squares(run: &mut BatchRun<'_>, todo: u32) {
         run.set_todo(todo);
         run_batch(
-            &mut run,
+            run,
             crate::wire::decode_each::<(u64,)>,
             |(x,)| {
                 assert!(x != 3, "no threes");
@@ -398,39 +434,80 @@ mod tests {
             },
             |v, out| crate::wire::encode_into(out, &v),
         );
+    }
+
+    fn square_batch(args: &[u8], first: u64, todo: u32) -> Vec<u8> {
+        let mut run = BatchRun::new(args, first, None, Vec::new());
+        run_squares(&mut run, todo);
         run.take_message(message::DONE)
+    }
+
+    fn encoded(xs: &[u64]) -> Vec<u8> {
+        let mut args = Vec::new();
+        for x in xs {
+            crate::wire::encode_into(&mut args, &(x,)).unwrap();
+        }
+        args
+    }
+
+    fn quietly<R>(f: impl FnOnce() -> R) -> R {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        let r = f();
+        panic::set_hook(prev);
+        r
+    }
+
+    fn values_of(msg: &[u8], done: &Done) -> Vec<u64> {
+        let mut values = &msg[done.values.clone()];
+        let mut out: Vec<u64> = Vec::new();
+        decode_values(&mut values, done.count - done.failures.len(), &mut out, crate::wire::decode_each::<u64>)
+            .unwrap();
+        assert!(values.is_empty());
+        out
     }
 
     #[test]
     fn values_end_to_end_and_failures_by_offset() {
-        let mut args = Vec::new();
-        for x in [1u64, 2, 3, 400] {
-            crate::wire::encode_into(&mut args, &(x,)).unwrap();
-        }
-        let prev = panic::take_hook();
-        panic::set_hook(Box::new(|_| {}));
-        let msg = square_batch(&args, 7, 4);
-        panic::set_hook(prev);
-        let done = Done::parse(&msg).unwrap();
+        let args = encoded(&[1, 2, 3, 400]);
+        let msg = quietly(|| square_batch(&args, 7, 4));
+        let [done] = &Done::parse(&msg).unwrap()[..] else { panic!("one record") };
         assert_eq!((done.first, done.count), (7, 4));
         assert_eq!(done.failures.len(), 1);
         assert_eq!((done.failures[0].0, done.failures[0].1), (2, Status::Panicked));
-        let mut values = &msg[done.values.clone()];
-        let mut out: Vec<u64> = Vec::new();
-        decode_values(&mut values, 3, &mut out, crate::wire::decode_each::<u64>).unwrap();
-        assert_eq!(out, [1, 4, 160_000]);
-        assert!(values.is_empty());
+        assert_eq!(values_of(&msg, done), [1, 4, 160_000]);
     }
 
     #[test]
     fn arguments_that_stop_decoding_fail_the_rest() {
         let msg = square_batch(&[0xff], 0, 2);
-        let done = Done::parse(&msg).unwrap();
+        let [done] = &Done::parse(&msg).unwrap()[..] else { panic!("one record") };
         assert_eq!(
             done.failures.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
             [(0, Status::BadArguments), (1, Status::BadArguments)]
         );
         assert!(done.values.is_empty());
+    }
+
+    #[test]
+    fn each_chunk_of_a_run_has_its_record_and_its_own_arguments() {
+        let (a, b, c) = (encoded(&[1, 2]), [0xffu8], encoded(&[3, 4, 5]));
+        let mut run = BatchRun::new(&[], 10, None, Vec::new());
+        let msg = quietly(|| {
+            for (args, n) in [(&a[..], 2), (&b[..], 1), (&c[..], 3)] {
+                run.next_chunk(args);
+                run_squares(&mut run, n);
+            }
+            run.take_message(message::DONE)
+        });
+        let records = Done::parse(&msg).unwrap();
+        let firsts: Vec<_> = records.iter().map(|d| (d.first, d.count)).collect();
+        assert_eq!(firsts, [(10, 2), (12, 1), (13, 3)]);
+        assert_eq!(values_of(&msg, &records[0]), [1, 4]);
+        // Arguments that do not decode fail their chunk, not the next.
+        assert_eq!(records[1].failures[0].1, Status::BadArguments);
+        assert_eq!(records[2].failures.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(), [(0, Status::Panicked)]);
+        assert_eq!(values_of(&msg, &records[2]), [16, 25]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::buffers;
@@ -52,7 +52,9 @@ pub(super) struct Segment {
     /// The job index of the first task.
     pub(super) first: usize,
     pub(super) count: usize,
-    msg: Vec<u8>,
+    /// The message the results came in (a worker's message may hold the
+    /// results of several chunks, each a segment).
+    msg: Arc<Vec<u8>>,
     /// Where the values of the tasks that returned are in `msg`, end to end.
     values: Range<usize>,
     /// The tasks that failed, by offset, in order.
@@ -64,7 +66,7 @@ impl Segment {
     pub(super) fn results(
         first: usize,
         count: usize,
-        msg: Vec<u8>,
+        msg: Arc<Vec<u8>>,
         values: Range<usize>,
         failures: Vec<(usize, Failure)>,
     ) -> Segment {
@@ -74,7 +76,7 @@ impl Segment {
     /// `count` tasks from `first` on that all failed with `failure`.
     pub(super) fn failed(first: usize, count: usize, failure: &Failure) -> Segment {
         let failures = (0..count).map(|i| (i, failure.clone())).collect();
-        Segment { first, count, msg: Vec::new(), values: 0..0, failures }
+        Segment { first, count, msg: Arc::default(), values: 0..0, failures }
     }
 
     fn end(&self) -> usize {
@@ -88,7 +90,10 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        buffers::give(std::mem::take(&mut self.msg));
+        // The last segment of a message gives its memory back.
+        if let Some(msg) = Arc::get_mut(&mut self.msg) {
+            buffers::give(std::mem::take(msg));
+        }
     }
 }
 

@@ -30,13 +30,15 @@ pub(super) enum Ran {
     Lost,
 }
 
-/// A round trip shorter than this makes it worth sending the next chunk
-/// before the results of the one in flight are in.
-const QUICK: Duration = Duration::from_millis(2);
+/// How much work a worker is given ahead of the chunk it runs, by the time
+/// its chunks have been taking: enough that it never waits for the parent
+/// between quick tasks, little enough that the other workers are not left
+/// idle at the end of a map while one has a backlog.
+const AHEAD_TIME: Duration = Duration::from_millis(1);
 
 /// The most chunks a worker has at once: the one it runs and those sent
-/// ahead of it.
-const IN_FLIGHT: usize = 8;
+/// ahead of it (quick ones go in one message).
+const IN_FLIGHT: usize = 32;
 
 /// The most argument bytes sent ahead, all chunks together: well inside
 /// what a pipe holds (64 KiB for the named pipes on Windows), so that a
@@ -68,8 +70,10 @@ pub(super) struct Worker {
     sent: u64,
     /// Chunks it finished.
     pub(super) chunks: u64,
-    /// Whether its last chunk came back quickly.
-    quick: bool,
+    /// How long its chunks have been taking each (a moving average).
+    pace: Duration,
+    /// When its last results came.
+    last: Instant,
 }
 
 impl Worker {
@@ -96,27 +100,44 @@ impl Worker {
             }
             s.workers[slot] = Some(Arc::clone(&child));
         }
-        Ok(Worker { child: Some(child), conn: here, word, slot, pid, name, sent: 0, chunks: 0, quick: false })
+        Ok(Worker {
+            child: Some(child),
+            conn: here,
+            word,
+            slot,
+            pid,
+            name,
+            sent: 0,
+            chunks: 0,
+            pace: AHEAD_TIME,
+            last: Instant::now(),
+        })
     }
 
     /// Sends the chunk and delivers its results as they come. While the
-    /// results of quick tasks come, the next chunk is sent ahead, so the
+    /// results of quick tasks come, the next chunks are sent ahead, so the
     /// worker never waits for the parent.
     pub(super) fn run(&mut self, shared: &Shared, chunk: Chunk) -> Ran {
         let mut flight = VecDeque::with_capacity(IN_FLIGHT);
-        if !self.send(chunk, &mut flight) {
+        if !self.send(vec![chunk], &mut flight) {
             return self.lost(shared, flight, None);
         }
         while let Some(front) = flight.front() {
             let untimed = front.chunk.timeout.is_none();
-            while flight.len() < IN_FLIGHT && self.quick && untimed && shared.config.max_tasks.is_none() {
+            let ahead = (AHEAD_TIME.as_nanos() / self.pace.as_nanos().max(1)).clamp(1, IN_FLIGHT as u128) as usize;
+            if flight.len() < ahead && untimed && shared.config.max_tasks.is_none() {
                 // What the worker has not read yet must fit in the pipe:
                 // it writes results while this end writes chunks, and
                 // neither may wait for the other to read.
-                let unread: usize = flight.iter().skip(1).map(|f| f.chunk.args.bytes().len()).sum();
-                let fits = |c: &Chunk| c.timeout.is_none() && unread + c.args.bytes().len() <= AHEAD_BYTES;
-                let Some(next) = shared.try_next_chunk(fits) else { break };
-                if !self.send(next, &mut flight) {
+                let mut unread: usize = flight.iter().skip(1).map(|f| f.chunk.args.bytes().len()).sum();
+                let mut next = Vec::new();
+                while flight.len() + next.len() < ahead {
+                    let fits = |c: &Chunk| c.timeout.is_none() && unread + c.args.bytes().len() <= AHEAD_BYTES;
+                    let Some(c) = shared.try_next_chunk(fits) else { break };
+                    unread += c.args.bytes().len();
+                    next.push(c);
+                }
+                if !next.is_empty() && !self.send(next, &mut flight) {
                     return self.lost(shared, flight, None);
                 }
             }
@@ -137,20 +158,12 @@ impl Worker {
             let Ok(msg) = self.conn.recv_bytes_in(buffer) else {
                 return self.lost(shared, flight, None);
             };
-            let front = flight.front_mut().expect("a chunk in flight");
-            if let Err(failure) = self.accept(msg, front) {
+            if let Err(failure) = self.accept(msg, &mut flight) {
                 self.kill();
                 if matches!(failure, Failure::WorkerStart(_)) {
                     shared.set_broken(failure.clone());
                 }
                 return self.lost(shared, flight, Some(failure));
-            }
-            front.since = Instant::now();
-            if front.done == front.chunk.args.len() {
-                let finished = flight.pop_front().expect("the front chunk");
-                // Quick round trips are worth sending ahead for.
-                self.quick = finished.sent.elapsed() < QUICK;
-                self.chunks += 1;
             }
         }
         Ran::Finished
@@ -163,44 +176,79 @@ impl Worker {
         }
     }
 
-    /// Sends a chunk; false if the worker is gone.
-    fn send(&mut self, chunk: Chunk, flight: &mut VecDeque<InFlight>) -> bool {
-        let first = self.sent;
+    /// Sends chunks, in one message; false if the worker is gone.
+    fn send(&mut self, chunks: Vec<Chunk>, flight: &mut VecDeque<InFlight>) -> bool {
         let mut head = Writer::new(RUN);
-        head.u64(first).u32(chunk.entry).u32(chunk.args.len() as u32);
-        self.sent += chunk.args.len() as u64;
-        let ok = self.conn.send_parts(&head.0, chunk.args.bytes()).is_ok();
+        head.u64(self.sent).u32(chunks.len() as u32);
+        for c in &chunks {
+            head.u32(c.entry).u32(c.args.len() as u32).u64(c.args.bytes().len() as u64);
+        }
+        let ok = match &chunks[..] {
+            [one] => self.conn.send_parts(&head.0, one.args.bytes()),
+            // Small ones (see `run`): joined.
+            many => {
+                many.iter().for_each(|c| head.0.extend_from_slice(c.args.bytes()));
+                self.conn.send_bytes(&head.0)
+            }
+        }
+        .is_ok();
         let now = Instant::now();
-        flight.push_back(InFlight { chunk, first, done: 0, since: now, sent: now });
+        for chunk in chunks {
+            let first = self.sent;
+            self.sent += chunk.args.len() as u64;
+            flight.push_back(InFlight { chunk, first, done: 0, since: now, sent: now });
+        }
         ok
     }
 
-    /// Delivers the results in one message from the worker.
-    fn accept(&self, msg: Vec<u8>, f: &mut InFlight) -> Result<(), Failure> {
+    /// Delivers the results in one message from the worker, to the chunks
+    /// at the front of `flight`, taking out those it completes.
+    fn accept(&mut self, msg: Vec<u8>, flight: &mut VecDeque<InFlight>) -> Result<(), Failure> {
         let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
-        match msg.first() {
-            Some(&DONE) => {
-                let done = Done::parse(&msg).map_err(bad)?;
-                if done.first != f.first + f.done as u64 || f.done + done.count > f.chunk.args.len() {
-                    return Err(bad(message::malformed("results of tasks it was not given")));
-                }
-                let failures = done
-                    .failures
-                    .iter()
-                    .map(|(at, status, bytes)| (*at, self.failure(*status, &msg[bytes.clone()])))
-                    .collect();
-                let count = done.count;
-                f.chunk.sink.deliver(Segment::results(f.chunk.index + f.done, count, msg, done.values, failures));
-                f.done += count;
-                Ok(())
+        let records = match msg.first() {
+            Some(&DONE) => Done::parse(&msg).map_err(bad)?,
+            Some(&INIT_FAILED) => {
+                return Err(Failure::WorkerStart(format!(
+                    "the initializer of {} failed: {}",
+                    self.name,
+                    String::from_utf8_lossy(&msg[1..])
+                )));
             }
-            Some(&INIT_FAILED) => Err(Failure::WorkerStart(format!(
-                "the initializer of {} failed: {}",
-                self.name,
-                String::from_utf8_lossy(&msg[1..])
-            ))),
-            _ => Err(bad(message::malformed("an unknown message"))),
+            _ => return Err(bad(message::malformed("an unknown message"))),
+        };
+        let msg = Arc::new(msg);
+        let now = Instant::now();
+        let mut completed = 0;
+        // When the worker could start on what this message completes.
+        let mut began = None;
+        for done in records {
+            let f = flight.front_mut().ok_or_else(|| bad(message::malformed("results of tasks it was not given")))?;
+            if done.first != f.first + f.done as u64 || f.done + done.count > f.chunk.args.len() {
+                return Err(bad(message::malformed("results of tasks it was not given")));
+            }
+            let failures = done
+                .failures
+                .iter()
+                .map(|(at, status, bytes)| (*at, self.failure(*status, &msg[bytes.clone()])))
+                .collect();
+            let segment = Segment::results(f.chunk.index + f.done, done.count, Arc::clone(&msg), done.values, failures);
+            f.chunk.sink.deliver(segment);
+            f.done += done.count;
+            f.since = now;
+            if f.done == f.chunk.args.len() {
+                let finished = flight.pop_front().expect("the front chunk");
+                began.get_or_insert(self.last.max(finished.sent));
+                completed += 1;
+                self.chunks += 1;
+            }
         }
+        if let Some(began) = began {
+            // The time the worker took for each, to pace what it is sent.
+            let each = now.saturating_duration_since(began) / completed;
+            self.pace = (self.pace * 3 + each) / 4;
+        }
+        self.last = now;
+        Ok(())
     }
 
     /// Why a task failed, from its status and bytes.

@@ -2,20 +2,21 @@
 //! message of bytes:
 //!
 //! ```text
-//! parent → worker   Run   'R' first:u64 entry:u32 count:u32 args
+//! parent → worker   Run   'R' first:u64 chunks:u32 (entry:u32 count:u32 args_len:u64)* args*
 //!                   Stop  'S'
-//! worker → parent   Done  'D' first:u64 count:u32 values_len:u64 values failures
+//! worker → parent   Done  'D' record+                     (see super::batch)
 //!                   Exit  'E' status:u8 len:u64 bytes     (the exit hook's)
 //!                   Init  'I' message                     (set-up failed)
 //! ```
 //!
-//! `first` is the pool-wide number of the first task of a chunk (the rest
-//! follow it), `entry` its function's index in the dispatch table (parent
-//! and worker are the same binary), `args` the tasks' encoded argument
-//! tuples end to end. A `Done` carries the results of some of a chunk's
-//! tasks, in order (its layout is in [`super::batch`]); a worker that
-//! cannot tell the parent which task it runs any other way sends one per
-//! task.
+//! `first` is the worker's number of the first task of a `Run` (the rest
+//! follow it, chunk after chunk); each chunk's `entry` is its function's
+//! index in the dispatch table (parent and worker are the same binary),
+//! and its `args` the tasks' encoded argument tuples end to end. Several
+//! small chunks go in one `Run`, so that quick tasks cost one message
+//! each way per many of them. A `Done` carries the results of some tasks,
+//! in order, one record per chunk; a worker that cannot tell the parent
+//! which task it runs any other way sends one per task.
 
 use crate::error::{DecodeError, PanicInfo};
 use crate::wire;
@@ -103,7 +104,7 @@ pub(super) fn malformed(what: &str) -> DecodeError {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.0.len() < n {
             return Err(malformed("it ends early"));
         }
@@ -124,9 +125,14 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
+    /// A length (a `u64`) that fits in memory.
+    pub(super) fn length(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(self.u64()?).map_err(|_| malformed("a length past the end"))
+    }
+
     pub(super) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = self.u64()?;
-        self.take(usize::try_from(len).map_err(|_| malformed("a length past the end"))?)
+        let len = self.length()?;
+        self.take(len)
     }
 
     pub(super) fn item(&mut self) -> Result<(Status, &'a [u8]), DecodeError> {

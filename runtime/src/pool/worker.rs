@@ -95,26 +95,46 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
 /// message per task otherwise. `out`: the memory to build them in.
 fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>, out: &mut Vec<u8>) -> Result<(), ()> {
     let mut r = Reader(body);
-    let (first, entry, count) = match (r.u64(), r.u32(), r.u32()) {
-        (Ok(first), Ok(entry), Ok(count)) => (first, entry, count),
+    let (first, chunks) = match (r.u64(), r.u32()) {
+        (Ok(first), Ok(chunks)) => (first, chunks),
         _ => return Err(()),
     };
-    let mut run = BatchRun::new(r.0, first, word, std::mem::take(out));
-    let step = if word.is_some() { count } else { 1 };
-    let mut left = count;
-    while left > 0 {
-        let n = step.min(left);
-        run_tasks(entry, &mut run, n);
-        left -= n;
-        let msg = run.take_message(DONE);
-        conn.send_bytes(&msg).map_err(|_| ())?;
-        // The next task may end the process: what was sent must be read
-        // first (without the word, the parent knows the task that ran by
-        // the results it has).
-        conn.wait_taken().map_err(|_| ())?;
-        run.reuse(msg);
+    let mut heads = Vec::with_capacity(chunks.min(1024) as usize);
+    for _ in 0..chunks {
+        match (r.u32(), r.u32(), r.length()) {
+            (Ok(entry), Ok(count), Ok(len)) => heads.push((entry, count, len)),
+            _ => return Err(()),
+        }
+    }
+    let mut run = BatchRun::new(&[], first, word, std::mem::take(out));
+    for (entry, count, len) in heads {
+        let Ok(args) = r.take(len) else { return Err(()) };
+        run.next_chunk(args);
+        if word.is_some() {
+            run_tasks(entry, &mut run, count);
+            continue;
+        }
+        for _ in 0..count {
+            run_tasks(entry, &mut run, 1);
+            send_done(conn, &mut run)?;
+        }
+    }
+    if word.is_some() {
+        send_done(conn, &mut run)?;
     }
     *out = run.into_buffer();
+    Ok(())
+}
+
+/// Sends the results of the tasks run since the last message.
+fn send_done(conn: &Connection<()>, run: &mut BatchRun<'_>) -> Result<(), ()> {
+    let msg = run.take_message(DONE);
+    conn.send_bytes(&msg).map_err(|_| ())?;
+    // The next task may end the process: what was sent must be read first
+    // (without the word, the parent knows the task that ran by the results
+    // it has).
+    conn.wait_taken().map_err(|_| ())?;
+    run.reuse(msg);
     Ok(())
 }
 
