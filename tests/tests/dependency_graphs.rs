@@ -72,10 +72,22 @@ fn main() {
 "#;
 
 /// Copies a crate directory (its manifest and `src/`, plus `build.rs` and
-/// the files its docs include).
+/// the files its docs include). What an earlier copy left in `src/` that
+/// the crate no longer has is removed (a module moved into a directory of
+/// its own would otherwise be found twice).
 fn copy_crate(from: &Path, to: &Path) {
     fn copy_dir(from: &Path, to: &Path) {
         fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(to).unwrap() {
+            let entry = entry.unwrap();
+            if !from.join(entry.file_name()).exists() {
+                let stale = entry.path();
+                match entry.file_type().unwrap().is_dir() {
+                    true => fs::remove_dir_all(&stale).unwrap(),
+                    false => fs::remove_file(&stale).unwrap(),
+                }
+            }
+        }
         for entry in fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();

@@ -627,3 +627,32 @@ fn plain_arguments_and_results_of_every_shape_cross_a_batch() {
     assert_eq!(pool.map(nothing_back, 0..10_000).unwrap().len(), 10_000);
     assert_eq!(pool.apply(mix, (1, 5, (0.5, [1, 2, 3]), 0)).unwrap(), (4, [1, 2, 3], 1.0, 1));
 }
+
+#[test]
+fn a_lone_result_dropped_unread_leaves_the_pool_whole() {
+    let pool = Pool::new(2).unwrap();
+    // Each goes straight to an idle worker; no one receives its result.
+    drop(pool.apply_async(sleep_ms, 100).unwrap());
+    drop(pool.apply_async(sleep_ms, 100).unwrap());
+    assert_eq!(pool.map(square, 0..1000).unwrap().len(), 1000);
+    let unread = pool.apply_async(sleep_ms, 50).unwrap();
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(unread.get().unwrap(), 50, "joining received what no one waited for");
+}
+
+#[test]
+fn a_lone_result_is_ready_without_a_get() {
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(square, 5).unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    while !r.ready() {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(r.successful(), Some(true));
+    assert_eq!(r.get().unwrap(), 25);
+    // And the worker takes the next task, from the queue or straight.
+    assert_eq!(pool.map(square, [1, 2, 3]).unwrap(), [1, 4, 9]);
+    assert_eq!(pool.apply(square, 6).unwrap(), 36);
+}

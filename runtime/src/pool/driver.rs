@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
+use super::direct::Seat;
 use super::job::{Failure, Segment, Sink};
 use super::link::{Ran, Worker};
 use super::message::Status;
@@ -80,6 +81,8 @@ pub(super) struct State {
     pub(super) workers: Vec<Option<Arc<Child<()>>>>,
     /// What the exit hooks of the workers that stopped returned.
     pub(super) exits: Vec<(Status, Vec<u8>, String)>,
+    /// Where each driver's worker is (see `super::direct`).
+    pub(super) seats: Vec<Seat>,
 }
 
 /// What the pool's handle and its drivers share.
@@ -107,6 +110,7 @@ impl Shared {
                 broken: None,
                 workers: (0..config.processes).map(|_| None).collect(),
                 exits: Vec::new(),
+                seats: (0..config.processes).map(|_| Seat::Driving).collect(),
             }),
             work: Condvar::new(),
             version: AtomicU64::new(0),
@@ -145,6 +149,16 @@ impl Shared {
         }
     }
 
+    /// Wakes every driver (a seat changed).
+    pub(super) fn wake_drivers(&self) {
+        self.wake(true);
+    }
+
+    /// Wakes one driver (work it may take).
+    pub(super) fn wake_one_driver(&self) {
+        self.wake(false);
+    }
+
     /// Queues chunks; unless the pool is running, they are refused and
     /// handed back.
     pub(super) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), Vec<Chunk>> {
@@ -171,11 +185,20 @@ impl Shared {
     }
 
     /// The next chunk to run; `None` once the pool is closed and the queue
-    /// is empty, or it is terminated.
-    fn next_chunk(&self) -> Option<Chunk> {
+    /// is empty, or it is terminated. While there is none, `worker` waits
+    /// in the driver's seat `slot` for a caller's lone task; it is back in
+    /// `worker` when this returns.
+    fn next_chunk(&self, slot: usize, worker: &mut Option<Worker>) -> Option<Chunk> {
         let mut spun = false;
         let mut s = self.lock();
         loop {
+            let wanted = s.phase != Phase::Running || !s.queue.is_empty();
+            let (guard, back) = self.reclaim(s, slot, wanted, worker);
+            s = guard;
+            if !back {
+                s = self.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
             if s.phase == Phase::Terminated {
                 return None;
             }
@@ -192,6 +215,9 @@ impl Shared {
             }
             if s.phase == Phase::Closed {
                 return None;
+            }
+            if let Some(w) = worker.take() {
+                s.seats[slot] = Seat::Idle(w);
             }
             if !spun && crate::pipe::spinning_pays() && !self.spinning.swap(true, Ordering::AcqRel) {
                 // Work given right after the last result (a loop of
@@ -296,7 +322,7 @@ pub(super) fn drive(shared: Arc<Shared>, slot: usize) {
         let _counted = Started(&shared);
         start_or_break(&shared, slot)
     };
-    while let Some(chunk) = shared.next_chunk() {
+    while let Some(chunk) = shared.next_chunk(slot, &mut worker) {
         if worker.is_none() {
             worker = start_or_break(&shared, slot);
         }

@@ -135,6 +135,9 @@ pub(super) struct Slots {
     /// Readers waiting for any one outcome (not for the whole job): each
     /// outcome must wake them.
     each_waiters: usize,
+    /// Readers asleep on the job's condition variable: with none, a change
+    /// wakes no one (and costs no system call).
+    sleepers: usize,
     /// How many outcomes wake an in-order reader ([`values_in_order`]);
     /// `usize::MAX` when none waits.
     wake_at: usize,
@@ -186,6 +189,7 @@ impl<R: 'static> Job<R> {
                 total,
                 unordered,
                 each_waiters: 0,
+                sleepers: 0,
                 wake_at: usize::MAX,
             }),
             changed: Condvar::new(),
@@ -209,10 +213,10 @@ impl<R: 'static> Job<R> {
 
     /// Says how many tasks the job has, once all are submitted.
     pub(super) fn set_total(&self, total: usize) {
-        let complete = {
+        let (complete, sleepers) = {
             let mut s = self.lock();
             s.total = Some(total);
-            s.done == total
+            (s.done == total, s.sleepers)
         };
         if let Some(bar) = &self.bar {
             bar.set_length(total as u64);
@@ -220,7 +224,9 @@ impl<R: 'static> Job<R> {
                 bar.finish();
             }
         }
-        self.changed.notify_all();
+        if sleepers > 0 {
+            self.changed.notify_all();
+        }
         if complete {
             self.complete();
         }
@@ -262,16 +268,20 @@ impl<R: 'static> Job<R> {
     /// has passed, the guard as an error.
     fn wait_change<'a>(
         &self,
-        s: MutexGuard<'a, Slots>,
+        mut s: MutexGuard<'a, Slots>,
         deadline: Option<Instant>,
     ) -> Result<MutexGuard<'a, Slots>, MutexGuard<'a, Slots>> {
-        match deadline {
-            None => Ok(self.changed.wait(s).unwrap_or_else(PoisonError::into_inner)),
-            Some(d) => match d.saturating_duration_since(Instant::now()) {
-                left if left.is_zero() => Err(s),
-                left => Ok(self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0),
-            },
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            return Err(s);
         }
+        s.sleepers += 1;
+        let mut s = match left {
+            None => self.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
+            Some(left) => self.changed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0,
+        };
+        s.sleepers -= 1;
+        Ok(s)
     }
 
     fn bad_result(&self, error: DecodeError) -> Error {
@@ -359,7 +369,7 @@ impl<R: 'static> Sink for Job<R> {
             s.segments.insert(seg.first, seg);
             s.done += n;
             let complete = s.complete();
-            if complete || s.each_waiters > 0 || s.done >= s.wake_at {
+            if s.sleepers > 0 && (complete || s.each_waiters > 0 || s.done >= s.wake_at) {
                 self.changed.notify_all();
             }
             if let Some(bar) = &self.bar {

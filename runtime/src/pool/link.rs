@@ -14,7 +14,7 @@ use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, W
 use super::worker::{WORKER, WorkerSpec};
 use crate::error::Error;
 use crate::handle::Handle;
-use crate::pipe::{self, Connection};
+use crate::pipe::{self, Connection, Inbox};
 use crate::process::{Builder, Child};
 use crate::sys::SharedWord;
 
@@ -45,8 +45,21 @@ const IN_FLIGHT: usize = 32;
 /// send never waits for the worker to read.
 const AHEAD_BYTES: usize = 16 * 1024;
 
+/// How a caller's wait for its lone task's result went.
+pub(super) enum Received {
+    /// Every result is in.
+    Finished,
+    /// The deadline came first.
+    Pending,
+    /// The worker is gone: what it ran is delivered or put back.
+    Lost,
+}
+
+/// The chunks sent to a worker, oldest first.
+pub(super) type Flight = VecDeque<InFlight>;
+
 /// A chunk sent to a worker whose results are not all in.
-struct InFlight {
+pub(super) struct InFlight {
     chunk: Chunk,
     /// The worker's number for the chunk's first task.
     first: u64,
@@ -57,10 +70,19 @@ struct InFlight {
     sent: Instant,
 }
 
+impl InFlight {
+    /// Whether the chunk is of the job at `job`.
+    pub(super) fn is_for(&self, job: *const ()) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.chunk.sink), job)
+    }
+}
+
 /// The parent's side of one worker.
 pub(super) struct Worker {
     child: Option<Arc<Child<()>>>,
     conn: Connection<()>,
+    /// What was read from `conn` ahead of the messages it belongs to.
+    inbox: Inbox,
     /// The worker stores `n + 1` here before it runs its task number `n`.
     word: Option<SharedWord>,
     slot: usize,
@@ -103,6 +125,7 @@ impl Worker {
         Ok(Worker {
             child: Some(child),
             conn: here,
+            inbox: Inbox::default(),
             word,
             slot,
             pid,
@@ -118,10 +141,16 @@ impl Worker {
     /// results of quick tasks come, the next chunks are sent ahead, so the
     /// worker never waits for the parent.
     pub(super) fn run(&mut self, shared: &Shared, chunk: Chunk) -> Ran {
-        let mut flight = VecDeque::with_capacity(IN_FLIGHT);
+        let mut flight = Flight::with_capacity(IN_FLIGHT);
         if !self.send(vec![chunk], &mut flight) {
             return self.lost(shared, flight, None);
         }
+        self.finish(shared, flight)
+    }
+
+    /// Delivers the results of the chunks in `flight` as they come, and
+    /// sends more ahead of them while they are quick.
+    pub(super) fn finish(&mut self, shared: &Shared, mut flight: Flight) -> Ran {
         while let Some(front) = flight.front() {
             let untimed = front.chunk.timeout.is_none();
             let ahead = (AHEAD_TIME.as_nanos() / self.pace.as_nanos().max(1)).clamp(1, IN_FLIGHT as u128) as usize;
@@ -144,7 +173,7 @@ impl Worker {
             let front = flight.front_mut().expect("a chunk in flight");
             if let Some(limit) = front.chunk.timeout {
                 let left = (front.since + limit).saturating_duration_since(Instant::now());
-                if let Ok(false) = self.conn.poll(Some(left)) {
+                if let Ok(false) = self.conn.poll_through(&self.inbox, Some(left)) {
                     self.kill();
                     return self.lost(shared, flight, Some(Failure::TimedOut(limit)));
                 }
@@ -153,20 +182,49 @@ impl Worker {
             // by a busy-wait first: it is a latency that matters. Otherwise
             // the CPUs are better left to the workers.
             self.conn.set_spin(flight.len() == 1 && shared.queue_is_empty());
-            // A message of many results lands in memory kept for reuse.
-            let buffer = |len| if len >= 4096 { buffers::take() } else { Vec::new() };
-            let Ok(msg) = self.conn.recv_bytes_in(buffer) else {
-                return self.lost(shared, flight, None);
-            };
-            if let Err(failure) = self.accept(msg, &mut flight) {
-                self.kill();
-                if matches!(failure, Failure::WorkerStart(_)) {
-                    shared.set_broken(failure.clone());
-                }
-                return self.lost(shared, flight, Some(failure));
+            if let Err(lost) = self.receive_once(shared, &mut flight) {
+                return lost;
             }
         }
         Ran::Finished
+    }
+
+    /// Receives one message of results and delivers them; a worker that is
+    /// gone or breaks the protocol is [`lost`](Worker::lost).
+    fn receive_once(&mut self, shared: &Shared, flight: &mut Flight) -> Result<(), Ran> {
+        // A message of many results lands in memory kept for reuse.
+        let buffer = |len| if len >= 4096 { buffers::take() } else { Vec::new() };
+        let Ok(msg) = self.conn.recv_bytes_through(&mut self.inbox, buffer) else {
+            return Err(self.lost(shared, std::mem::take(flight), None));
+        };
+        if let Err(failure) = self.accept(msg, flight) {
+            self.kill();
+            if matches!(failure, Failure::WorkerStart(_)) {
+                shared.set_broken(failure.clone());
+            }
+            return Err(self.lost(shared, std::mem::take(flight), Some(failure)));
+        }
+        Ok(())
+    }
+
+    /// A caller's wait for the results of a lone task it sent (see
+    /// `super::direct`): receives until `flight` is empty, or until
+    /// `deadline`, whichever is first.
+    pub(super) fn receive(&mut self, shared: &Shared, flight: &mut Flight, deadline: Option<Instant>) -> Received {
+        while !flight.is_empty() {
+            if let Some(deadline) = deadline {
+                // An error is found by the read that follows, and handled there.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Ok(false) = self.conn.poll_through(&self.inbox, Some(left)) {
+                    return Received::Pending;
+                }
+            }
+            self.conn.set_spin(true);
+            if self.receive_once(shared, flight).is_err() {
+                return Received::Lost;
+            }
+        }
+        Received::Finished
     }
 
     /// Kills the worker process (a failure is one it has already ended).
@@ -177,7 +235,7 @@ impl Worker {
     }
 
     /// Sends chunks, in one message; false if the worker is gone.
-    fn send(&mut self, chunks: Vec<Chunk>, flight: &mut VecDeque<InFlight>) -> bool {
+    pub(super) fn send(&mut self, chunks: Vec<Chunk>, flight: &mut Flight) -> bool {
         let mut head = Writer::new(RUN);
         head.u64(self.sent).u32(chunks.len() as u32);
         for c in &chunks {
@@ -203,7 +261,7 @@ impl Worker {
 
     /// Delivers the results in one message from the worker, to the chunks
     /// at the front of `flight`, taking out those it completes.
-    fn accept(&mut self, msg: Vec<u8>, flight: &mut VecDeque<InFlight>) -> Result<(), Failure> {
+    fn accept(&mut self, msg: Vec<u8>, flight: &mut Flight) -> Result<(), Failure> {
         let bad = |e: crate::DecodeError| Failure::BadResult { name: self.name.clone(), error: e };
         let records = match msg.first() {
             Some(&DONE) => Done::parse(&msg).map_err(bad)?,
@@ -264,7 +322,7 @@ impl Worker {
     /// not wholly reported: the task it was running fails, with `cause` or
     /// with how the worker ended; the unreported others are put back to
     /// run again.
-    fn lost(&mut self, shared: &Shared, flight: VecDeque<InFlight>, cause: Option<Failure>) -> Ran {
+    pub(super) fn lost(&mut self, shared: &Shared, flight: Flight, cause: Option<Failure>) -> Ran {
         // Which task ran: the worker said so in the shared word; without
         // it, it reported each task as it finished, so it is the first
         // unreported one.
@@ -344,7 +402,7 @@ impl Worker {
         if shared.phase() == Phase::Terminated {
             self.kill();
         } else if self.conn.send_bytes(&[STOP]).is_ok()
-            && let Ok(msg) = self.conn.recv_bytes()
+            && let Ok(msg) = self.conn.recv_bytes_through(&mut self.inbox, |_| Vec::new())
             && msg.first() == Some(&EXIT)
             && let Ok((status, bytes)) = Reader(&msg[1..]).item()
         {

@@ -36,6 +36,7 @@
 pub(crate) mod batch;
 mod buffers;
 mod builder;
+mod direct;
 mod driver;
 mod job;
 mod link;
@@ -269,8 +270,17 @@ impl Pool {
             timeout,
             retries: 0,
         };
+        // An idle worker is sent the task by this thread, and its result
+        // received by the one that waits for it (see `direct`).
+        let chunk = match timeout.is_none() && self.shared.config.max_tasks.is_none() {
+            true => match self.shared.send_direct(chunk) {
+                Ok(slot) => return Ok(AsyncResult { job, direct: slot.map(|s| (Arc::clone(&self.shared), s)) }),
+                Err(chunk) => chunk,
+            },
+            false => chunk,
+        };
         self.shared.submit(vec![chunk]).map_err(|_| Error::PoolNotRunning)?;
-        Ok(AsyncResult { job })
+        Ok(AsyncResult { job, direct: None })
     }
 
     /// Takes no more work; the workers stop once what is queued is done

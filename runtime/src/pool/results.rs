@@ -16,6 +16,33 @@ use crate::error::Error;
 /// `get` decodes it afresh).
 pub struct AsyncResult<R> {
     pub(super) job: Arc<Job<R>>,
+    /// The pool and worker its task was sent to by the caller, if it was
+    /// (see `super::direct`): waiting for the result receives it.
+    pub(super) direct: Option<(Arc<Shared>, usize)>,
+}
+
+impl<R> AsyncResult<R> {
+    /// Receives the task's result from its worker, until `deadline`, if it
+    /// was sent there directly and is still there to receive.
+    fn receive(&self, deadline: Option<Instant>) {
+        if let Some((shared, slot)) = &self.direct {
+            shared.receive_direct(*slot, Arc::as_ptr(&self.job).cast(), deadline);
+        }
+    }
+
+    /// Leaves the result to the worker's driver, for a callback or for no
+    /// one.
+    fn hand_back(&mut self) {
+        if let Some((shared, slot)) = self.direct.take() {
+            shared.hand_back(slot, Arc::as_ptr(&self.job).cast());
+        }
+    }
+}
+
+impl<R> Drop for AsyncResult<R> {
+    fn drop(&mut self) {
+        self.hand_back();
+    }
 }
 
 impl<R> fmt::Debug for AsyncResult<R> {
@@ -57,6 +84,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn get(&self) -> Result<R, Error> {
+        self.receive(None);
         let (s, _) = self.job.wait_until(None, false, complete);
         one(&self.job, &s)
     }
@@ -84,7 +112,9 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<R, Error> {
-        match self.job.wait_until(Instant::now().checked_add(timeout), false, complete) {
+        let deadline = Instant::now().checked_add(timeout);
+        self.receive(deadline);
+        match self.job.wait_until(deadline, false, complete) {
             (s, true) => one(&self.job, &s),
             (_, false) => Err(Error::Timeout(timeout)),
         }
@@ -106,6 +136,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn wait(&self) {
+        self.receive(None);
         drop(self.job.wait_until(None, false, complete));
     }
 
@@ -125,7 +156,9 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.job.wait_until(Instant::now().checked_add(timeout), false, complete).1
+        let deadline = Instant::now().checked_add(timeout);
+        self.receive(deadline);
+        self.job.wait_until(deadline, false, complete).1
     }
 
     /// Whether the task is done.
@@ -144,6 +177,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn ready(&self) -> bool {
+        self.receive(Some(Instant::now()));
         complete(&self.job.lock())
     }
 
@@ -166,6 +200,7 @@ impl<R: 'static> AsyncResult<R> {
     /// # }
     /// ```
     pub fn successful(&self) -> Option<bool> {
+        self.receive(Some(Instant::now()));
         let s = self.job.lock();
         complete(&s).then(|| s.all_succeeded())
     }
@@ -190,7 +225,8 @@ impl<R: 'static> AsyncResult<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn callback(self, f: impl FnOnce(R) + Send + 'static) -> Self {
+    pub fn callback(mut self, f: impl FnOnce(R) + Send + 'static) -> Self {
+        self.hand_back();
         job::when_complete(&self.job, one, move |r| {
             if let Ok(v) = r {
                 f(v)
@@ -218,7 +254,8 @@ impl<R: 'static> AsyncResult<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn error_callback(self, f: impl FnOnce(Error) + Send + 'static) -> Self {
+    pub fn error_callback(mut self, f: impl FnOnce(Error) + Send + 'static) -> Self {
+        self.hand_back();
         job::when_complete(&self.job, one, move |r| {
             if let Err(e) = r {
                 f(e)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::BatchRun;
 use super::message::{DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
 use crate::handle::Handle;
-use crate::pipe::Connection;
+use crate::pipe::{Connection, Inbox};
 use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
 use crate::report::{self, ChildReports};
 use crate::sys::SharedWord;
@@ -62,8 +62,8 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
         return done();
     }
     // The buffers of the messages in and out, reused from chunk to chunk.
-    let (mut spare, mut out) = (Vec::new(), Vec::new());
-    while let Ok(msg) = conn.recv_bytes_in(|_| std::mem::take(&mut spare)) {
+    let (mut spare, mut out, mut inbox) = (Vec::new(), Vec::new(), Inbox::default());
+    while let Ok(msg) = conn.recv_bytes_through(&mut inbox, |_| std::mem::take(&mut spare)) {
         spare = msg;
         let msg = &spare;
         match msg.first() {

@@ -36,6 +36,10 @@ const MAX_MESSAGE_LEN: u64 = wire::MAX_FRAME_LEN;
 /// The most memory reserved for a body before its bytes have arrived.
 const INITIAL_RESERVE: u64 = 1 << 20;
 
+mod inbox;
+
+pub(crate) use inbox::Inbox;
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -706,7 +710,7 @@ impl<T, M: Readable> Connection<T, M> {
     /// Busy-waits up to [`SPIN_BUDGET`] for data, peeking at it; returns
     /// how many bytes the peek copied into `frame` (0 at EOF), or `None`
     /// if nothing came.
-    fn spin_peek(&self, frame: &mut ShortFrame) -> Option<usize> {
+    fn spin_peek(&self, frame: &mut [u8]) -> Option<usize> {
         let start = std::time::Instant::now();
         loop {
             match sys::peek(self.fd.as_fd(), frame) {
