@@ -3,17 +3,18 @@
 //! - `pool_map_tiny` / `pool_map_tiny_chunk1`: `map(square, 0..n)` on a
 //!   warm `Pool(2)` (default chunk size over 100,000 tasks; chunk size 1
 //!   over 10,000); floor `raw_pool_map` / `raw_pool_map_chunk1`: the same
-//!   tasks in chunks of the same size, hand-written over bare Unix sockets
-//!   to two running children (one thread per child, one chunk in flight).
+//!   tasks in chunks of the same size, hand-written over bare OS pipes (a
+//!   pair per child: the cheapest transport there is for them, and the
+//!   one the pool's links use) to two running children (one thread per
+//!   child, one chunk in flight).
 //! - `pool_apply_async_latency`: one `apply_async(square, 3).get()`; floor
-//!   `raw_pool_roundtrip`: one 16-byte round trip over a bare socket to a
+//!   `raw_pool_roundtrip`: one 12-byte round trip over bare OS pipes to a
 //!   running child that squares the number.
 //! - `pool_startup`: create `Pool(2)` and get the first result; floor
 //!   `raw_pool_startup`: re-execute the binary twice at once (exiting at
 //!   once) and wait for the first to end.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -22,30 +23,36 @@ use multiproc::{Handle, process_task};
 
 use super::{emit, micros, square};
 
-/// Squares chunks of numbers from a bare socket: `count: u32` then
-/// `count` × u64, answered in the same form, until the socket closes.
+/// Squares chunks of numbers from a bare pipe: `count: u32` then `count`
+/// × u64, answered in the same form on the other, until the pipe closes.
 #[process_task]
-fn raw_squarer(raw: Handle<UnixStream>) {
-    let mut raw = raw.into_inner();
+fn raw_squarer(rx: Handle<PipeReader>, tx: Handle<PipeWriter>) {
+    let (mut rx, mut tx) = (rx.into_inner(), tx.into_inner());
     let mut head = [0u8; 4];
     let mut buf = Vec::new();
-    while raw.read_exact(&mut head).is_ok() {
+    while rx.read_exact(&mut head).is_ok() {
         let n = u32::from_le_bytes(head) as usize;
         buf.resize(4 + 8 * n, 0);
-        raw.read_exact(&mut buf[4..]).unwrap();
+        rx.read_exact(&mut buf[4..]).unwrap();
         buf[..4].copy_from_slice(&head);
         for i in 0..n {
             let at = 4 + 8 * i;
             let x = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
             buf[at..at + 8].copy_from_slice(&(x * x).to_le_bytes());
         }
-        raw.write_all(&buf).unwrap();
+        tx.write_all(&buf).unwrap();
     }
 }
 
-/// Two running children squaring chunks over bare sockets.
+/// A running child's pipes: what it answers on, what it is sent.
+struct RawLink {
+    rx: PipeReader,
+    tx: PipeWriter,
+}
+
+/// Two running children squaring chunks over bare pipes.
 struct RawPool {
-    socks: Vec<UnixStream>,
+    socks: Vec<RawLink>,
     children: Vec<multiproc::Child<()>>,
 }
 
@@ -53,9 +60,11 @@ impl RawPool {
     fn new() -> RawPool {
         let (mut socks, mut children) = (Vec::new(), Vec::new());
         for _ in 0..2 {
-            let (ours, theirs) = UnixStream::pair().expect("socketpair");
-            children.push(multiproc::spawn(raw_squarer, Handle::new(theirs)).expect("start squarer"));
-            socks.push(ours);
+            let (rx, their_tx) = std::io::pipe().expect("pipe");
+            let (their_rx, tx) = std::io::pipe().expect("pipe");
+            let child = multiproc::spawn(raw_squarer, (Handle::new(their_rx), Handle::new(their_tx)));
+            children.push(child.expect("start squarer"));
+            socks.push(RawLink { rx, tx });
         }
         RawPool { socks, children }
     }
@@ -84,8 +93,8 @@ impl RawPool {
                             for x in start..end {
                                 buf.extend_from_slice(&(x as u64).to_le_bytes());
                             }
-                            sock.write_all(&buf).unwrap();
-                            sock.read_exact(&mut buf).unwrap();
+                            sock.tx.write_all(&buf).unwrap();
+                            sock.rx.read_exact(&mut buf).unwrap();
                             let values = buf[4..].chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
                             got.push((start, values.collect()));
                         }
@@ -105,8 +114,8 @@ impl RawPool {
         let mut buf = [0u8; 12];
         buf[..4].copy_from_slice(&1u32.to_le_bytes());
         buf[4..].copy_from_slice(&x.to_le_bytes());
-        sock.write_all(&buf).unwrap();
-        sock.read_exact(&mut buf).unwrap();
+        sock.tx.write_all(&buf).unwrap();
+        sock.rx.read_exact(&mut buf).unwrap();
         u64::from_le_bytes(buf[4..].try_into().unwrap())
     }
 }

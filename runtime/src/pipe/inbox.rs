@@ -84,7 +84,7 @@ impl<T, M: Readable> Connection<T, M> {
     /// (busy at first, if this end spins) until something is; 0 at EOF.
     fn fill(&self, inbox: &mut Inbox) -> std::io::Result<usize> {
         if self.spin.get() && super::spinning_pays() {
-            self.spin_peek(&mut [0u8; 1]);
+            self.spin_ready();
         }
         if inbox.at > 0 {
             inbox.buf.drain(..inbox.at);
@@ -130,5 +130,30 @@ mod tests {
         let e = b.recv_bytes_through(&mut inbox, |_| Vec::new()).unwrap_err();
         assert!(matches!(e, ConnectionError::Truncated { .. }), "{e:?}");
         assert!(matches!(b.recv_bytes_through(&mut inbox, |_| Vec::new()), Err(ConnectionError::Broken)));
+    }
+
+    #[test]
+    fn an_os_pipe_carries_messages_of_every_size_and_ends_in_eof() {
+        let (rx, tx) = crate::pipe::fast_one_way::<()>().unwrap();
+        #[cfg(unix)]
+        assert!(rx.os_pipe && tx.os_pipe, "a test binary ignores SIGPIPE: the link is an OS pipe");
+        let big = vec![3u8; 1 << 20];
+        let writer = std::thread::spawn(move || {
+            for m in [&b"a"[..], &[9u8; 600], &big] {
+                tx.send_bytes(m).unwrap();
+            }
+        });
+        let mut inbox = Inbox::default();
+        let sizes: Vec<usize> =
+            (0..3).map(|_| rx.recv_bytes_through(&mut inbox, |_| Vec::new()).unwrap().len()).collect();
+        assert_eq!(sizes, [1, 600, 1 << 20]);
+        writer.join().unwrap();
+        assert!(matches!(rx.recv_bytes(), Err(ConnectionError::Eof)));
+        // Plain receives work on a pipe too.
+        let (rx, tx) = crate::pipe::fast_one_way::<u32>().unwrap();
+        tx.send(&7).unwrap();
+        assert_eq!(rx.recv().unwrap(), 7);
+        drop(rx);
+        assert!(tx.send(&8).is_err(), "a write to a pipe no one reads is an error");
     }
 }

@@ -14,7 +14,7 @@ use super::message::{self, DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, W
 use super::worker::{WORKER, WorkerSpec};
 use crate::error::Error;
 use crate::handle::Handle;
-use crate::pipe::{self, Connection, Inbox};
+use crate::pipe::{self, Connection, Inbox, ReadOnly, WriteOnly};
 use crate::process::{Builder, Child};
 use crate::sys::SharedWord;
 
@@ -80,9 +80,12 @@ impl InFlight {
 /// The parent's side of one worker.
 pub(super) struct Worker {
     child: Option<Arc<Child<()>>>,
-    conn: Connection<()>,
-    /// What was read from `conn` ahead of the messages it belongs to.
+    /// What the worker sends.
+    rx: Connection<(), ReadOnly>,
+    /// What was read from `rx` ahead of the messages it belongs to.
     inbox: Inbox,
+    /// What the worker is sent.
+    tx: Connection<(), WriteOnly>,
     /// The worker stores `n + 1` here before it runs its task number `n`.
     word: Option<SharedWord>,
     slot: usize,
@@ -101,14 +104,15 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn start(shared: &Shared, slot: usize) -> Result<Worker, Failure> {
         let failed = |what: &str, e: &dyn std::fmt::Display| Failure::WorkerStart(format!("{what}: {e}"));
-        let (here, there) = pipe::pipe::<()>().map_err(|e| failed("creating a worker's pipe", &e))?;
+        let link = || pipe::fast_one_way::<()>().map_err(|e| failed("creating a worker's pipe", &e));
+        let ((rx, worker_tx), (worker_rx, tx)) = (link()?, link()?);
         let word = SharedWord::new().ok();
         let handle = match &word {
             Some(w) => Some(Handle::new(w.file().map_err(|e| failed("sharing a worker's task word", &e))?)),
             None => None,
         };
         let spec = WorkerSpec { init: shared.config.init.clone(), exit_hook: shared.config.exit_hook, word: handle };
-        let child = Builder::internal(&WORKER, (there, spec), "SpawnPoolWorker")
+        let child = Builder::internal(&WORKER, ((worker_rx, worker_tx), spec), "SpawnPoolWorker")
             .daemon(true)
             .progress_into(shared.config.bars.clone())
             .start()
@@ -124,8 +128,9 @@ impl Worker {
         }
         Ok(Worker {
             child: Some(child),
-            conn: here,
+            rx,
             inbox: Inbox::default(),
+            tx,
             word,
             slot,
             pid,
@@ -173,7 +178,7 @@ impl Worker {
             let front = flight.front_mut().expect("a chunk in flight");
             if let Some(limit) = front.chunk.timeout {
                 let left = (front.since + limit).saturating_duration_since(Instant::now());
-                if let Ok(false) = self.conn.poll_through(&self.inbox, Some(left)) {
+                if let Ok(false) = self.rx.poll_through(&self.inbox, Some(left)) {
                     self.kill();
                     return self.lost(shared, flight, Some(Failure::TimedOut(limit)));
                 }
@@ -181,7 +186,7 @@ impl Worker {
             // Alone (one chunk out, nothing queued), a result is awaited
             // by a busy-wait first: it is a latency that matters. Otherwise
             // the CPUs are better left to the workers.
-            self.conn.set_spin(flight.len() == 1 && shared.queue_is_empty());
+            self.rx.set_spin(flight.len() == 1 && shared.queue_is_empty());
             if let Err(lost) = self.receive_once(shared, &mut flight) {
                 return lost;
             }
@@ -194,7 +199,7 @@ impl Worker {
     fn receive_once(&mut self, shared: &Shared, flight: &mut Flight) -> Result<(), Ran> {
         // A message of many results lands in memory kept for reuse.
         let buffer = |len| if len >= 4096 { buffers::take() } else { Vec::new() };
-        let Ok(msg) = self.conn.recv_bytes_through(&mut self.inbox, buffer) else {
+        let Ok(msg) = self.rx.recv_bytes_through(&mut self.inbox, buffer) else {
             return Err(self.lost(shared, std::mem::take(flight), None));
         };
         if let Err(failure) = self.accept(msg, flight) {
@@ -215,11 +220,11 @@ impl Worker {
             if let Some(deadline) = deadline {
                 // An error is found by the read that follows, and handled there.
                 let left = deadline.saturating_duration_since(Instant::now());
-                if let Ok(false) = self.conn.poll_through(&self.inbox, Some(left)) {
+                if let Ok(false) = self.rx.poll_through(&self.inbox, Some(left)) {
                     return Received::Pending;
                 }
             }
-            self.conn.set_spin(true);
+            self.rx.set_spin(true);
             if self.receive_once(shared, flight).is_err() {
                 return Received::Lost;
             }
@@ -242,11 +247,11 @@ impl Worker {
             head.u32(c.entry).u32(c.args.len() as u32).u64(c.args.bytes().len() as u64);
         }
         let ok = match &chunks[..] {
-            [one] => self.conn.send_parts(&head.0, one.args.bytes()),
+            [one] => self.tx.send_parts(&head.0, one.args.bytes()),
             // Small ones (see `run`): joined.
             many => {
                 many.iter().for_each(|c| head.0.extend_from_slice(c.args.bytes()));
-                self.conn.send_bytes(&head.0)
+                self.tx.send_bytes(&head.0)
             }
         }
         .is_ok();
@@ -401,8 +406,8 @@ impl Worker {
     pub(super) fn stop(mut self, shared: &Shared) {
         if shared.phase() == Phase::Terminated {
             self.kill();
-        } else if self.conn.send_bytes(&[STOP]).is_ok()
-            && let Ok(msg) = self.conn.recv_bytes_through(&mut self.inbox, |_| Vec::new())
+        } else if self.tx.send_bytes(&[STOP]).is_ok()
+            && let Ok(msg) = self.rx.recv_bytes_through(&mut self.inbox, |_| Vec::new())
             && msg.first() == Some(&EXIT)
             && let Ok((status, bytes)) = Reader(&msg[1..]).item()
         {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::BatchRun;
 use super::message::{DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
 use crate::handle::Handle;
-use crate::pipe::{Connection, Inbox};
+use crate::pipe::{Connection, Inbox, ReadOnly, WriteOnly};
 use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
 use crate::report::{self, ChildReports};
 use crate::sys::SharedWord;
@@ -29,7 +29,11 @@ pub(super) static WORKER: TaskEntry = TaskEntry {
     function: None,
 };
 
-/// What a worker is started with, besides its connection.
+/// A worker's ends of its link to the parent: what it receives, what it
+/// sends.
+pub(super) type WorkerEnds = (Connection<(), ReadOnly>, Connection<(), WriteOnly>);
+
+/// What a worker is started with, besides its link.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct WorkerSpec {
     /// The initializer's table index and encoded arguments.
@@ -41,7 +45,7 @@ pub(super) struct WorkerSpec {
 }
 
 fn run_worker(input: &Incoming<'_>) -> Invoked {
-    let (conn, spec) = match input.decode::<(Connection<()>, WorkerSpec)>() {
+    let ((rx, tx), spec) = match input.decode::<(WorkerEnds, WorkerSpec)>() {
         Ok(v) => v,
         Err(e) => return Invoked::BadArguments(e),
     };
@@ -49,7 +53,7 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     // prints nothing of it (as CPython's pool prints nothing).
     report::set_child_reports(ChildReports::Quiet);
     // Many processes wait at once on few CPUs: block at once.
-    conn.set_spin(false);
+    rx.set_spin(false);
     let word = spec.word.and_then(|file| SharedWord::adopt(file.into_inner()).ok());
     let done = || Invoked::Returned { value: Payload::new(()).expect("() encodes"), failure: None };
 
@@ -58,17 +62,17 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     {
         let mut w = Writer::new(INIT_FAILED);
         w.0.extend_from_slice(failure.as_bytes());
-        let _ = conn.send_bytes(&w.0).and_then(|()| conn.wait_taken());
+        let _ = tx.send_bytes(&w.0).and_then(|()| tx.wait_taken());
         return done();
     }
     // The buffers of the messages in and out, reused from chunk to chunk.
     let (mut spare, mut out, mut inbox) = (Vec::new(), Vec::new(), Inbox::default());
-    while let Ok(msg) = conn.recv_bytes_through(&mut inbox, |_| std::mem::take(&mut spare)) {
+    while let Ok(msg) = rx.recv_bytes_through(&mut inbox, |_| std::mem::take(&mut spare)) {
         spare = msg;
         let msg = &spare;
         match msg.first() {
             Some(&RUN) => {
-                if run_chunk(&conn, &msg[1..], word.as_ref(), &mut out).is_err() {
+                if run_chunk(&tx, &msg[1..], word.as_ref(), &mut out).is_err() {
                     break;
                 }
             }
@@ -79,7 +83,7 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
                     None => (Status::Nothing, Vec::new()),
                 };
                 w.item(status, &bytes);
-                let _ = conn.send_bytes(&w.0).and_then(|()| conn.wait_taken());
+                let _ = tx.send_bytes(&w.0).and_then(|()| tx.wait_taken());
                 break;
             }
             // Not a message of this protocol: the parent's end is not a
@@ -93,7 +97,12 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
 /// Runs the tasks of one `Run` message and sends their results: all in one
 /// message when the shared word tells the parent which task runs, one
 /// message per task otherwise. `out`: the memory to build them in.
-fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>, out: &mut Vec<u8>) -> Result<(), ()> {
+fn run_chunk(
+    conn: &Connection<(), WriteOnly>,
+    body: &[u8],
+    word: Option<&SharedWord>,
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
     let mut r = Reader(body);
     let (first, chunks) = match (r.u64(), r.u32()) {
         (Ok(first), Ok(chunks)) => (first, chunks),
@@ -127,7 +136,7 @@ fn run_chunk(conn: &Connection<()>, body: &[u8], word: Option<&SharedWord>, out:
 }
 
 /// Sends the results of the tasks run since the last message.
-fn send_done(conn: &Connection<()>, run: &mut BatchRun<'_>) -> Result<(), ()> {
+fn send_done(conn: &Connection<(), WriteOnly>, run: &mut BatchRun<'_>) -> Result<(), ()> {
     let msg = run.take_message(DONE);
     conn.send_bytes(&msg).map_err(|_| ())?;
     // The next task may end the process: what was sent must be read first

@@ -227,6 +227,28 @@ pub(crate) fn wait_taken(_fd: BorrowedFd<'_>) -> io::Result<()> {
 /// kernel allows (one `sendmsg` when the buffer has room), never raising
 /// SIGPIPE.
 pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    send_all(parts, |iov| {
+        if iov.len() == 1 {
+            // One buffer: plain `send` is the cheaper call.
+            nix::sys::socket::send(fd.as_raw_fd(), &iov[0], NOSIGNAL)
+        } else {
+            // No control messages: nix sizes its control buffer from them,
+            // so an empty slice means no allocation.
+            nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), iov, &[], NOSIGNAL, None)
+        }
+    })
+}
+
+/// [`send_vectored`] for a pipe (`writev`). A pipe has no per-call way to
+/// refuse SIGPIPE: it is used only where SIGPIPE is ignored
+/// ([`sigpipe_ignored`]).
+pub(crate) fn write_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    send_all(parts, |iov| nix::sys::uio::writev(fd, iov))
+}
+
+/// Writes all of `parts` with `call`, which writes some of the slices it
+/// is given and says how many bytes it took.
+fn send_all(parts: &[&[u8]], mut call: impl FnMut(&[IoSlice<'_>]) -> nix::Result<usize>) -> io::Result<()> {
     // Few parts, kept on the stack: a small message costs no allocation.
     const MAX_PARTS: usize = 4;
     assert!(parts.len() <= MAX_PARTS, "send_vectored takes at most {MAX_PARTS} parts");
@@ -243,15 +265,7 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
             return Ok(());
         }
         let mut sent = loop {
-            let r = if n == 1 {
-                // One buffer: plain `send` is the cheaper call.
-                nix::sys::socket::send(fd.as_raw_fd(), &iov[0], NOSIGNAL)
-            } else {
-                // No control messages: nix sizes its control buffer from
-                // them, so an empty slice means no allocation.
-                nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), &iov[..n], &[], NOSIGNAL, None)
-            };
-            match r {
+            match call(&iov[..n]) {
                 Err(Errno::EINTR) => {}
                 r => break r?,
             }
@@ -265,12 +279,50 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<(
     }
 }
 
-/// Reads what is available from a socket (blocking if nothing is),
-/// retrying on `EINTR`; 0 means EOF. A peer that died with data unread on
-/// its side (`ECONNRESET`) also reads as EOF.
+/// A pipe, both ends close-on-exec: `(read end, write end)`.
+pub(crate) fn one_way() -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(not(target_vendor = "apple"))]
+    let pair = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // Apple platforms have no pipe2: the flag is set right after.
+    #[cfg(target_vendor = "apple")]
+    let pair = nix::unistd::pipe()?;
+    #[cfg(target_vendor = "apple")]
+    for fd in [&pair.0, &pair.1] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    // Room for a big message at once, as a socket has (64 KiB by default):
+    // fewer turns between writer and reader. Best effort (the system's
+    // limit may be lower); pages are taken as data comes.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = fcntl(&pair.1, FcntlArg::F_SETPIPE_SZ(1 << 20));
+    Ok(pair)
+}
+
+/// Whether `fd` is a pipe, which takes `read` and `write` but none of the
+/// socket calls.
+pub(crate) fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
+/// Whether this process ignores SIGPIPE (as Rust programs do from the
+/// start, unless they ask otherwise): then a write to a pipe whose reader
+/// is gone is an error, not the end of the process.
+pub(crate) fn sigpipe_ignored() -> bool {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // libc: nix's sigaction always installs a handler; this only reads one.
+    // SAFETY: a null new action makes sigaction(2) only write the current
+    // one into `old`, which is valid for writes of a `sigaction`.
+    let r = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: on success sigaction filled `old` in.
+    r == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Reads what is available from a socket or a pipe (blocking if nothing
+/// is), retrying on `EINTR`; 0 means EOF. A peer that died with data
+/// unread on its side (`ECONNRESET`) also reads as EOF.
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::empty()) {
+        return match nix::unistd::read(fd, buf) {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECONNRESET) => Ok(0),
             r => Ok(r?),
@@ -291,12 +343,18 @@ fn recv_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize, flags: libc::c_
     let room = out.spare_capacity_mut();
     let (ptr, len) = (room.as_mut_ptr(), room.len().min(max));
     loop {
-        // libc: nix's recv takes an initialised `&mut [u8]`, and this room
-        // is not initialised yet.
+        // libc: nix's recv and read take an initialised `&mut [u8]`, and
+        // this room is not initialised yet. Without flags, read(2), which
+        // a pipe takes too.
         // SAFETY: `ptr` is valid for writes of `len` bytes (spare capacity
-        // of `out`, which is not touched until the call returns); recv
-        // writes at most `len` bytes there.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), ptr.cast(), len, flags) };
+        // of `out`, which is not touched until the call returns); recv and
+        // read write at most `len` bytes there.
+        let n = unsafe {
+            match flags {
+                0 => libc::read(fd.as_raw_fd(), ptr.cast(), len),
+                _ => libc::recv(fd.as_raw_fd(), ptr.cast(), len, flags),
+            }
+        };
         if n >= 0 {
             // SAFETY: recv initialised the first `n` (<= `len`) bytes of the
             // spare capacity.

@@ -19,8 +19,8 @@ mod word;
 pub(crate) use word::SharedWord;
 
 pub(crate) use channel::{
-    Channel, ChildEnd, peek, peek_wait, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable,
-    wait_taken,
+    Channel, ChildEnd, is_pipe, one_way, peek, peek_wait, recv, recv_into_spare, send_vectored, sigpipe_ignored,
+    socketpair, wait_any, wait_readable, wait_taken, write_vectored,
 };
 pub(crate) use child::RawChild;
 pub(crate) use secure::is_secure_execution;

@@ -35,7 +35,10 @@ use windows_sys::Win32::System::Threading::{
 pub(crate) use channel::{Channel, ChildEnd};
 pub use handles::OsHandle;
 pub(crate) use handles::{adopt, transfer};
-pub(crate) use pipe::{peek, recv, recv_into_spare, send_vectored, socketpair, wait_any, wait_readable, wait_taken};
+pub(crate) use pipe::{
+    is_pipe, one_way, peek, recv, recv_into_spare, send_vectored, sigpipe_ignored, socketpair, wait_any, wait_readable,
+    wait_taken, write_vectored,
+};
 pub(crate) use spawn::spawn_self;
 
 use crate::exit::ExitStatus;

@@ -60,6 +60,28 @@ impl TryFrom<OsHandle> for OwnedHandle {
     }
 }
 
+/// A channel used one way, `(reader, writer)`: a connected pair like any
+/// other (Windows' named pipes are the cheap transport already).
+pub(crate) fn one_way() -> io::Result<(OwnedHandle, OwnedHandle)> {
+    socketpair()
+}
+
+/// Whether `h` wants the pipe calls rather than the socket ones: on
+/// Windows there is only one kind.
+pub(crate) fn is_pipe(_h: BorrowedFd<'_>) -> bool {
+    false
+}
+
+/// Windows has no SIGPIPE.
+pub(crate) fn sigpipe_ignored() -> bool {
+    true
+}
+
+/// [`send_vectored`]: on Windows every channel is a pipe.
+pub(crate) fn write_vectored(h: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    send_vectored(h, parts)
+}
+
 /// A connected pair of pipe ends, neither inheritable.
 pub(crate) fn socketpair() -> io::Result<(OwnedHandle, OwnedHandle)> {
     pipe_pair()
