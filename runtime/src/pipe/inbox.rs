@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use super::{AsFd, Connection, ConnectionError, HEADER_LEN, Readable, parse_header, sys};
+use super::receive::parse_header;
+use super::{AsFd, Connection, ConnectionError, HEADER_LEN, Readable, sys};
 
 /// How much one read of the socket takes at most.
 const READ: usize = 64 * 1024;
@@ -103,12 +104,15 @@ mod tests {
     fn messages_queued_together_come_out_one_by_one_and_a_long_one_whole() {
         let (a, b) = crate::pipe::<()>().unwrap();
         let long = vec![7u8; 3 * READ + 5];
-        for m in [&b"one"[..], b"", b"three", &long] {
-            a.send_bytes(m).unwrap();
-        }
-        drop(a);
+        let sent = long.clone();
+        // Sent from another thread: a pipe may hold less than the long one.
+        let writer = std::thread::spawn(move || {
+            for m in [&b"one"[..], b"", b"three", &sent] {
+                a.send_bytes(m).unwrap();
+            }
+        });
         let mut inbox = Inbox::default();
-        assert!(b.poll_through(&inbox, Some(Duration::ZERO)).unwrap());
+        assert!(b.poll_through(&inbox, Some(Duration::from_secs(60))).unwrap());
         let mut got = Vec::new();
         loop {
             match b.recv_bytes_through(&mut inbox, |_| Vec::new()) {
@@ -118,6 +122,7 @@ mod tests {
             }
         }
         assert_eq!(got, [b"one".to_vec(), Vec::new(), b"three".to_vec(), long]);
+        writer.join().unwrap();
     }
 
     #[test]
