@@ -13,6 +13,9 @@ use crate::registry::{FunctionEntry, TaskEntry};
 use crate::task::Task;
 use crate::wire::CodecError;
 
+/// A chunk of this many tasks or more is encoded in memory kept for reuse.
+const REUSE_FROM: usize = 256;
+
 /// Why a task's arguments could not be encoded.
 fn encode_failure(entry: &TaskEntry, e: CodecError) -> Failure {
     Failure::Encode { task: entry.path, message: e.0 }
@@ -222,7 +225,9 @@ impl Pool {
             }
             let start = next;
             next += stage.len();
-            let mut args = Batch::reusing();
+            // Memory kept for reuse is for big chunks: a small one would
+            // hold on to it for a few bytes.
+            let mut args = if stage.len() >= REUSE_FROM { Batch::reusing() } else { Batch::default() };
             let mut failed = Vec::new();
             let encoded = (f.encode_args)(&mut stage, &mut args, &mut |i, e| failed.push((i, e)));
             match encoded {
