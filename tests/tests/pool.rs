@@ -656,3 +656,40 @@ fn a_lone_result_is_ready_without_a_get() {
     assert_eq!(pool.map(square, [1, 2, 3]).unwrap(), [1, 4, 9]);
     assert_eq!(pool.apply(square, 6).unwrap(), 36);
 }
+
+#[test]
+fn terminating_a_pool_ends_a_get_that_waits_on_a_lone_task() {
+    let pool = std::sync::Arc::new(Pool::new(1).unwrap());
+    let stuck = pool.apply_async(sleep_ms, 600_000).unwrap();
+    let killer = {
+        let pool = std::sync::Arc::clone(&pool);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            pool.terminate();
+        })
+    };
+    // This thread receives the lone task's result itself, from the worker
+    // that terminate kills.
+    assert!(stuck.get().is_err(), "a killed worker's task fails");
+    killer.join().unwrap();
+    assert!(pool.pids().is_empty(), "no worker outlives terminate");
+}
+
+#[test]
+fn lone_tasks_and_maps_share_the_workers_from_many_threads() {
+    let pool = Pool::new(2).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                for i in 0..200u64 {
+                    let x = t * 1000 + i;
+                    if i % 50 == 0 {
+                        assert_eq!(pool.map(square, 0..100).unwrap()[99], 99 * 99);
+                    }
+                    assert_eq!(pool.apply_async(square, x).unwrap().get().unwrap(), x * x);
+                }
+            });
+        }
+    });
+}
