@@ -39,8 +39,9 @@ impl Inbox {
 
 impl<T, M: Readable> Connection<T, M> {
     /// Receives one raw message through `inbox` into the buffer `buffer`
-    /// gives for its length (emptied first), as
-    /// [`recv_bytes_in`](Connection::recv_bytes_in) does without one.
+    /// gives for its length (emptied first; it grows as the body comes if
+    /// it is too small): a loop that receives messages of similar sizes
+    /// into buffers it reuses allocates (and faults in) their memory once.
     pub(crate) fn recv_bytes_through(
         &self,
         inbox: &mut Inbox,

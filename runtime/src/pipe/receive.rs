@@ -21,22 +21,12 @@ impl<T, M: Readable> Connection<T, M> {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_bytes_in(|len| Vec::with_capacity(len.min(INITIAL_RESERVE) as usize))
-    }
-
-    /// Receives one raw message into the buffer `buffer` gives for its
-    /// length (emptied first; it grows as the body comes if it is too
-    /// small): a loop that receives messages of similar sizes into
-    /// buffers it reuses allocates (and faults in) their memory once.
-    pub(crate) fn recv_bytes_in(&self, buffer: impl FnOnce(u64) -> Vec<u8>) -> Result<Vec<u8>, ConnectionError> {
         let mut frame = [0u8; HEADER_LEN + SHORT_BODY];
         let (len, whole) = self.read_header(&mut frame, u64::MAX)?;
-        let mut body = buffer(len);
-        body.clear();
         if whole {
-            body.extend_from_slice(&frame[HEADER_LEN..HEADER_LEN + len as usize]);
-            return Ok(body);
+            return Ok(frame[HEADER_LEN..HEADER_LEN + len as usize].to_vec());
         }
+        let mut body = Vec::with_capacity(len.min(INITIAL_RESERVE) as usize);
         self.guard(|| self.read_body(len, &mut body))?;
         Ok(body)
     }

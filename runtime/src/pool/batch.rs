@@ -285,7 +285,8 @@ impl<'a> BatchRun<'a> {
                 Some((_, status, bytes)) => (*status, msg[bytes.clone()].to_vec()),
                 None => (Status::Returned, msg[done.values].to_vec()),
             },
-            // The message was built just now, by this very code.
+            // Neither happens: the message was built just now, by this very
+            // code, with one record.
             Ok(None) => (Status::Nothing, Vec::new()),
             Err(e) => (Status::Unencodable, e.to_string().into_bytes()),
         }

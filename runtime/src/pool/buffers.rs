@@ -25,6 +25,12 @@ pub(super) fn take() -> Vec<u8> {
     SPARE.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default()
 }
 
+/// A buffer for a message of `len` bytes: one given back if the message
+/// is big enough to be worth one, else a new one.
+pub(super) fn for_len(len: u64) -> Vec<u8> {
+    if len >= SMALLEST as u64 { take() } else { Vec::new() }
+}
+
 /// Gives `buffer` back for reuse (or frees it).
 pub(super) fn give(mut buffer: Vec<u8>) {
     if !(SMALLEST..=LARGEST).contains(&buffer.capacity()) {

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::driver::{self, Config, Shared};
-use super::job::Failure;
-use super::{DecodeErased, Pool, function, table_index};
+
+use super::{DecodeErased, Pool, encode_failure, function, table_index};
 use crate::args::IntoArgs;
 use crate::error::Error;
 use crate::task::Task;
@@ -100,7 +100,7 @@ impl PoolBuilder {
         self.init = Some(function(&task).and_then(|(entry, f)| {
             // Encoded as a child's arguments are: the worker runs the
             // initializer through the function's bootstrap entry point.
-            let failed = |e: crate::wire::CodecError| Failure::Encode { task: entry.path, message: e.0 }.to_error();
+            let failed = |e| encode_failure(entry, e).to_error();
             let payload = (f.measure)(Box::new(args)).map_err(failed)?;
             let mut bytes = Vec::new();
             payload.part().0.write(&mut bytes).map_err(failed)?;

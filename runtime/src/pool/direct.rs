@@ -64,10 +64,9 @@ impl Shared {
     }
 
     /// Receives the result of the lone task of the job at `job`, sent to
-    /// worker `slot`,
-    /// until `deadline` (`None`: until it is in). Does nothing if the task
-    /// is not there for the caller to receive: its result is in, or its
-    /// driver has it.
+    /// worker `slot`, until `deadline` (`None`: until it is in). Does
+    /// nothing if the task is not there for the caller to receive: its
+    /// result is in, or its driver has it.
     pub(super) fn receive_direct(&self, slot: usize, job: *const (), deadline: Option<Instant>) {
         let Some((mut worker, mut flight)) = self.borrow(slot, job) else { return };
         let seat = match worker.receive(self, &mut flight, deadline) {
@@ -79,14 +78,14 @@ impl Shared {
     }
 
     /// Leaves the result of the lone task of the job at `job`, sent to
-    /// worker `slot`, to
-    /// its driver (a result dropped unread, or one a callback waits for).
+    /// worker `slot`, to its driver (a result dropped unread, or one a
+    /// callback waits for).
     pub(super) fn hand_back(&self, slot: usize, job: *const ()) {
         let mut s = self.lock();
         if let Some((worker, flight)) = take_direct(&mut s, slot, job) {
             s.seats[slot] = Seat::Handed(worker, flight);
             drop(s);
-            self.wake_drivers();
+            self.wake(true);
         }
     }
 
@@ -106,12 +105,12 @@ impl Shared {
         s.seats[slot] = seat;
         drop(s);
         if awaited {
-            self.wake_drivers();
+            self.wake(true);
         }
     }
 
     /// A driver's worker back from its seat, if the driver needs it: it
-    /// has work (`wanted`) or was left a result. `Err`: a caller has it
+    /// has work (`wanted`) or was left a result. `false`: a caller has it
     /// for a moment; the driver waits and asks again. Called with the lock
     /// held (it is released while a flight is finished).
     pub(super) fn reclaim<'a>(
@@ -133,7 +132,7 @@ impl Shared {
             Seat::Direct(w, flight) if wanted => {
                 if !s.queue.is_empty() {
                     // This worker is busy: another driver may take the work.
-                    self.wake_one_driver();
+                    self.wake(false);
                 }
                 drop(s);
                 *worker = finish(w, self, flight);
@@ -141,7 +140,7 @@ impl Shared {
             }
             Seat::Borrowed { .. } if wanted => {
                 if !s.queue.is_empty() {
-                    self.wake_one_driver();
+                    self.wake(false);
                 }
                 s.seats[slot] = Seat::Borrowed { awaited: true };
                 return (s, false);

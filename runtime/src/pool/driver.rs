@@ -52,20 +52,19 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
+    /// The tasks of `sink`'s job from `index` on whose arguments are
+    /// `args`, none put back yet.
+    pub(super) fn new(sink: Arc<dyn Sink>, index: usize, entry: u32, args: Batch, timeout: Option<Duration>) -> Chunk {
+        Chunk { sink, index, entry, args, timeout, retries: 0 }
+    }
+
     pub(super) fn fail(self, failure: &Failure) {
         self.sink.deliver(Segment::failed(self.index, self.args.len(), failure));
     }
 
     /// The tasks `range` of this chunk, as a chunk of their own.
     pub(super) fn part(&self, range: std::ops::Range<usize>) -> Chunk {
-        Chunk {
-            sink: Arc::clone(&self.sink),
-            index: self.index + range.start,
-            entry: self.entry,
-            args: self.args.part(range),
-            timeout: self.timeout,
-            retries: 0,
-        }
+        Chunk::new(Arc::clone(&self.sink), self.index + range.start, self.entry, self.args.part(range), self.timeout)
     }
 }
 
@@ -138,25 +137,16 @@ impl Shared {
         }
     }
 
-    /// Tells the drivers that work arrived or the phase changed: one of
-    /// them, or `all`. A driver that busy-waits sees the version change.
-    fn wake(&self, all: bool) {
+    /// Tells the drivers that work arrived, the phase changed or a seat
+    /// did: one of them, or `all`. A driver that busy-waits sees the
+    /// version change.
+    pub(super) fn wake(&self, all: bool) {
         self.version.fetch_add(1, Ordering::Release);
         if all {
             self.work.notify_all();
         } else {
             self.work.notify_one();
         }
-    }
-
-    /// Wakes every driver (a seat changed).
-    pub(super) fn wake_drivers(&self) {
-        self.wake(true);
-    }
-
-    /// Wakes one driver (work it may take).
-    pub(super) fn wake_one_driver(&self) {
-        self.wake(false);
     }
 
     /// Queues chunks; unless the pool is running, they are refused and

@@ -198,8 +198,7 @@ impl Worker {
     /// gone or breaks the protocol is [`lost`](Worker::lost).
     fn receive_once(&mut self, shared: &Shared, flight: &mut Flight) -> Result<(), Ran> {
         // A message of many results lands in memory kept for reuse.
-        let buffer = |len| if len >= 4096 { buffers::take() } else { Vec::new() };
-        let Ok(msg) = self.rx.recv_bytes_through(&mut self.inbox, buffer) else {
+        let Ok(msg) = self.rx.recv_bytes_through(&mut self.inbox, buffers::for_len) else {
             return Err(self.lost(shared, std::mem::take(flight), None));
         };
         if let Err(failure) = self.accept(msg, flight) {
@@ -248,7 +247,7 @@ impl Worker {
         }
         let ok = match &chunks[..] {
             [one] => self.tx.send_parts(&head.0, one.args.bytes()),
-            // Small ones (see `run`): joined.
+            // Small ones (see `finish`): joined.
             many => {
                 many.iter().for_each(|c| head.0.extend_from_slice(c.args.bytes()));
                 self.tx.send_bytes(&head.0)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::batch::Batch;
 use super::driver::{Chunk, Phase};
-use super::job::{Failure, Job, Segment, Sink};
-use super::{Imap, MapOptions, MapResult, Pool, encode, function, table_index};
+use super::job::{Job, Segment, Sink};
+use super::{Imap, MapOptions, MapResult, Pool, encode, encode_failure, function, table_index};
 use crate::args::{IntoArgs, Tuple};
 use crate::error::Error;
 use crate::registry::{FunctionEntry, TaskEntry};
@@ -15,11 +15,6 @@ use crate::wire::CodecError;
 
 /// A chunk of this many tasks or more is encoded in memory kept for reuse.
 const REUSE_FROM: usize = 256;
-
-/// Why a task's arguments could not be encoded.
-fn encode_failure(entry: &TaskEntry, e: CodecError) -> Failure {
-    Failure::Encode { task: entry.path, message: e.0 }
-}
 
 /// A map's chunks, made ready to queue.
 struct Chunks<'a, R> {
@@ -32,14 +27,8 @@ struct Chunks<'a, R> {
 impl<R: 'static> Chunks<'_, R> {
     fn push(&mut self, index: usize, args: Batch) {
         if !args.is_empty() {
-            self.ready.push(Chunk {
-                sink: Arc::clone(self.job) as Arc<dyn Sink>,
-                index,
-                entry: self.entry,
-                args,
-                timeout: self.timeout,
-                retries: 0,
-            });
+            let sink = Arc::clone(self.job) as Arc<dyn Sink>;
+            self.ready.push(Chunk::new(sink, index, self.entry, args, self.timeout));
         }
     }
 

@@ -63,6 +63,7 @@ use crate::args::IntoArgs;
 use crate::error::{DecodeError, Error, RegistryError};
 use crate::registry::{self, FunctionEntry, TASKS, TaskEntry};
 use crate::task::Task;
+use crate::wire::CodecError;
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`. See the
 /// [module](self) for an overview.
@@ -102,14 +103,16 @@ fn table_index(entry: &'static TaskEntry) -> u32 {
     index[&(entry as *const TaskEntry as usize)]
 }
 
+/// Why a task's arguments could not be encoded.
+fn encode_failure(entry: &TaskEntry, e: CodecError) -> Failure {
+    Failure::Encode { task: entry.path, message: e.0 }
+}
+
 /// Encodes one argument tuple (exactly the task's) onto `into`.
 fn encode<A: 'static>(entry: &TaskEntry, f: &FunctionEntry, args: A, into: &mut Batch) -> Result<(), Failure> {
     let mut failure = None;
     let encoded = (f.encode_args)(&mut vec![args], into, &mut |_, e| failure = Some(e));
-    match failure.map_or(encoded, Err) {
-        Ok(()) => Ok(()),
-        Err(e) => Err(Failure::Encode { task: entry.path, message: e.0 }),
-    }
+    failure.map_or(encoded, Err).map_err(|e| encode_failure(entry, e))
 }
 
 impl Pool {
@@ -262,14 +265,7 @@ impl Pool {
         let mut bytes = Batch::default();
         encode(entry, f, args.into_args(), &mut bytes).map_err(|e| e.to_error())?;
         let job = Arc::new(Job::<F::Output>::new(f.decode_values, entry.path, Some(1), false));
-        let chunk = Chunk {
-            sink: Arc::clone(&job) as Arc<dyn Sink>,
-            index: 0,
-            entry: table_index(entry),
-            args: bytes,
-            timeout,
-            retries: 0,
-        };
+        let chunk = Chunk::new(Arc::clone(&job) as Arc<dyn Sink>, 0, table_index(entry), bytes, timeout);
         // An idle worker is sent the task by this thread, and its result
         // received by the one that waits for it (see `direct`).
         let chunk = match timeout.is_none() && self.shared.config.max_tasks.is_none() {

@@ -549,14 +549,7 @@ impl<R: 'static> Imap<'_, R> {
         if args.is_empty() {
             return;
         }
-        let chunk = Chunk {
-            sink: Arc::clone(&self.job) as Arc<dyn Sink>,
-            index,
-            entry: self.entry,
-            args,
-            timeout: self.timeout,
-            retries: 0,
-        };
+        let chunk = Chunk::new(Arc::clone(&self.job) as Arc<dyn Sink>, index, self.entry, args, self.timeout);
         self.shared.submit_or_fail(vec![chunk]);
     }
 }
