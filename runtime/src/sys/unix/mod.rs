@@ -8,6 +8,7 @@ use std::os::fd::RawFd;
 mod channel;
 mod child;
 mod secure;
+mod shared;
 mod spawn;
 
 /// The shared-memory queue's primitives (memfd, futex, robust mutex).
@@ -24,6 +25,7 @@ pub(crate) use channel::{
 };
 pub(crate) use child::RawChild;
 pub(crate) use secure::is_secure_execution;
+pub(crate) use shared::{Parker, Region, process_alive, process_token, token_pid};
 pub(crate) use spawn::{adopt_handles, exe_identity, spawn_self};
 
 /// The descriptor number at which a child finds its bootstrap channel.

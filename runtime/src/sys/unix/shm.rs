@@ -79,6 +79,11 @@ impl Mapping {
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+
+    /// The size of the mapping in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
 }
 
 impl Drop for Mapping {
@@ -109,10 +114,16 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 
 /// Wakes every process sleeping in [`futex_wait`] on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    futex_wake(word, i32::MAX as u32);
+}
+
+/// Wakes at most `n` of the processes sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    let n = n.min(i32::MAX as u32) as libc::c_int;
     // libc: nix has no futex wrapper.
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads the address.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, 0usize, 0usize, 0u32);
     }
 }
 

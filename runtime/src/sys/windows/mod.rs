@@ -9,6 +9,7 @@
 mod channel;
 mod handles;
 pub(crate) mod pipe;
+mod shared;
 mod spawn;
 
 use std::io;
@@ -39,6 +40,7 @@ pub(crate) use pipe::{
     is_pipe, one_way, peek, recv, recv_into_spare, send_vectored, sigpipe_ignored, socketpair, wait_any, wait_readable,
     wait_taken, write_vectored,
 };
+pub(crate) use shared::{Parker, Region, process_alive, process_token, token_pid};
 pub(crate) use spawn::spawn_self;
 
 use crate::exit::ExitStatus;
