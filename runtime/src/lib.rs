@@ -71,6 +71,7 @@ mod queue;
 mod registry;
 mod remote;
 mod report;
+mod sync;
 mod sys;
 mod task;
 mod util;
@@ -217,6 +218,11 @@ pub use process::{
 #[cfg(target_os = "linux")]
 pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError};
 pub use remote::RemoteError;
+pub use sync::{
+    Array, Barrier, BoundedSemaphore, BrokenBarrier, Condition, ConditionGuard, Event, Lock, LockGuard, Locked, Owner,
+    OwnerDied, Pod, RLock, RLockGuard, RawArray, RawValue, ReleaseError, Semaphore, SemaphoreGuard, SharedLock,
+    TryAcquireError, Value,
+};
 pub use task::{Process, Task};
 
 /// What the macros' generated code uses. Not a public API: no stability

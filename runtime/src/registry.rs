@@ -182,6 +182,11 @@ pub(crate) fn lookup(id: &str) -> Result<&'static TaskEntry, RegistryError> {
     Err(RegistryError::Duplicate { id: id.to_owned(), sites })
 }
 
+/// Every registered entry.
+pub(crate) fn all() -> impl Iterator<Item = &'static TaskEntry> {
+    TASKS.iter()
+}
+
 /// The table's functions, indexed by their type and by their address.
 struct Index {
     by_type: HashMap<TypeId, Vec<&'static TaskEntry>>,

@@ -1,0 +1,618 @@
+//! `Lock` and `RLock`: one word naming the holding process (its token:
+//! pid and start time), taken with a compare-and-swap and slept on through
+//! a release counter. A waiter that has slept [`POLL`] asks whether the
+//! holder still lives; if not, it takes the lock over and reports
+//! [`OwnerDied`]. Every step is one atomic operation, so a process killed
+//! anywhere leaves a state the others read correctly.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::block::{Block, State, thread_number};
+use super::{OwnerDied, POLL, ReleaseError, TryAcquireError};
+use crate::sys::imp::{process_alive, process_token, token_pid};
+
+/// How many times a contended acquire re-checks before it sleeps.
+const SPINS: u32 = 200;
+
+/// The state of a lock, inside some block.
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct LockState {
+    /// The holder's process token; 0 when free.
+    owner: AtomicU64,
+    /// The holding thread's number within its process ([`thread_number`]);
+    /// 0 while it is being taken or released.
+    thread: AtomicU64,
+    /// How many times the holder took it (an `RLock`; 1 for a `Lock`).
+    count: AtomicU32,
+    /// Bumped by every release: what waiters sleep on.
+    released: AtomicU32,
+}
+
+/// How a lock was taken.
+pub(super) enum Taken {
+    Clean,
+    /// From this dead process.
+    FromDead(u32),
+}
+
+impl LockState {
+    fn try_take(&self, me: u64) -> bool {
+        self.owner.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// Whether the calling thread holds it.
+    pub(super) fn is_mine(&self) -> bool {
+        self.owner.load(Ordering::Acquire) == process_token() && self.thread.load(Ordering::Relaxed) == thread_number()
+    }
+
+    /// Takes the lock for the calling thread, waiting until `deadline`
+    /// (`None`: forever; already passed: not at all); `None` if it is
+    /// still held then.
+    pub(super) fn acquire<S: State>(&self, block: &Block<S>, deadline: Option<Instant>) -> Option<Taken> {
+        let me = process_token();
+        let taken = self.take(block, me, deadline)?;
+        self.thread.store(thread_number(), Ordering::Relaxed);
+        self.count.store(1, Ordering::Relaxed);
+        Some(taken)
+    }
+
+    fn take<S: State>(&self, block: &Block<S>, me: u64, deadline: Option<Instant>) -> Option<Taken> {
+        if self.try_take(me) {
+            return Some(Taken::Clean);
+        }
+        for i in 0..SPINS {
+            if self.owner.load(Ordering::Relaxed) == 0 && self.try_take(me) {
+                return Some(Taken::Clean);
+            }
+            if i % 32 == 31 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let mut slept = Duration::ZERO;
+        loop {
+            let released = self.released.load(Ordering::Acquire);
+            let holder = self.owner.load(Ordering::Acquire);
+            if holder == 0 {
+                if self.try_take(me) {
+                    return Some(Taken::Clean);
+                }
+                continue;
+            }
+            let past = deadline.is_some_and(|d| Instant::now() >= d);
+            // Ask about the holder's life after each poll of sleep, and
+            // before giving up; never about this process.
+            if (past || slept >= POLL) && token_pid(holder) != token_pid(me) {
+                slept = Duration::ZERO;
+                if !process_alive(holder) {
+                    if self.owner.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        return Some(Taken::FromDead(token_pid(holder)));
+                    }
+                    continue;
+                }
+            }
+            if past {
+                return None;
+            }
+            let start = Instant::now();
+            block.sleep(&self.released, released, deadline, POLL);
+            slept += start.elapsed();
+        }
+    }
+
+    /// Takes it again if the calling thread holds it (an `RLock`).
+    fn reenter(&self) -> bool {
+        if !self.is_mine() {
+            return false;
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        self.count.store(n.checked_add(1).expect("an RLock taken 2^32 times"), Ordering::Relaxed);
+        true
+    }
+
+    /// Frees the lock whoever holds it.
+    pub(super) fn release<S: State>(&self, block: &Block<S>) -> Result<(), ReleaseError> {
+        let holder = self.owner.load(Ordering::Acquire);
+        if holder == 0 {
+            return Err(ReleaseError::NotLocked);
+        }
+        self.thread.store(0, Ordering::Relaxed);
+        self.owner
+            .compare_exchange(holder, 0, Ordering::Release, Ordering::Relaxed)
+            .map_err(|_| ReleaseError::NotLocked)?;
+        self.released.fetch_add(1, Ordering::Release);
+        block.wake(&self.released, 1);
+        Ok(())
+    }
+
+    /// Undoes one acquire of the calling thread's (an `RLock`).
+    fn release_mine<S: State>(&self, block: &Block<S>) -> Result<(), ReleaseError> {
+        if !self.is_mine() {
+            return Err(ReleaseError::NotOwner);
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        if n > 1 {
+            self.count.store(n - 1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.count.store(0, Ordering::Relaxed);
+        self.release(block)
+    }
+
+    /// Frees it entirely, however deep the calling thread's holds, for a
+    /// condition's wait: how deep they were.
+    pub(super) fn release_all<S: State>(&self, block: &Block<S>) -> u32 {
+        let n = self.count.load(Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+        let _ = self.release(block);
+        n
+    }
+
+    /// Takes it back after [`release_all`](Self::release_all), `depth` deep.
+    pub(super) fn restore<S: State>(&self, block: &Block<S>, depth: u32) -> Option<u32> {
+        let taken = self.acquire(block, None);
+        self.count.store(depth.max(1), Ordering::Relaxed);
+        match taken {
+            Some(Taken::FromDead(pid)) => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// Who holds it.
+    fn owner(&self) -> Option<Owner> {
+        let token = self.owner.load(Ordering::Acquire);
+        (token != 0).then(|| {
+            let here = token == process_token();
+            Owner {
+                pid: token_pid(token),
+                this_process: here,
+                this_thread: here && self.thread.load(Ordering::Relaxed) == thread_number(),
+                count: self.count.load(Ordering::Relaxed),
+            }
+        })
+    }
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The holding process.
+    pub pid: u32,
+    /// Whether that is this process.
+    pub this_process: bool,
+    /// Whether that is the calling thread.
+    pub this_thread: bool,
+    /// How many times it took the lock (an `RLock`; 1 for a `Lock`).
+    pub count: u32,
+}
+
+// SAFETY: atomics only; all zero is a free lock.
+unsafe impl State for LockState {
+    const KIND: u32 = 1;
+}
+
+/// The block of an `RLock`: the same state, another kind.
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct RLockState(LockState);
+
+// SAFETY: as for `LockState`.
+unsafe impl State for RLockState {
+    const KIND: u32 = 2;
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Some(Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40)))
+}
+
+macro_rules! acquire_result {
+    ($taken:expr, $guard:expr) => {
+        match $taken {
+            None => Err(TryAcquireError::WouldBlock),
+            Some(Taken::Clean) => Ok($guard),
+            Some(Taken::FromDead(pid)) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, $guard))),
+        }
+    };
+}
+
+/// A lock shared between processes (Python's `multiprocessing.Lock`).
+/// Not recursive: a second acquire waits, even by the holder. Any thread
+/// of any process may release it ([`Lock::release`]), not only the one
+/// that took it.
+///
+/// If the holding process dies, the next acquirer gets the lock with
+/// [`OwnerDied`] within about 20 ms, instead of waiting forever.
+///
+/// ```
+/// use multiproc::{Lock, process_task};
+///
+/// #[process_task]
+/// fn report(lock: Lock, n: u32) {
+///     let _held = lock.acquire().unwrap();
+///     println!("child {n} holds the lock");
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let lock = Lock::new()?;
+/// let children: Vec<_> =
+///     (0..3).map(|n| multiproc::spawn(report, (lock.clone(), n))).collect::<Result<_, _>>()?;
+/// for child in children {
+///     child.join()?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    block: Arc<Block<LockState>>,
+}
+
+impl Lock {
+    /// A new, free lock.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<Lock> {
+        Ok(Lock { block: Arc::new(Block::new(0, |_| {})?) })
+    }
+
+    fn state(&self) -> &LockState {
+        self.block.state()
+    }
+
+    /// Waits until the lock is free and takes it. `Err` holds the guard
+    /// too: the lock is taken, from a holder that died.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let guard = lock.acquire().unwrap();
+    /// assert!(lock.locked());
+    /// drop(guard);
+    /// assert!(!lock.locked());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn acquire(&self) -> Result<LockGuard<'_>, OwnerDied<LockGuard<'_>>> {
+        match self.state().acquire(&self.block, None) {
+            Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, self.guard())),
+            _ => Ok(self.guard()),
+        }
+    }
+
+    /// Takes the lock if it is free; never waits (Python's
+    /// `acquire(False)`), even if the holder is stopped.
+    ///
+    /// ```
+    /// use multiproc::TryAcquireError;
+    ///
+    /// let lock = multiproc::Lock::new()?;
+    /// let held = lock.try_acquire().unwrap();
+    /// assert!(matches!(lock.try_acquire(), Err(TryAcquireError::WouldBlock)));
+    /// drop(held);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<LockGuard<'_>, TryAcquireError<LockGuard<'_>>> {
+        acquire_result!(self.state().acquire(&self.block, Some(Instant::now())), self.guard())
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiproc::Lock::new()?;
+    /// let _held = lock.acquire().unwrap();
+    /// assert!(lock.acquire_timeout(Duration::from_millis(10)).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, TryAcquireError<LockGuard<'_>>> {
+        acquire_result!(self.state().acquire(&self.block, deadline(timeout)), self.guard())
+    }
+
+    fn guard(&self) -> LockGuard<'_> {
+        LockGuard { lock: self }
+    }
+
+    /// Releases the lock, whoever took it: for a guard given up with
+    /// [`LockGuard::forget`], here or in another process. Releasing a free
+    /// lock is an error.
+    ///
+    /// ```
+    /// use multiproc::ReleaseError;
+    ///
+    /// let lock = multiproc::Lock::new()?;
+    /// lock.acquire().unwrap().forget();
+    /// assert!(lock.locked());
+    /// lock.release()?;
+    /// assert_eq!(lock.release(), Err(ReleaseError::NotLocked));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.state().release(&self.block)
+    }
+
+    /// Whether some thread of some process holds the lock.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn locked(&self) -> bool {
+        self.state().owner.load(Ordering::Acquire) != 0
+    }
+
+    /// Who holds the lock, if anyone.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let _held = lock.acquire().unwrap();
+    /// let owner = lock.owner().unwrap();
+    /// assert!(owner.this_thread && owner.pid == std::process::id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn owner(&self) -> Option<Owner> {
+        self.state().owner()
+    }
+
+    pub(super) fn block(&self) -> &Block<LockState> {
+        &self.block
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock").field("owner", &self.owner()).finish()
+    }
+}
+
+/// Held [`Lock`]; releases it when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl LockGuard<'_> {
+    /// Keeps the lock held without a guard: [`Lock::release`] frees it
+    /// later, from any thread or process.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// lock.acquire().unwrap().forget();
+    /// assert!(lock.locked());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // Another thread may have released it already (any may): nothing
+        // is left to do then.
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+/// A recursive lock shared between processes (Python's
+/// `multiprocessing.RLock`): the thread holding it may take it again, and
+/// must release it as many times. Only that thread may release it.
+///
+/// If the holding process dies, the next acquirer gets the lock with
+/// [`OwnerDied`] within about 20 ms.
+///
+/// ```
+/// let lock = multiproc::RLock::new()?;
+/// let outer = lock.acquire().unwrap();
+/// let inner = lock.acquire().unwrap(); // the holder may take it again
+/// assert_eq!(lock.owner().unwrap().count, 2);
+/// drop(inner);
+/// drop(outer);
+/// assert!(!lock.locked());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RLock {
+    block: Arc<Block<RLockState>>,
+}
+
+impl RLock {
+    /// A new, free lock.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(lock.owner().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<RLock> {
+        Ok(RLock { block: Arc::new(Block::new(0, |_| {})?) })
+    }
+
+    fn state(&self) -> &LockState {
+        &self.block.state().0
+    }
+
+    pub(super) fn take_for(&self, deadline: Option<Instant>) -> Option<Taken> {
+        if self.state().reenter() {
+            return Some(Taken::Clean);
+        }
+        self.state().acquire(&self.block, deadline)
+    }
+
+    /// Takes the lock, waiting while another thread holds it. `Err` holds
+    /// the guard too: taken from a holder that died.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let _held = lock.acquire().unwrap();
+    /// assert!(lock.owner().unwrap().this_thread);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn acquire(&self) -> Result<RLockGuard<'_>, OwnerDied<RLockGuard<'_>>> {
+        match self.take_for(None) {
+            Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, self.guard())),
+            _ => Ok(self.guard()),
+        }
+    }
+
+    /// Takes the lock if it is free or already the calling thread's; never
+    /// waits.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let a = lock.try_acquire().unwrap();
+    /// let b = lock.try_acquire().unwrap();
+    /// # drop((b, a));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, TryAcquireError<RLockGuard<'_>>> {
+        acquire_result!(self.take_for(Some(Instant::now())), self.guard())
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiproc::RLock::new()?;
+    /// let _held = lock.acquire_timeout(Duration::from_secs(1)).unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>, TryAcquireError<RLockGuard<'_>>> {
+        acquire_result!(self.take_for(deadline(timeout)), self.guard())
+    }
+
+    fn guard(&self) -> RLockGuard<'_> {
+        RLockGuard { lock: self, _not_send: PhantomData }
+    }
+
+    /// Undoes one acquire whose guard was given up with
+    /// [`RLockGuard::forget`]. Only the holding thread may; anyone else
+    /// gets [`ReleaseError::NotOwner`].
+    ///
+    /// ```
+    /// use multiproc::ReleaseError;
+    ///
+    /// let lock = multiproc::RLock::new()?;
+    /// assert_eq!(lock.release(), Err(ReleaseError::NotOwner));
+    /// lock.acquire().unwrap().forget();
+    /// lock.release()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.state().release_mine(&self.block)
+    }
+
+    /// Whether some thread of some process holds the lock.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn locked(&self) -> bool {
+        self.state().owner.load(Ordering::Acquire) != 0
+    }
+
+    /// Who holds the lock, and how many times.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let _a = lock.acquire().unwrap();
+    /// let _b = lock.acquire().unwrap();
+    /// assert_eq!(lock.owner().unwrap().count, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn owner(&self) -> Option<Owner> {
+        self.state().owner()
+    }
+
+    pub(super) fn block(&self) -> &Block<RLockState> {
+        &self.block
+    }
+
+    pub(super) fn lock_state(&self) -> &LockState {
+        self.state()
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock").field("owner", &self.owner()).finish()
+    }
+}
+
+/// Held [`RLock`] (one level of it); releases that level when dropped.
+/// It stays on the thread that took it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl RLockGuard<'_> {
+    /// Keeps this level held without a guard: [`RLock::release`] undoes
+    /// it later, on this thread.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// lock.acquire().unwrap().forget();
+    /// assert!(lock.locked());
+    /// lock.release()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").finish_non_exhaustive()
+    }
+}
+
+macro_rules! shared_by_handle {
+    ($($t:ident),*) => {$(
+        /// Encodes it as handles for a child being started; an error
+        /// anywhere but in a task's arguments.
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.block.serialize(serializer)
+            }
+        }
+
+        /// The same object, in a child decoding its arguments.
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok($t { block: Arc::new(Block::deserialize(deserializer)?) })
+            }
+        }
+    )*};
+}
+pub(super) use shared_by_handle;
+
+shared_by_handle!(Lock, RLock);

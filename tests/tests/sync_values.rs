@@ -1,0 +1,117 @@
+//! Shared values and arrays between real processes (VA): a child's writes
+//! are the parent's, arrays start zeroed, `update` is atomic where `get`
+//! then `set` is not, and the lock is the one given. Every wait is bounded.
+
+use std::time::Duration;
+
+use multiproc::{Array, Child, Connection, Lock, RawArray, RawValue, Value, pipe, process_task};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
+    if child.join_timeout(LONG).unwrap().is_none() {
+        child.kill().unwrap();
+        panic!("{what} did not finish within {LONG:?}");
+    }
+    child.join().unwrap()
+}
+
+/// A `#[repr(C)]` struct of plain data (Python's ctypes Structure).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+struct Point {
+    x: f64,
+    y: f64,
+    tag: u32,
+    _pad: u32,
+}
+
+#[process_task]
+fn write_all(i: Value<i32>, d: RawValue<f64>, c: Value<u8>, p: Value<Point>, a: Array<u16>) {
+    i.set(-7);
+    d.set(1.5);
+    c.set(b'x');
+    p.set(Point { x: 1.0, y: -2.0, tag: 3, _pad: 0 });
+    let mut held = a.lock().unwrap();
+    held[1] = 10;
+    held[3] = 30;
+}
+
+#[test]
+fn a_childs_writes_are_seen_by_the_parent() {
+    let (i, d, c) = (Value::new(0i32).unwrap(), RawValue::new(0.0f64).unwrap(), Value::new(0u8).unwrap());
+    let p = Value::new(Point { x: 0.0, y: 0.0, tag: 0, _pad: 0 }).unwrap();
+    let a = Array::<u16>::new(4).unwrap();
+    let child = multiproc::spawn(write_all, (i.clone(), d.clone(), c.clone(), p.clone(), a.clone())).unwrap();
+    join_within(child, "the writer");
+    assert_eq!((i.get(), d.get(), c.get()), (-7, 1.5, b'x'));
+    assert_eq!(p.get(), Point { x: 1.0, y: -2.0, tag: 3, _pad: 0 });
+    assert_eq!(*a.lock().unwrap(), [0, 10, 0, 30]);
+    assert_eq!(a.get_obj().to_vec(), [0, 10, 0, 30]);
+}
+
+#[test]
+fn arrays_start_zeroed_every_time() {
+    for round in 0..20 {
+        let a = RawArray::<u64>::new(4096).unwrap();
+        assert!(a.to_vec().iter().all(|&x| x == 0), "round {round}");
+        // Dirty it before it is freed, so a reused page would show.
+        // SAFETY: only this thread has the array.
+        unsafe { a.as_mut_slice() }.fill(u64::MAX);
+    }
+}
+
+#[test]
+fn indexing_past_the_end_is_refused() {
+    let a = RawArray::from_slice(&[1u8, 2, 3]).unwrap();
+    assert_eq!(a.get(3), None);
+    assert!(std::panic::catch_unwind(|| a.set(3, 0)).is_err());
+    assert_eq!(a.len(), 3);
+    assert!(RawArray::<u8>::new(0).unwrap().is_empty());
+}
+
+#[process_task]
+fn add_locked(v: Value<u64>, n: u32) {
+    for _ in 0..n {
+        v.update(|x| x + 1).unwrap();
+    }
+}
+
+#[test]
+fn update_is_atomic_across_processes() {
+    let v = Value::new(0u64).unwrap();
+    let n = 20_000;
+    let children: Vec<_> = (0..3).map(|_| multiproc::spawn(add_locked, (v.clone(), n)).unwrap()).collect();
+    for child in children {
+        join_within(child, "an adder");
+    }
+    assert_eq!(v.get(), 3 * u64::from(n));
+}
+
+#[process_task]
+fn hold_given_lock(v: Value<u8, Lock>) -> bool {
+    let _held = v.lock().unwrap();
+    v.get_lock().locked()
+}
+
+#[test]
+fn a_value_given_a_lock_uses_that_lock() {
+    let lock = Lock::new().unwrap();
+    let v = Value::with_lock(0u8, lock.clone()).unwrap();
+    {
+        let _held = v.lock().unwrap();
+        assert!(lock.locked());
+    }
+    assert!(!lock.locked());
+    let child = multiproc::spawn(hold_given_lock, (v.clone(),)).unwrap();
+    assert!(join_within(child, "the child"));
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_shared_value_cannot_be_sent_down_a_pipe() {
+    let (a, b): (Connection<RawValue<u8>>, Connection<RawValue<u8>>) = pipe().unwrap();
+    let v = RawValue::new(1u8).unwrap();
+    assert!(a.send(&v).is_err(), "a handle travels only as a task's argument");
+    drop(b);
+}
