@@ -31,8 +31,10 @@ use std::time::{Duration, Instant};
 /// Every program in `examples/src/bin`, each checked by a test below.
 const EXAMPLES: &[&str] = &[
     "args_kwargs",
+    "barrier_start",
     "chat_client",
     "chat_server",
+    "condition_queue",
     "daemon",
     "folder_copier",
     "join",
@@ -45,6 +47,7 @@ const EXAMPLES: &[&str] = &[
     "progress_bars",
     "queue_message",
     "random_sleep_workers",
+    "shared_counter",
     "start_one",
     "start_two",
     "subclass",
@@ -773,4 +776,33 @@ fn pool_progress() {
     if !last.contains("8/8") {
         r.fail(&format!("the map's bar should end at 8/8, not {last:?}"));
     }
+}
+
+#[test]
+fn shared_counter() {
+    let r = run("shared_counter", &[], 1.0);
+    let unlocked = r.line_starting("without a lock: ");
+    let got: u64 = unlocked["without a lock: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    // Four processes, each a million read-then-write increments, started
+    // together on two or more CPUs: some are lost.
+    assert!(got < 4_000_000, "no increment was lost without the lock: {unlocked}");
+    r.find("with a lock: 4000000 of 4000000");
+}
+
+#[test]
+fn condition_queue() {
+    let r = run("condition_queue", &[], 1.0);
+    r.expect_order(&["consumed 10000 items, total 50005000", "expected total 50005000"]);
+}
+
+#[test]
+fn barrier_start() {
+    let r = run("barrier_start", &[], 0.05);
+    // Every runner is ready before any goes, and the action runs between.
+    let ready: Vec<usize> = (0..4).map(|i| r.find(&format!("runner {i} ready"))).collect();
+    let go: Vec<usize> = (0..4).map(|i| r.find(&format!("runner {i} go"))).collect();
+    let action = r.find("all ready");
+    assert!(ready.iter().all(|&i| i < action) && go.iter().all(|&i| i > action), "{:?}", r.lines());
+    r.expect_count("all ready", 1);
+    r.expect_last("indices [0, 1, 2, 3]");
 }

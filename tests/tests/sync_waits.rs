@@ -87,6 +87,28 @@ fn a_waiter_that_timed_out_leaves_no_notification_behind() {
 }
 
 #[process_task]
+fn wait_for_one(cond: Condition, waiting: Value<u32>) -> bool {
+    let mut guard = cond.acquire().unwrap();
+    waiting.set(1);
+    guard.wait_timeout(LONG).unwrap()
+}
+
+#[test]
+fn a_notification_goes_to_a_waiter_that_was_there_not_to_the_notifier_waiting_next() {
+    let cond = Condition::new().unwrap();
+    let waiting = Value::new(0u32).unwrap();
+    let child = multiproc::spawn(wait_for_one, (cond.clone(), waiting.clone())).unwrap();
+    assert!(eventually(LONG, || waiting.get() == 1));
+    let mut guard = cond.acquire().unwrap();
+    guard.notify_one();
+    // The notifier waits next, before the child could run: the
+    // notification is the child's, so this wait times out.
+    assert!(!guard.wait_timeout(Duration::from_millis(20)).unwrap());
+    drop(guard);
+    assert!(join_within(child, "the waiter"), "the waiter was never notified");
+}
+
+#[process_task]
 fn count_to(cond: Condition, n: Value<u32>, to: u32) {
     for _ in 0..to {
         let guard = cond.acquire().unwrap();

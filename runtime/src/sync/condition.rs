@@ -1,13 +1,15 @@
-//! `Condition`: a lock (an `RLock` unless given one) and a block holding
-//! one word of two counts, waiters and notifications not yet taken. A
-//! notify adds notifications, never more than there are waiters left to
-//! take them; a waiter leaves by taking one, or, at its deadline, by
-//! counting itself out in the same atomic step, so a waiter that timed
-//! out never uses up a later notification.
+//! `Condition`: a lock (an `RLock` unless given one) and a table of
+//! waiter slots in a block. A waiter takes a free slot (holding the lock),
+//! marks it waiting with its arrival number and sleeps on it; `notify(n)`
+//! marks the n oldest waiting slots notified and wakes each. So a
+//! notification goes to a waiter that was there when it was made — never
+//! to one that came later, nor to the notifier itself when it waits next —
+//! and a waiter that times out frees its slot in one atomic step, using up
+//! nothing.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,16 +18,31 @@ use super::block::{Block, State};
 use super::lock::{Lock, LockState, RLock, Taken};
 use super::{OwnerDied, POLL, TryAcquireError};
 
-/// One waiter, in the high half of [`CondState::counts`].
-const WAITER: u64 = 1 << 32;
+/// How many processes' and threads' waits one condition tracks at once;
+/// a waiter past that polls until a slot frees.
+const SLOTS: usize = 256;
+
+const FREE: u32 = 0;
+const WAITING: u32 = 1;
+const NOTIFIED: u32 = 2;
 
 #[repr(C)]
-#[derive(Default)]
+struct Slot {
+    /// `FREE`, `WAITING` or `NOTIFIED`: what its waiter sleeps on.
+    state: AtomicU32,
+    /// The waiter's arrival number: the oldest are notified first.
+    arrival: AtomicU32,
+}
+
+#[repr(C)]
 struct CondState {
-    /// Waiters (high half) and notifications for them to take (low half).
-    counts: AtomicU64,
-    /// Bumped by every notify: what waiters sleep on.
-    notified: AtomicU32,
+    /// How many slots are `WAITING`.
+    waiting: AtomicU32,
+    /// The next arrival number.
+    arrivals: AtomicU32,
+    /// One past the highest slot ever taken: notify looks no further.
+    used: AtomicU32,
+    slots: [Slot; SLOTS],
 }
 
 // SAFETY: atomics only; all zero is a condition nobody waits on.
@@ -158,7 +175,7 @@ impl<L: SharedLock> Condition<L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_lock(lock: L) -> std::io::Result<Condition<L>> {
-        Ok(Condition { lock, block: Arc::new(Block::new(0, |_| {})?) })
+        Ok(Condition { lock, block: Arc::new(Block::new(0, |_: &CondState| {})?) })
     }
 
     /// The lock.
@@ -217,65 +234,80 @@ impl<L: SharedLock> Condition<L> {
         self.block.state()
     }
 
+    /// Takes a free slot, marked waiting; the caller holds the lock.
+    fn claim(&self) -> Option<&Slot> {
+        let st = self.state();
+        let arrival = st.arrivals.fetch_add(1, Ordering::Relaxed);
+        let (i, slot) = st.slots.iter().enumerate().find(|(_, s)| s.state.load(Ordering::Acquire) == FREE)?;
+        slot.arrival.store(arrival, Ordering::Relaxed);
+        st.used.fetch_max(i as u32 + 1, Ordering::AcqRel);
+        st.waiting.fetch_add(1, Ordering::AcqRel);
+        slot.state.store(WAITING, Ordering::Release);
+        Some(slot)
+    }
+
     /// Releases the lock, sleeps until notified or `deadline`, takes the
     /// lock back. Whether it was notified, and the pid of a holder that
     /// died while it slept.
     fn wait_until(&self, deadline: Option<Instant>) -> (bool, Option<u32>) {
         let st = self.state();
-        st.counts.fetch_add(WAITER, Ordering::AcqRel);
+        let slot = self.claim();
         let (lock, sleeper) = self.lock.parts();
         let depth = sleeper.release_all(lock);
-        let notified = loop {
-            let seen = st.notified.load(Ordering::Acquire);
-            if let Some(taken) = self.leave(deadline.is_some_and(|d| Instant::now() >= d)) {
-                break taken;
+        let notified = match slot {
+            Some(slot) => loop {
+                if slot.state.load(Ordering::Acquire) == NOTIFIED {
+                    slot.state.store(FREE, Ordering::Release);
+                    break true;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    // Out in one step, unless a notify took the slot first.
+                    match slot.state.compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => {
+                            st.waiting.fetch_sub(1, Ordering::AcqRel);
+                            break false;
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                self.block.sleep(&slot.state, WAITING, deadline, POLL);
+            },
+            // Every slot taken: no notify can find this waiter, so it
+            // looks again after a short sleep, as a spurious wake-up.
+            None => {
+                std::thread::sleep(deadline.map_or(POLL, |d| d.saturating_duration_since(Instant::now()).min(POLL)));
+                false
             }
-            self.block.sleep(&st.notified, seen, deadline, POLL);
         };
         (notified, sleeper.restore(lock, depth))
     }
 
-    /// Leaves with a notification if there is one (`Some(true)`), or, if
-    /// `giving_up`, without one (`Some(false)`); `None`: still waiting.
-    fn leave(&self, giving_up: bool) -> Option<bool> {
-        let counts = &self.state().counts;
-        let mut c = counts.load(Ordering::Acquire);
-        loop {
-            let (next, taken) = match (c & 0xffff_ffff > 0, giving_up) {
-                (true, _) => (c - WAITER - 1, true),
-                (false, true) => (c - WAITER, false),
-                (false, false) => return None,
-            };
-            match counts.compare_exchange_weak(c, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(taken),
-                Err(now) => c = now,
-            }
-        }
-    }
-
+    /// Marks the `n` oldest waiting slots notified and wakes them; the
+    /// caller holds the lock.
     fn notify(&self, n: u32) {
         let st = self.state();
-        let mut c = st.counts.load(Ordering::Acquire);
-        let added = loop {
-            let (waiters, pending) = ((c >> 32) as u32, c as u32);
-            let add = n.min(waiters.saturating_sub(pending));
-            if add == 0 {
-                return;
+        let mut left = n;
+        while left > 0 && st.waiting.load(Ordering::Acquire) > 0 {
+            let used = (st.used.load(Ordering::Acquire) as usize).min(SLOTS);
+            let oldest = st.slots[..used]
+                .iter()
+                .filter(|s| s.state.load(Ordering::Acquire) == WAITING)
+                .min_by_key(|s| s.arrival.load(Ordering::Relaxed).wrapping_sub(st.arrivals.load(Ordering::Relaxed)));
+            let Some(slot) = oldest else { return };
+            // A waiter timing out now frees its slot first: pick another.
+            if slot.state.compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                st.waiting.fetch_sub(1, Ordering::AcqRel);
+                self.block.wake(&slot.state, 1);
+                left -= 1;
             }
-            match st.counts.compare_exchange_weak(c, c + u64::from(add), Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break add,
-                Err(now) => c = now,
-            }
-        };
-        st.notified.fetch_add(1, Ordering::Release);
-        self.block.wake(&st.notified, added);
+        }
     }
 }
 
 impl<L: SharedLock> fmt::Debug for Condition<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.state().counts.load(Ordering::Relaxed);
-        f.debug_struct("Condition").field("lock", &self.lock).field("waiters", &(c >> 32)).finish()
+        let waiting = self.state().waiting.load(Ordering::Relaxed);
+        f.debug_struct("Condition").field("lock", &self.lock).field("waiting", &waiting).finish()
     }
 }
 
