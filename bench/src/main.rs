@@ -29,6 +29,8 @@
 //!   `pool_startup`: the pool, each with a hand-written floor (see `pool`),
 //!   and procspawn's pool on the same workloads as a peer (Linux only; rows
 //!   under the start method `procspawn`; `--only procspawn` runs them all).
+//! - `lock_contention`, `shared_array_sum`: locks and shared memory, each
+//!   with a floor in one process (see `shared`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -39,6 +41,7 @@ mod big;
 mod peer;
 #[cfg(unix)]
 mod pool;
+mod shared;
 
 use multiproc::process_task;
 #[cfg(unix)]
@@ -386,6 +389,12 @@ fn main() {
     #[cfg(unix)]
     if o.wants("pool_startup") || o.wants("raw_pool_startup") {
         pool::startup(o.quick);
+    }
+    if o.wants("lock_contention") || o.wants("raw_atomic_increment") {
+        shared::lock_contention(o.quick);
+    }
+    if o.wants("shared_array_sum") || o.wants("raw_array_sum") {
+        shared::shared_array_sum(o.quick);
     }
     // The peer runs in a full run, or when named: alone (every workload of
     // it) or beside the workloads wanted.
