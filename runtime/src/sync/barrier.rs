@@ -362,7 +362,7 @@ impl Held<'_> {
     fn set_phase(&self, phase: u32) {
         let s = self.state();
         s.phase.store(phase, Ordering::Release);
-        s.changed.fetch_add(1, Ordering::Release);
+        s.changed.fetch_add(1, Ordering::SeqCst);
         self.barrier.block().wake(&s.changed, u32::MAX);
     }
 

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -130,11 +130,42 @@ impl<S: State> Block<S> {
         h.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes at most `n` sleepers on `word`, after the caller changed it.
+    /// Counts itself among the sleepers, then, if `blocked()` still holds,
+    /// sleeps until `word` changes from what it holds now (until `deadline`,
+    /// at most `cap`). A waker that changes what `blocked` reads with a
+    /// `SeqCst` read-modify-write and then finds no sleeper
+    /// ([`has_sleepers`](Self::has_sleepers)) may skip changing `word` and
+    /// waking: this sleeper's check comes after it in that case.
+    pub(super) fn sleep_while(
+        &self,
+        word: &AtomicU32,
+        deadline: Option<Instant>,
+        cap: Duration,
+        blocked: impl FnOnce() -> bool,
+    ) {
+        let left = deadline.map_or(cap, |d| d.saturating_duration_since(Instant::now()).min(cap));
+        if left.is_zero() {
+            return;
+        }
+        let h = self.header();
+        h.sleepers.fetch_add(1, Ordering::SeqCst);
+        let expected = word.load(Ordering::SeqCst);
+        if blocked() {
+            self.parker.wait(word, expected, Some(left));
+        }
+        h.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether anyone sleeps on the block (see [`sleep_while`](Self::sleep_while)).
+    pub(super) fn has_sleepers(&self) -> bool {
+        self.header().sleepers.load(Ordering::SeqCst) > 0
+    }
+
+    /// Wakes at most `n` sleepers on `word`, after the caller changed it
+    /// with a `SeqCst` read-modify-write: that pairs with the sleeper's
+    /// count-then-check, so either it sees the change or this sees it
+    /// counted.
     pub(super) fn wake(&self, word: &AtomicU32, n: u32) {
-        // Pairs with the sleeper's count-then-check: either it sees the
-        // changed word or this sees it counted.
-        fence(Ordering::SeqCst);
         let sleepers = self.header().sleepers.load(Ordering::SeqCst);
         if sleepers > 0 {
             self.parker.wake(word, n, sleepers);

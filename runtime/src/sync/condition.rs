@@ -295,7 +295,7 @@ impl<L: SharedLock> Condition<L> {
                 .min_by_key(|s| s.arrival.load(Ordering::Relaxed).wrapping_sub(st.arrivals.load(Ordering::Relaxed)));
             let Some(slot) = oldest else { return };
             // A waiter timing out now frees its slot first: pick another.
-            if slot.state.compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if slot.state.compare_exchange(WAITING, NOTIFIED, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
                 st.waiting.fetch_sub(1, Ordering::AcqRel);
                 self.block.wake(&slot.state, 1);
                 left -= 1;

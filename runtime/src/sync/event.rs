@@ -83,7 +83,7 @@ impl Event {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set(&self) {
-        if self.flag().swap(1, Ordering::Release) == 0 {
+        if self.flag().swap(1, Ordering::SeqCst) == 0 {
             self.block.wake(self.flag(), u32::MAX);
         }
     }

@@ -31,7 +31,7 @@ pub(super) struct LockState {
     thread: AtomicU64,
     /// How many times the holder took it (an `RLock`; 1 for a `Lock`).
     count: AtomicU32,
-    /// Bumped by every release: what waiters sleep on.
+    /// Bumped by a release that finds sleepers: what they sleep on.
     released: AtomicU32,
 }
 
@@ -44,7 +44,7 @@ pub(super) enum Taken {
 
 impl LockState {
     fn try_take(&self, me: u64) -> bool {
-        self.owner.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.owner.compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed).is_ok()
     }
 
     /// Whether the calling thread holds it.
@@ -79,7 +79,6 @@ impl LockState {
         }
         let mut slept = Duration::ZERO;
         loop {
-            let released = self.released.load(Ordering::Acquire);
             let holder = self.owner.load(Ordering::Acquire);
             if holder == 0 {
                 if self.try_take(me) {
@@ -103,7 +102,7 @@ impl LockState {
                 return None;
             }
             let start = Instant::now();
-            block.sleep(&self.released, released, deadline, POLL);
+            block.sleep_while(&self.released, deadline, POLL, || self.owner.load(Ordering::SeqCst) != 0);
             slept += start.elapsed();
         }
     }
@@ -120,16 +119,20 @@ impl LockState {
 
     /// Frees the lock whoever holds it.
     pub(super) fn release<S: State>(&self, block: &Block<S>) -> Result<(), ReleaseError> {
-        let holder = self.owner.load(Ordering::Acquire);
-        if holder == 0 {
+        if self.owner.load(Ordering::Relaxed) == 0 {
             return Err(ReleaseError::NotLocked);
         }
         self.thread.store(0, Ordering::Relaxed);
-        self.owner
-            .compare_exchange(holder, 0, Ordering::Release, Ordering::Relaxed)
-            .map_err(|_| ReleaseError::NotLocked)?;
-        self.released.fetch_add(1, Ordering::Release);
-        block.wake(&self.released, 1);
+        // One atomic step frees it. A sleeper counts itself before it looks
+        // at the owner (`sleep_while`), so no sleeper seen means none can
+        // miss this release.
+        if self.owner.swap(0, Ordering::SeqCst) == 0 {
+            return Err(ReleaseError::NotLocked);
+        }
+        if block.has_sleepers() {
+            self.released.fetch_add(1, Ordering::SeqCst);
+            block.wake(&self.released, 1);
+        }
         Ok(())
     }
 

@@ -79,7 +79,7 @@ impl Counter {
             if v >= bound {
                 return Err(ReleaseError::TooManyReleases);
             }
-            match st.value.compare_exchange_weak(v, v + 1, Ordering::Release, Ordering::Relaxed) {
+            match st.value.compare_exchange_weak(v, v + 1, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(now) => v = now,
             }
