@@ -71,6 +71,7 @@ mod queue;
 mod registry;
 mod remote;
 mod report;
+mod shared_memory;
 mod sys;
 mod task;
 mod util;
@@ -217,6 +218,7 @@ pub use process::{
 #[cfg(target_os = "linux")]
 pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError};
 pub use remote::RemoteError;
+pub use shared_memory::{SharedMemory, SharedMemoryError, SharedMemoryView};
 pub use task::{Process, Task};
 
 /// What the macros' generated code uses. Not a public API: no stability
