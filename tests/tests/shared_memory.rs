@@ -211,6 +211,45 @@ fn a_child_writes_through_a_passed_view_and_the_parent_sees_it() {
     }
 }
 
+#[derive(multiproc::Process, serde::Serialize, serde::Deserialize)]
+struct Stamper {
+    memory: SharedMemoryView,
+    stamp: u8,
+}
+
+impl multiproc::Process for Stamper {
+    fn run(&mut self) {
+        self.memory.write_at(0, &[self.stamp]);
+    }
+}
+
+#[test]
+fn a_process_type_gets_a_view_in_a_field() {
+    let owners: Vec<SharedMemory> =
+        [SharedMemory::create(8).ok(), SharedMemory::create_with_random_name(8).ok()].into_iter().flatten().collect();
+    for owner in owners {
+        let child = Builder::process(Stamper { memory: owner.view(), stamp: 0x5a }).start().unwrap();
+        join_within(child, "the stamper");
+        assert_eq!(read(&owner.view(), 0, 1), [0x5a], "{owner:?}");
+    }
+}
+
+#[test]
+fn owners_and_views_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SharedMemory>();
+    send_sync::<SharedMemoryView>();
+    let owner = SharedMemory::create_with_random_name(64).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..4u8 {
+            let owner = &owner;
+            s.spawn(move || owner.write_at(usize::from(i) * 16, &[i + 1; 16]));
+        }
+    });
+    let bytes = read(&owner.view(), 0, 64);
+    assert!(bytes.chunks(16).enumerate().all(|(i, c)| c.iter().all(|&b| usize::from(b) == i + 1)));
+}
+
 #[process_task]
 fn open_and_write(name: String, text: String) -> Result<(), String> {
     let memory = SharedMemory::open(&name).map_err(|e| e.to_string())?;

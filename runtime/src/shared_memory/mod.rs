@@ -1,35 +1,7 @@
 //! Shared memory: Python's `multiprocessing.shared_memory.SharedMemory`,
-//! with who removes a name written in the types.
-//!
-//! [`SharedMemory`] is the owner: it made the memory, and if it has a name
-//! it removes the name when dropped, or when this process is killed (see
-//! below). [`SharedMemoryView`] is everyone else: a view opened by name
-//! or received from a parent, which never removes anything. Python's
-//! trackers had to guess which was which (gh-82300); here an attacher
-//! cannot unlink what it did not create.
-//!
-//! Unnamed memory ([`SharedMemory::create`], Linux and Windows) is the
-//! default and the one to prefer: it has nothing to leak, since the system
-//! frees it with the last process that holds it, however that process
-//! ends. A child gets it as a task argument ([`SharedMemory::view`]).
-//! Named memory ([`SharedMemory::create_named`],
-//! [`create_with_random_name`](SharedMemory::create_with_random_name)) is
-//! for processes that find it by name ([`SharedMemory::open`]).
-//!
-//! On Unix a name outlives every process until it is unlinked. So that a
-//! creator killed with `SIGKILL` leaves nothing under `/dev/shm`, the
-//! first named creation in a process starts a small helper process (this
-//! same binary, started like any child but invisible to
-//! [`active_children`](crate::active_children)) which holds the reading
-//! end of a socket whose other end only the creator has. The creator tells
-//! it each name it creates and each it removes; when the socket reports
-//! end of file (the creator has ended, however it ended) the helper
-//! removes the names still listed, each only if it still names the object
-//! the creator made, and exits. It ignores `SIGINT`, `SIGTERM` and
-//! `SIGHUP`, which a terminal sends the creator's whole group, and says
-//! nothing. If it is killed itself, the next creation starts another and
-//! tells it every live name. On Windows a name goes with its last handle,
-//! so there is nothing to remove and no helper (unlinking does nothing).
+//! with who removes a name written in the types: [`SharedMemory`] owns,
+//! [`SharedMemoryView`] does not. The user's account of names, crashes and
+//! the helper is on [`SharedMemory`]; the helper itself is `tracker`.
 
 mod access;
 mod error;
@@ -101,8 +73,40 @@ impl Segment {
 ///
 /// Other processes reach it through a [`SharedMemoryView`]: passed to a
 /// child as a task argument ([`view`](SharedMemory::view)), or opened by
-/// name ([`SharedMemory::open`]). The owner itself cannot be passed (a
-/// task that takes one does not compile): there is one owner.
+/// name ([`SharedMemory::open`]). A view never removes anything; Python's
+/// trackers had to guess who owned a name (gh-82300). The owner itself
+/// cannot be passed (a task that takes one does not compile): there is
+/// one owner.
+///
+/// # Unnamed and named memory
+///
+/// Unnamed memory ([`SharedMemory::create`], Linux and Windows) is the one
+/// to prefer: it has nothing to leak, since the system frees it with the
+/// last process that holds it, however that process ends. Named memory
+/// ([`create_named`](SharedMemory::create_named),
+/// [`create_with_random_name`](SharedMemory::create_with_random_name)) is
+/// for processes that find it by name.
+///
+/// # Names that outlive a crash
+///
+/// On Unix a name outlives every process until it is unlinked. So that a
+/// creator killed with `SIGKILL` leaves nothing under `/dev/shm`, the
+/// first named creation in a process starts a small helper process (this
+/// same binary, started like a child but not among
+/// [`active_children`](crate::active_children), and running no
+/// [`#[child_init]`](crate::child_init)). It holds one end of a socket
+/// whose other end only the creator has. The creator tells it each name
+/// it creates and each it removes; when the socket reports end of file
+/// (the creator has ended, however it ended), the helper removes the names
+/// still listed, each only if it still names the object the creator made,
+/// and exits. It says nothing, and ignores `SIGINT`, `SIGTERM` and
+/// `SIGHUP`, which a terminal sends the creator's whole group. If it is
+/// killed itself, the next creation starts another and tells it every
+/// live name. Unlinking once every process has the memory open
+/// ([`unlink`](SharedMemory::unlink)) needs no helper at all.
+///
+/// On Windows a name goes with its last handle, so there is nothing to
+/// remove and no helper; `unlink` does nothing there.
 ///
 /// ```
 /// use multiproc::{Builder, SharedMemory, SharedMemoryView, process_task};
@@ -195,7 +199,8 @@ impl SharedMemory {
     /// cannot be one (see there). On Unix the object is readable and
     /// writable by this user only, and the first named creation in this
     /// process starts the helper that removes the names of a killed
-    /// creator (see the [module docs](self)).
+    /// creator (see [names that outlive a
+    /// crash](SharedMemory#names-that-outlive-a-crash)).
     ///
     /// ```
     /// use multiproc::SharedMemory;

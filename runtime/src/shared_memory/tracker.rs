@@ -1,12 +1,12 @@
 //! The helper that removes the names of a creator that ended without
-//! removing them (see the module docs of `shared_memory`): the parent's
-//! side, which starts it and tells it each name, and the helper's, a
-//! registered entry of this crate.
+//! removing them (see `SharedMemory`'s docs): the parent's side, which
+//! starts it and tells it each name, and the helper's, a registered entry
+//! of this crate.
 //!
-//! The creator holds the only writing end of a socket whose reading end
-//! only the helper has (descriptors are close-on-exec, so no other child
-//! gets either), so the helper sees end of file exactly when the creator
-//! has ended, however it ended.
+//! The creator holds the only end of a socket whose other end only the
+//! helper has (descriptors are close-on-exec, so no other child gets
+//! either), so the helper sees end of file exactly when the creator has
+//! ended, however it ended.
 
 use std::collections::BTreeMap;
 use std::io;
