@@ -10,7 +10,6 @@ use multiproc::{
     Builder, Child, Connection, ReadOnly, SharedMemory, SharedMemoryError, SharedMemoryView, WriteOnly, pipe_one_way,
     process_task,
 };
-use multiproc_tests::eventually;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -328,6 +327,8 @@ fn a_pool_task_gets_a_named_view_by_name() {
 
 #[cfg(unix)]
 mod crash {
+    use multiproc_tests::eventually;
+
     use super::*;
 
     /// The entries of `/dev/shm` whose names start with `prefix`.
