@@ -206,8 +206,11 @@ fn run_child(child: &'static Prepared) -> ! {
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         // Set-up first, while the child may not start children yet (as in
         // Python, where the main module's top level runs in the child).
-        for init in registry::CHILD_INITS.iter() {
-            (init.run)();
+        // The crate's shared-memory helper runs none of the program's code.
+        if entry.id != crate::shared_memory::TRACKER_ID {
+            for init in registry::CHILD_INITS.iter() {
+                (init.run)();
+            }
         }
         DISPATCHED.store(true, Ordering::Release);
         (entry.invoke)(&payload)

@@ -72,6 +72,7 @@ mod registry;
 mod remote;
 mod report;
 mod sync;
+mod shared_memory;
 mod sys;
 mod task;
 mod util;
@@ -218,6 +219,7 @@ pub use process::{
 #[cfg(target_os = "linux")]
 pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, SimpleQueue, TaskDoneError};
 pub use remote::RemoteError;
+pub use shared_memory::{SharedMemory, SharedMemoryError, SharedMemoryView};
 pub use sync::{
     Array, Barrier, BoundedSemaphore, BrokenBarrier, Condition, ConditionGuard, Event, Lock, LockGuard, Locked, Owner,
     OwnerDied, Pod, RLock, RLockGuard, RawArray, RawValue, ReleaseError, Semaphore, SemaphoreGuard, SharedLock,

@@ -68,6 +68,9 @@ pub struct Builder<R> {
     progress: Option<crate::progress::Attach>,
     /// How the result is decoded.
     decode: DecodeOutput<R>,
+    /// One of this crate's helpers (see [`Builder::helper`]), not a child
+    /// the user sees.
+    helper: bool,
 }
 
 impl<R> std::fmt::Debug for Builder<R> {
@@ -163,6 +166,7 @@ impl<R: 'static> Builder<R> {
             authkey: None,
             progress: None,
             decode,
+            helper: false,
         }
     }
 
@@ -322,7 +326,7 @@ impl<R: 'static> Builder<R> {
             return Err(Error::NotBootstrapped);
         }
         let me = current_process();
-        if me.daemon() {
+        if me.daemon() && !self.helper {
             return Err(Error::DaemonCannotHaveChildren);
         }
         let entry = self.entry?;
@@ -402,7 +406,9 @@ impl<R: 'static> Builder<R> {
         });
 
         let state = Arc::new(ChildState::new(raw, chan, boot.name, boot.daemon, authkey, output));
-        table::register(Arc::clone(&state));
+        if !self.helper {
+            table::register(Arc::clone(&state));
+        }
         Ok(Child::new(state, self.decode))
     }
 }
@@ -416,6 +422,31 @@ impl Builder<()> {
         kind: &str,
     ) -> Self {
         Self::encoding(Ok(entry), || Payload::new(args), DecodeOutput::new(decode_unit), kind)
+    }
+
+    /// A helper process that runs one of this crate's own entries with
+    /// `args`, named `name`: not daemonic, so it outlives this process
+    /// however this one ends, and startable from a daemonic process; not a
+    /// child the user sees (it takes no number from the `Process-N`
+    /// count, `active_children` leaves it out, and the exit of this
+    /// process does not wait for it).
+    pub(crate) fn helper<A: serde::Serialize + Send + 'static>(entry: &'static TaskEntry, args: A, name: &str) -> Self {
+        let (payload, handles) = wire::handles::collecting(|| Payload::new(args));
+        let mut identity = current_process().identity().to_vec();
+        // Children are numbered from 1: 0 is no user child's.
+        identity.push(0);
+        Builder {
+            entry: Ok(entry),
+            payload: payload.map_err(|err| Error::Encode { task: entry.path, message: err.0 }),
+            handles,
+            name: name.to_owned(),
+            identity,
+            daemon: false,
+            authkey: None,
+            progress: None,
+            decode: DecodeOutput::new(decode_unit),
+            helper: true,
+        }
     }
 
     /// A process that will run `process`'s [`Process::run`].

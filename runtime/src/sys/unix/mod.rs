@@ -7,6 +7,8 @@ use std::os::fd::RawFd;
 
 mod channel;
 mod child;
+/// Named shared memory (`shm_open`), for `crate::shared_memory`.
+pub(crate) mod named_shm;
 mod secure;
 mod shared;
 mod spawn;

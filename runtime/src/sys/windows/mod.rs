@@ -8,6 +8,8 @@
 
 mod channel;
 mod handles;
+/// Named shared memory (named sections), for `crate::shared_memory`.
+pub(crate) mod named_shm;
 pub(crate) mod pipe;
 mod shared;
 mod spawn;
