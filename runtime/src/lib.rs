@@ -71,8 +71,8 @@ mod queue;
 mod registry;
 mod remote;
 mod report;
-mod sync;
 mod shared_memory;
+mod sync;
 mod sys;
 mod task;
 mod util;
@@ -221,9 +221,9 @@ pub use queue::{DEFAULT_RING_SIZE, GetError, JoinableQueue, PutError, Queue, Sim
 pub use remote::RemoteError;
 pub use shared_memory::{SharedMemory, SharedMemoryError, SharedMemoryView};
 pub use sync::{
-    Array, Barrier, BoundedSemaphore, BrokenBarrier, Condition, ConditionGuard, Event, Lock, LockGuard, Locked, Owner,
-    OwnerDied, Pod, RLock, RLockGuard, RawArray, RawValue, ReleaseError, Semaphore, SemaphoreGuard, SharedLock,
-    TryAcquireError, Value,
+    Array, Barrier, BoundedSemaphore, BrokenBarrier, Condition, ConditionGuard, Event, Lock, LockGuard, LockResult,
+    Locked, Owner, OwnerDied, Pod, RLock, RLockGuard, RawArray, RawValue, ReleaseError, Semaphore, SemaphoreGuard,
+    SharedLock, TryAcquireError, Value,
 };
 pub use task::{Process, Task};
 

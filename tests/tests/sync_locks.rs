@@ -58,8 +58,7 @@ fn hold_until_told(lock: Lock, held: Event, go: Event) -> bool {
     held.set();
     assert!(go.wait_timeout(LONG));
     // The parent released it: it is free for us again.
-    let free = lock.try_acquire().is_ok();
-    free
+    lock.try_acquire().is_ok()
 }
 
 #[test]

@@ -122,6 +122,17 @@ impl<G> fmt::Display for OwnerDied<G> {
 
 impl<G> std::error::Error for OwnerDied<G> {}
 
+/// What a blocking acquire returns: the guard, either way; `Err` if the
+/// lock came from a holder that died (as std's `LockResult`).
+///
+/// ```
+/// let v = multiproc::Value::new(0u8)?;
+/// let held: multiproc::LockResult<_> = v.lock();
+/// assert!(held.is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type LockResult<G> = Result<G, OwnerDied<G>>;
+
 /// Why a lock was not acquired by a call that does not wait forever
 /// (`try_acquire`, `acquire_timeout`).
 #[derive(Debug, thiserror::Error)]

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::OwnerDied;
 use super::block::{ALIGN, Block, State};
 use super::condition::SharedLock;
 use super::lock::{RLock, Taken};
+use super::{LockResult, OwnerDied};
 
 #[repr(C)]
 #[derive(Default)]
@@ -239,10 +239,7 @@ impl<T: ?Sized + fmt::Debug, L: SharedLock> fmt::Debug for Locked<'_, T, L> {
 }
 
 /// Takes `lock` and lends `data` under it.
-fn lock_cells<'a, T: Pod, L: SharedLock>(
-    lock: &'a L,
-    cells: &'a Cells<T>,
-) -> Result<Locked<'a, [T], L>, OwnerDied<Locked<'a, [T], L>>> {
+fn lock_cells<'a, T: Pod, L: SharedLock>(lock: &'a L, cells: &'a Cells<T>) -> LockResult<Locked<'a, [T], L>> {
     let taken = lock.take(None);
     // SAFETY: every access to a locked value's data by this API is under
     // its lock, and the lock is held until the guard drops.
@@ -326,7 +323,7 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// assert_eq!(v.get(), [0, 0, 9, 0]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn lock(&self) -> Result<Locked<'_, T, L>, OwnerDied<Locked<'_, T, L>>> {
+    pub fn lock(&self) -> LockResult<Locked<'_, T, L>> {
         fn single<'a, T, L: SharedLock>(g: Locked<'a, [T], L>) -> Locked<'a, T, L> {
             let g = std::mem::ManuallyDrop::new(g);
             // SAFETY: `g` is never dropped (its hold on the lock passes to
@@ -599,7 +596,7 @@ impl<T: Pod, L: SharedLock> Array<T, L> {
     /// assert_eq!(*a.lock().unwrap(), [0, 5, 6]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn lock(&self) -> Result<Locked<'_, [T], L>, OwnerDied<Locked<'_, [T], L>>> {
+    pub fn lock(&self) -> LockResult<Locked<'_, [T], L>> {
         lock_cells(&self.lock, &self.raw.cells)
     }
 
