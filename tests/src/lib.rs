@@ -7,6 +7,17 @@ use std::time::{Duration, Instant};
 #[cfg(unix)]
 pub mod outside;
 
+/// Joins `child` for its result within `within`; kills it and fails the
+/// test, naming it `what`, if it has not ended by then.
+#[track_caller]
+pub fn join_within<R: 'static>(child: multiproc::Child<R>, within: Duration, what: &str) -> R {
+    if child.join_timeout(within).expect("join_timeout").is_none() {
+        let _ = child.kill();
+        panic!("{what} did not finish within {within:?}");
+    }
+    child.join().unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
 /// Polls `cond` until it holds or `within` passes; true if it held.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

@@ -19,13 +19,8 @@ const LONG: Duration = Duration::from_secs(30);
 /// longer than its timeout a wait takes depends on the machine's load.
 const HANG: Duration = Duration::from_secs(30);
 
-/// Joins a child within `LONG`, killing it (and failing) if it hangs.
 fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
-    if child.join_timeout(LONG).unwrap().is_none() {
-        child.kill().unwrap();
-        panic!("{what} did not finish within {LONG:?}");
-    }
-    child.join().unwrap()
+    multiproc_tests::join_within(child, LONG, what)
 }
 
 // ---------------------------------------------------------------- basics

@@ -13,13 +13,8 @@ use multiproc::{
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// Joins a child within `LONG`, killing it (and failing) if it hangs.
 fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
-    if child.join_timeout(LONG).unwrap().is_none() {
-        child.kill().unwrap();
-        panic!("{what} did not finish within {LONG:?}");
-    }
-    child.join().unwrap()
+    multiproc_tests::join_within(child, LONG, what)
 }
 
 /// A name no other test (or run) uses.

@@ -11,13 +11,8 @@ use multiproc_tests::eventually;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Joins a child within `LONG`, killing it (and failing) if it hangs.
 fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
-    if child.join_timeout(LONG).unwrap().is_none() {
-        child.kill().unwrap();
-        panic!("{what} did not finish within {LONG:?}");
-    }
-    child.join().unwrap()
+    multiproc_tests::join_within(child, LONG, what)
 }
 
 /// Kills a child and reaps it.

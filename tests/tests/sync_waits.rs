@@ -11,11 +11,7 @@ use multiproc_tests::eventually;
 const LONG: Duration = Duration::from_secs(60);
 
 fn join_within<R: 'static>(child: Child<R>, what: &str) -> R {
-    if child.join_timeout(LONG).unwrap().is_none() {
-        child.kill().unwrap();
-        panic!("{what} did not finish within {LONG:?}");
-    }
-    child.join().unwrap()
+    multiproc_tests::join_within(child, LONG, what)
 }
 
 // ----------------------------------------------------------------- Event

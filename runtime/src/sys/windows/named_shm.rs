@@ -4,35 +4,22 @@
 //! holding them end. Unlinking is therefore nothing to do here.
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::os::windows::io::OwnedHandle;
 use std::ptr::null;
 
 use windows_sys::Win32::Foundation::{ERROR_ALREADY_EXISTS, GetLastError, INVALID_HANDLE_VALUE};
-use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, FILE_MAP_ALL_ACCESS, MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, MapViewOfFile,
-    OpenFileMappingW, PAGE_READWRITE, UnmapViewOfFile, VirtualQuery,
-};
+use windows_sys::Win32::System::Memory::{CreateFileMappingW, FILE_MAP_ALL_ACCESS, OpenFileMappingW, PAGE_READWRITE};
 
+use super::shared::Region;
 use super::{OsHandle, owned, wide};
 
 /// Whether a name stays behind when every process holding it has ended:
 /// no, a section goes with its last handle.
 pub(crate) const NAMES_OUTLIVE_PROCESSES: bool = false;
 
-/// A mapped named section: its handle and a read-write view of all of it.
+/// A mapped named section: the same mapping as an unnamed [`Region`].
 #[derive(Debug)]
-pub(crate) struct NamedSegment {
-    section: OwnedHandle,
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the view is plain memory; whoever reads or writes it through
-// `ptr` orders those accesses itself (the public type only offers atomic
-// ones without `unsafe`).
-unsafe impl Send for NamedSegment {}
-// SAFETY: as above.
-unsafe impl Sync for NamedSegment {}
+pub(crate) struct NamedSegment(Region);
 
 /// `Local\name`, NUL-terminated.
 fn path(name: &str) -> Vec<u16> {
@@ -79,61 +66,32 @@ impl NamedSegment {
 
     /// Maps the section behind a handle passed by another process.
     pub(crate) fn adopt(handle: OsHandle) -> io::Result<NamedSegment> {
-        match handle {
-            OsHandle::Handle(h) => Self::map(h),
-            OsHandle::Socket(_) => {
-                Err(io::Error::new(io::ErrorKind::InvalidInput, "the handle passed is not shared memory"))
-            }
-        }
+        Region::adopt(handle).map(NamedSegment)
     }
 
     fn map(section: OwnedHandle) -> io::Result<NamedSegment> {
-        // SAFETY: maps the whole section (length 0) at an address the
-        // system picks; a handle of another kind fails here.
-        let view = unsafe { MapViewOfFile(section.as_raw_handle(), FILE_MAP_ALL_ACCESS, 0, 0, 0) };
-        if view.Value.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is valid; VirtualQuery
-        // only writes into it.
-        let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
-        // SAFETY: `view` is a mapped address and `info` is writable.
-        let got = unsafe { VirtualQuery(view.Value, &mut info, std::mem::size_of::<MEMORY_BASIC_INFORMATION>()) };
-        if got == 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: the view was mapped just above and is not used.
-            unsafe { UnmapViewOfFile(view) };
-            return Err(e);
-        }
-        Ok(NamedSegment { section, ptr: view.Value.cast(), len: info.RegionSize })
+        Region::map(section).map(NamedSegment)
     }
 
     /// A duplicate of the section handle, for a child.
     pub(crate) fn duplicate(&self) -> io::Result<OsHandle> {
-        self.section.try_clone().map(OsHandle::Handle)
+        self.0.duplicate()
     }
 
     /// The first byte (page-aligned).
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr
+        self.0.ptr()
     }
 
     /// The size in bytes (whole pages).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     /// What tells this section from a later one of the same name: nothing
     /// is needed here, no helper ever removes a name.
     pub(crate) fn identity(&self) -> io::Result<Option<(u64, u64)>> {
         Ok(None)
-    }
-}
-
-impl Drop for NamedSegment {
-    fn drop(&mut self) {
-        // SAFETY: this view was mapped by `map` and nothing uses it any more.
-        unsafe { UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS { Value: self.ptr.cast() }) };
     }
 }
 

@@ -65,7 +65,8 @@ impl Region {
         }
     }
 
-    fn map(section: OwnedHandle) -> io::Result<Region> {
+    /// Maps the whole of `section`.
+    pub(super) fn map(section: OwnedHandle) -> io::Result<Region> {
         // SAFETY: maps the whole section (length 0) at an address the
         // system picks; a handle of another kind fails here.
         let view = unsafe { MapViewOfFile(section.as_raw_handle(), FILE_MAP_ALL_ACCESS, 0, 0, 0) };
