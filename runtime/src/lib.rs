@@ -223,7 +223,7 @@ pub use shared_memory::{SharedMemory, SharedMemoryError, SharedMemoryView};
 pub use sync::{
     Array, Barrier, BoundedSemaphore, BrokenBarrier, Condition, ConditionGuard, Event, Lock, LockGuard, LockResult,
     Locked, Owner, OwnerDied, Pod, RLock, RLockGuard, RawArray, RawValue, ReleaseError, Semaphore, SemaphoreGuard,
-    SharedLock, TryAcquireError, Value,
+    SharedLock, TryAcquireError, TryLockResult, Value,
 };
 pub use task::{Process, Task};
 

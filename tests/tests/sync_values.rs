@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use multiproc::{Array, Child, Connection, Lock, RawArray, RawValue, Value, pipe, process_task};
+use multiproc::{
+    Array, Barrier, Builder, Child, Connection, Event, Lock, Process, RawArray, RawValue, TryAcquireError, Value, pipe,
+    process_task,
+};
+use serde::{Deserialize, Serialize};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -110,4 +114,60 @@ fn a_shared_value_cannot_be_sent_down_a_pipe() {
     let v = RawValue::new(1u8).unwrap();
     assert!(a.send(&v).is_err(), "a handle travels only as a task's argument");
     drop(b);
+}
+
+#[test]
+fn a_locked_value_or_array_can_be_waited_for_with_a_timeout() {
+    let v = Value::new(0u8).unwrap();
+    let a = Array::<u8>::new(2).unwrap();
+    let (held_v, held_a) = (v.lock().unwrap(), a.lock().unwrap());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(v.lock_timeout(Duration::from_millis(10)), Err(TryAcquireError::WouldBlock)));
+            assert!(matches!(a.lock_timeout(Duration::from_millis(10)), Err(TryAcquireError::WouldBlock)));
+        });
+    });
+    drop((held_v, held_a));
+    assert!(v.lock_timeout(LONG).is_ok() && a.lock_timeout(LONG).is_ok());
+}
+
+/// A process type whose fields are primitives (Python's `Process`
+/// subclass holding a lock and a value).
+#[derive(multiproc::Process, Serialize, Deserialize)]
+struct Adder {
+    lock: Lock,
+    total: RawValue<u64>,
+    start: Barrier,
+    done: Event,
+    times: u64,
+}
+
+impl Process for Adder {
+    fn run(&mut self) {
+        self.start.wait_timeout(LONG).unwrap();
+        for _ in 0..self.times {
+            let _held = self.lock.acquire().unwrap();
+            self.total.set(self.total.get() + 1);
+        }
+        self.done.set();
+    }
+}
+
+#[test]
+fn primitives_can_be_fields_of_a_process_type() {
+    let (lock, total, start) = (Lock::new().unwrap(), RawValue::new(0u64).unwrap(), Barrier::new(2).unwrap());
+    let done: Vec<Event> = (0..2).map(|_| Event::new().unwrap()).collect();
+    let children: Vec<_> = done
+        .iter()
+        .map(|d| {
+            let adder =
+                Adder { lock: lock.clone(), total: total.clone(), start: start.clone(), done: d.clone(), times: 10_000 };
+            Builder::process(adder).start().unwrap()
+        })
+        .collect();
+    for (child, d) in children.into_iter().zip(&done) {
+        join_within(child, "an adder");
+        assert!(d.is_set());
+    }
+    assert_eq!(total.get(), 20_000);
 }

@@ -133,6 +133,19 @@ impl<G> std::error::Error for OwnerDied<G> {}
 /// ```
 pub type LockResult<G> = Result<G, OwnerDied<G>>;
 
+/// What an acquire that may give up returns (`try_acquire`,
+/// `acquire_timeout`, `lock_timeout`), as std's `TryLockResult`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let lock = multiproc::Lock::new()?;
+/// let held: multiproc::TryLockResult<_> = lock.acquire_timeout(Duration::from_secs(1));
+/// assert!(held.is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type TryLockResult<G> = Result<G, TryAcquireError<G>>;
+
 /// Why a lock was not acquired by a call that does not wait forever
 /// (`try_acquire`, `acquire_timeout`).
 #[derive(Debug, thiserror::Error)]

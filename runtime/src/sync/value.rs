@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::block::{ALIGN, Block, State};
 use super::condition::SharedLock;
 use super::lock::{RLock, Taken};
-use super::{LockResult, OwnerDied};
+use super::{LockResult, OwnerDied, TryAcquireError, TryLockResult};
 
 #[repr(C)]
 #[derive(Default)]
@@ -238,17 +239,40 @@ impl<T: ?Sized + fmt::Debug, L: SharedLock> fmt::Debug for Locked<'_, T, L> {
     }
 }
 
-/// Takes `lock` and lends `data` under it.
-fn lock_cells<'a, T: Pod, L: SharedLock>(lock: &'a L, cells: &'a Cells<T>) -> LockResult<Locked<'a, [T], L>> {
-    let taken = lock.take(None);
+/// Takes `lock` (waiting until `deadline`; `None`: forever) and lends
+/// `data` under it.
+fn lock_cells<'a, T: Pod, L: SharedLock>(
+    lock: &'a L,
+    cells: &'a Cells<T>,
+    deadline: Option<Instant>,
+) -> TryLockResult<Locked<'a, [T], L>> {
+    let taken = lock.take(deadline).ok_or(TryAcquireError::WouldBlock)?;
     // SAFETY: every access to a locked value's data by this API is under
     // its lock, and the lock is held until the guard drops.
     let data = unsafe { cells.slice_mut() };
     let guard = Locked { lock, data };
     match taken {
-        Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, guard)),
-        _ => Ok(guard),
+        Taken::FromDead(pid) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, guard))),
+        Taken::Clean => Ok(guard),
     }
+}
+
+/// A wait without a deadline ends only with the lock.
+fn forever<G>(r: Result<G, TryAcquireError<G>>) -> LockResult<G> {
+    match r {
+        Ok(g) => Ok(g),
+        Err(TryAcquireError::OwnerDied(d)) => Err(d),
+        Err(TryAcquireError::WouldBlock) => unreachable!("a wait without a deadline returned without the lock"),
+    }
+}
+
+/// One element's guard from the guard of a slice of one.
+fn single<'a, T, L: SharedLock>(g: Locked<'a, [T], L>) -> Locked<'a, T, L> {
+    let g = std::mem::ManuallyDrop::new(g);
+    // SAFETY: `g` is never dropped (its hold on the lock passes to the new
+    // guard), so each field is moved out exactly once.
+    let (lock, data) = unsafe { (std::ptr::read(&g.lock), std::ptr::read(&g.data)) };
+    Locked { lock, data: &mut data[0] }
 }
 
 impl<T: Pod, L: SharedLock> Value<T, L> {
@@ -324,16 +348,27 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<Locked<'_, T, L>> {
-        fn single<'a, T, L: SharedLock>(g: Locked<'a, [T], L>) -> Locked<'a, T, L> {
-            let g = std::mem::ManuallyDrop::new(g);
-            // SAFETY: `g` is never dropped (its hold on the lock passes to
-            // the new guard), so each field is moved out exactly once.
-            let (lock, data) = unsafe { (std::ptr::read(&g.lock), std::ptr::read(&g.data)) };
-            Locked { lock, data: &mut data[0] }
-        }
-        match lock_cells(&self.lock, &self.raw.cells) {
+        forever(self.lock_until(None))
+    }
+
+    /// As [`lock`](Value::lock), waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let v = multiproc::Value::new(0u8)?;
+    /// let _held = v.lock_timeout(Duration::from_secs(1)).unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<Locked<'_, T, L>> {
+        self.lock_until(Instant::now().checked_add(timeout))
+    }
+
+    fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<Locked<'_, T, L>> {
+        match lock_cells(&self.lock, &self.raw.cells, deadline) {
             Ok(g) => Ok(single(g)),
-            Err(d) => Err(d.map(single)),
+            Err(TryAcquireError::OwnerDied(d)) => Err(TryAcquireError::OwnerDied(d.map(single))),
+            Err(TryAcquireError::WouldBlock) => Err(TryAcquireError::WouldBlock),
         }
     }
 
@@ -597,7 +632,24 @@ impl<T: Pod, L: SharedLock> Array<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<Locked<'_, [T], L>> {
-        lock_cells(&self.lock, &self.raw.cells)
+        forever(lock_cells(&self.lock, &self.raw.cells, None))
+    }
+
+    /// As [`lock`](Array::lock), waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let a = multiproc::Array::<u8>::new(2)?;
+    /// let held = a.lock().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(a.lock_timeout(Duration::from_millis(10)).is_err()));
+    /// });
+    /// # drop(held);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<Locked<'_, [T], L>> {
+        lock_cells(&self.lock, &self.raw.cells, Instant::now().checked_add(timeout))
     }
 
     /// The lock (Python's `get_lock()`).
