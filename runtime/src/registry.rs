@@ -124,6 +124,12 @@ impl<'r> Incoming<'r> {
     pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         wire::handles::decode_payload(|| wire::decode_rest(&self.stream))
     }
+
+    /// As [`decode`](Self::decode), keeping the handles it leaves unclaimed
+    /// for a payload carried inside this one.
+    pub(crate) fn decode_keeping<T: DeserializeOwned>(&self) -> (Result<T, DecodeError>, wire::handles::Unclaimed) {
+        wire::handles::decode_payload_keeping(|| wire::decode_rest(&self.stream))
+    }
 }
 
 /// A value with its measured encoding length, to be encoded straight into

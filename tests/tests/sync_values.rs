@@ -160,8 +160,13 @@ fn primitives_can_be_fields_of_a_process_type() {
     let children: Vec<_> = done
         .iter()
         .map(|d| {
-            let adder =
-                Adder { lock: lock.clone(), total: total.clone(), start: start.clone(), done: d.clone(), times: 10_000 };
+            let adder = Adder {
+                lock: lock.clone(),
+                total: total.clone(),
+                start: start.clone(),
+                done: d.clone(),
+                times: 10_000,
+            };
             Builder::process(adder).start().unwrap()
         })
         .collect();
@@ -170,4 +175,39 @@ fn primitives_can_be_fields_of_a_process_type() {
         assert!(d.is_set());
     }
     assert_eq!(total.get(), 20_000);
+}
+
+/// The pool's initializer keeps the primitives it was given for the
+/// worker's tasks (Python's `Pool(initializer=init, initargs=(lock, v))`).
+#[process_task]
+fn keep_shared(lock: Lock, total: RawValue<u64>) {
+    multiproc::pool::set_worker_state((lock, total));
+}
+
+#[process_task]
+fn add_under_the_workers_lock(n: u64) -> u64 {
+    multiproc::pool::with_worker_state(|(lock, total): &mut (Lock, RawValue<u64>)| {
+        let _held = lock.acquire().unwrap();
+        total.set(total.get() + n);
+        n
+    })
+    .unwrap()
+}
+
+#[test]
+fn primitives_reach_pool_workers_through_the_initializer_replacements_too() {
+    let (lock, total) = (Lock::new().unwrap(), RawValue::new(0u64).unwrap());
+    let pool = multiproc::pool::Pool::builder()
+        .processes(2)
+        .initializer(keep_shared, (lock.clone(), total.clone()))
+        // Each worker is replaced after 5 tasks: the replacements get them too.
+        .max_tasks_per_child(5)
+        .build()
+        .unwrap();
+    let got = pool.map(add_under_the_workers_lock, 1..=100u64).unwrap();
+    assert_eq!(got.iter().sum::<u64>(), 5050);
+    assert_eq!(total.get(), 5050);
+    assert!(!lock.locked());
+    pool.close();
+    pool.join().unwrap();
 }

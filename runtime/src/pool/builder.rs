@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use super::driver::{self, Config, Shared};
 
+use super::worker::InitArgs;
 use super::{DecodeErased, Pool, encode_failure, function, table_index};
 use crate::args::IntoArgs;
 use crate::error::Error;
 use crate::task::Task;
+use crate::wire::handles;
 
 /// How a pool is made: Python's `Pool(processes, initializer, initargs,
 /// maxtasksperchild)`, and an exit hook.
@@ -31,7 +33,7 @@ use crate::task::Task;
 #[must_use = "a pool builder does nothing until `build` is called"]
 pub struct PoolBuilder {
     pub(super) processes: Option<usize>,
-    pub(super) init: Option<Result<(u32, Vec<u8>), Error>>,
+    pub(super) init: Option<Result<(u32, InitArgs), Error>>,
     pub(super) exit_hook: Option<Result<(u32, DecodeErased), Error>>,
     pub(super) max_tasks: Option<u64>,
     pub(super) bars: Option<crate::progress::Attach>,
@@ -100,11 +102,14 @@ impl PoolBuilder {
         self.init = Some(function(&task).and_then(|(entry, f)| {
             // Encoded as a child's arguments are: the worker runs the
             // initializer through the function's bootstrap entry point.
+            // They are encoded again for each worker, as it starts, so
+            // that handles among them (a lock, a shared value) reach it;
+            // measuring them here (with handles duplicated, then closed)
+            // reports an argument that cannot be encoded at once.
             let failed = |e| encode_failure(entry, e).to_error();
-            let payload = (f.measure)(Box::new(args)).map_err(failed)?;
-            let mut bytes = Vec::new();
-            payload.part().0.write(&mut bytes).map_err(failed)?;
-            Ok((table_index(entry), bytes))
+            let (payload, _checked) = handles::collecting(|| (f.measure)(Box::new(args)));
+            let payload = payload.map_err(failed)?;
+            Ok((table_index(entry), InitArgs::Value(Arc::new(Mutex::new(payload)))))
         }));
         self
     }

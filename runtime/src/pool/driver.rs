@@ -18,8 +18,8 @@ use crate::process::Child;
 #[derive(Debug)]
 pub(super) struct Config {
     pub(super) processes: usize,
-    /// The initializer's table index and encoded arguments.
-    pub(super) init: Option<(u32, Vec<u8>)>,
+    /// The initializer's table index and arguments.
+    pub(super) init: Option<(u32, super::worker::InitArgs)>,
     pub(super) exit_hook: Option<u32>,
     pub(super) max_tasks: Option<u64>,
     /// Where each worker's bar is drawn, fed by its tasks' progress calls.

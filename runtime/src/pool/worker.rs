@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::panic::{self, AssertUnwindSafe};
 
-use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::batch::BatchRun;
 use super::message::{DONE, EXIT, INIT_FAILED, RUN, Reader, STOP, Status, Writer};
@@ -16,6 +18,7 @@ use crate::pipe::{Connection, Inbox, ReadOnly, WriteOnly};
 use crate::registry::{Incoming, Invoked, Payload, TASKS, TaskEntry};
 use crate::report::{self, ChildReports};
 use crate::sys::SharedWord;
+use crate::wire::handles::Unclaimed;
 use crate::wire::{Source, Stream};
 
 /// The worker's entry in the dispatch table.
@@ -33,11 +36,41 @@ pub(super) static WORKER: TaskEntry = TaskEntry {
 /// sends.
 pub(super) type WorkerEnds = (Connection<(), ReadOnly>, Connection<(), WriteOnly>);
 
+/// The initializer's arguments. In the parent, the value itself, encoded
+/// afresh for each worker while its start collects handles, so that a
+/// lock, an event or a shared value among them reaches every worker,
+/// replacements too; in the worker, those bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum InitArgs {
+    Value(Arc<Mutex<Payload>>),
+    Bytes(Vec<u8>),
+}
+
+impl Serialize for InitArgs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InitArgs::Value(payload) => {
+                let mut bytes = Vec::new();
+                let payload = payload.lock().unwrap_or_else(PoisonError::into_inner);
+                payload.part().0.write(&mut bytes).map_err(serde::ser::Error::custom)?;
+                bytes.serialize(serializer)
+            }
+            InitArgs::Bytes(bytes) => bytes.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitArgs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(InitArgs::Bytes)
+    }
+}
+
 /// What a worker is started with, besides its link.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct WorkerSpec {
-    /// The initializer's table index and encoded arguments.
-    pub(super) init: Option<(u32, Vec<u8>)>,
+    /// The initializer's table index and arguments.
+    pub(super) init: Option<(u32, InitArgs)>,
     /// The exit hook's table index.
     pub(super) exit_hook: Option<u32>,
     /// Where the worker says which task it runs (Linux).
@@ -45,7 +78,9 @@ pub(super) struct WorkerSpec {
 }
 
 fn run_worker(input: &Incoming<'_>) -> Invoked {
-    let ((rx, tx), spec) = match input.decode::<(WorkerEnds, WorkerSpec)>() {
+    // The initializer's arguments may hold handles: they stay open for it.
+    let (decoded, unclaimed) = input.decode_keeping::<(WorkerEnds, WorkerSpec)>();
+    let ((rx, tx), spec) = match decoded {
         Ok(v) => v,
         Err(e) => return Invoked::BadArguments(e),
     };
@@ -57,8 +92,8 @@ fn run_worker(input: &Incoming<'_>) -> Invoked {
     let word = spec.word.and_then(|file| SharedWord::adopt(file.into_inner()).ok());
     let done = || Invoked::Returned { value: Payload::new(()).expect("() encodes"), failure: None };
 
-    if let Some((entry, args)) = &spec.init
-        && let Err(failure) = run_initializer(*entry, args)
+    if let Some((entry, InitArgs::Bytes(args))) = &spec.init
+        && let Err(failure) = run_initializer(*entry, args, unclaimed)
     {
         let mut w = Writer::new(INIT_FAILED);
         w.0.extend_from_slice(failure.as_bytes());
@@ -167,8 +202,9 @@ fn run_one(index: u32) -> (Status, Vec<u8>) {
 /// Runs the initializer, the table's entry `index`, on `args`, through its
 /// bootstrap entry point (which tells a returned `Err` apart from a value);
 /// why it failed, if it did.
-fn run_initializer(index: u32, args: &[u8]) -> Result<(), String> {
+fn run_initializer(index: u32, args: &[u8], handles: Unclaimed) -> Result<(), String> {
     let entry = TASKS.get(index as usize).ok_or_else(|| format!("no task at index {index} of the dispatch table"))?;
+    handles.reinstall();
     let source: Box<dyn Source + Send + '_> = Box::new(args);
     let incoming = Incoming::new(Stream::new(source, args.len() as u64));
     match panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&incoming))) {

@@ -32,7 +32,7 @@ use crate::error::DecodeError;
 use crate::sys::OsHandle;
 
 /// Why a handle could not be shared or claimed.
-pub(crate) const NOT_SHARING: &str = "an OS handle can only be shared with a child process as an argument of `Builder::new`, `Builder::process` or `spawn`";
+pub(crate) const NOT_SHARING: &str = "an OS handle can only be shared with a child process as an argument of `Builder::new`, `Builder::process`, `spawn` or a pool's initializer";
 
 /// What a share does while a payload is encoded.
 enum Collector {
@@ -124,6 +124,28 @@ pub(crate) fn claim(index: u32) -> Result<OsHandle, String> {
             Some(slot) => slot.take().ok_or_else(|| format!("handle {index} was already taken")),
         }
     })
+}
+
+/// The inherited handles a decode left unclaimed, kept for a payload
+/// inside the payload (a pool worker's initializer arguments).
+#[derive(Debug, Default)]
+pub(crate) struct Unclaimed(Option<Vec<Option<OsHandle>>>);
+
+impl Unclaimed {
+    /// Makes them the inherited handles again, for the inner payload's
+    /// decode (which closes what it leaves in turn).
+    pub(crate) fn reinstall(self) {
+        INHERITED.with(|t| *t.borrow_mut() = self.0);
+    }
+}
+
+/// As [`decode_payload`], but the handles the decode leaves unclaimed are
+/// handed back instead of closed.
+pub(crate) fn decode_payload_keeping<T: DeserializeOwned>(
+    decode: impl FnOnce() -> Result<T, DecodeError>,
+) -> (Result<T, DecodeError>, Unclaimed) {
+    let result = decode();
+    (result, Unclaimed(INHERITED.with(|t| t.borrow_mut().take())))
 }
 
 /// Decodes a task's payload with the inherited handles available, then
