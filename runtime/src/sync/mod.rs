@@ -31,20 +31,24 @@
 use std::fmt;
 use std::time::Duration;
 
+mod array;
 mod barrier;
 mod block;
 mod condition;
 mod event;
+mod holder;
 mod lock;
 mod semaphore;
 mod value;
 
+pub use array::{Array, RawArray};
 pub use barrier::{Barrier, BrokenBarrier};
 pub use condition::{Condition, ConditionGuard, SharedLock};
 pub use event::Event;
-pub use lock::{Lock, LockGuard, Owner, RLock, RLockGuard};
+pub use holder::Owner;
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
-pub use value::{Array, Locked, Pod, RawArray, RawValue, Value};
+pub use value::{Locked, Pod, RawValue, Value};
 
 /// How long a waiter sleeps before it checks again whether the process it
 /// waits on (a lock's holder, a barrier's parties) is still alive: a death
