@@ -320,7 +320,7 @@ fn a_pool_task_gets_a_named_view_by_name() {
 
 // ---------------------------------------------------------------- crash safety
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 mod crash {
     use multiproc_tests::eventually;
 
