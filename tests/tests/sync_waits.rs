@@ -105,6 +105,36 @@ fn a_notification_goes_to_a_waiter_that_was_there_not_to_the_notifier_waiting_ne
 }
 
 #[process_task]
+fn wait_then_be_killed(cond: Condition, waiting: Value<u32>) {
+    let mut guard = cond.acquire().unwrap();
+    waiting.set(1);
+    let _ = guard.wait_timeout(LONG * 10);
+}
+
+#[test]
+fn a_notification_skips_a_waiter_that_was_killed_while_waiting() {
+    let cond = Condition::new().unwrap();
+    let waiting = Value::new(0u32).unwrap();
+    let doomed = multiproc::spawn(wait_then_be_killed, (cond.clone(), waiting.clone())).unwrap();
+    // Its wait began once the flag is set and the lock is free again.
+    assert!(eventually(LONG, || waiting.get() == 1));
+    drop(cond.acquire().unwrap());
+    doomed.kill().unwrap();
+    assert!(doomed.join_timeout(LONG).unwrap().is_some());
+    std::thread::scope(|s| {
+        let live = s.spawn(|| {
+            let mut guard = cond.acquire().unwrap();
+            waiting.set(2);
+            guard.wait_timeout(LONG).unwrap()
+        });
+        assert!(eventually(LONG, || waiting.get() == 2));
+        // The dead waiter came first; the notification is the live one's.
+        cond.acquire().unwrap().notify_one();
+        assert!(live.join().unwrap(), "the live waiter was never notified");
+    });
+}
+
+#[process_task]
 fn count_to(cond: Condition, n: Value<u32>, to: u32) {
     for _ in 0..to {
         let guard = cond.acquire().unwrap();

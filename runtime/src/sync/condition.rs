@@ -5,11 +5,13 @@
 //! notification goes to a waiter that was there when it was made — never
 //! to one that came later, nor to the notifier itself when it waits next —
 //! and a waiter that times out frees its slot in one atomic step, using up
-//! nothing.
+//! nothing. A slot also names its waiter's process, so that a notify
+//! passes over a waiter that was killed while it waited.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -17,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::block::{Block, State};
 use super::lock::{Lock, LockState, RLock, Taken};
 use super::{OwnerDied, POLL, TryAcquireError};
+use crate::sys::imp::{process_alive, process_token};
 
 /// How many processes' and threads' waits one condition tracks at once;
 /// a waiter past that polls until a slot frees.
@@ -32,6 +35,8 @@ struct Slot {
     state: AtomicU32,
     /// The waiter's arrival number: the oldest are notified first.
     arrival: AtomicU32,
+    /// The waiter's process token, to pass over a waiter that was killed.
+    token: AtomicU64,
 }
 
 #[repr(C)]
@@ -240,6 +245,7 @@ impl<L: SharedLock> Condition<L> {
         let arrival = st.arrivals.fetch_add(1, Ordering::Relaxed);
         let (i, slot) = st.slots.iter().enumerate().find(|(_, s)| s.state.load(Ordering::Acquire) == FREE)?;
         slot.arrival.store(arrival, Ordering::Relaxed);
+        slot.token.store(process_token(), Ordering::Relaxed);
         st.used.fetch_max(i as u32 + 1, Ordering::AcqRel);
         st.waiting.fetch_add(1, Ordering::AcqRel);
         slot.state.store(WAITING, Ordering::Release);
@@ -294,6 +300,14 @@ impl<L: SharedLock> Condition<L> {
                 .filter(|s| s.state.load(Ordering::Acquire) == WAITING)
                 .min_by_key(|s| s.arrival.load(Ordering::Relaxed).wrapping_sub(st.arrivals.load(Ordering::Relaxed)));
             let Some(slot) = oldest else { return };
+            // A waiter killed while waiting would take the notification
+            // with it: free its slot and pick another.
+            if !waiter_alive(slot.token.load(Ordering::Relaxed)) {
+                if slot.state.compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    st.waiting.fetch_sub(1, Ordering::AcqRel);
+                }
+                continue;
+            }
             // A waiter timing out now frees its slot first: pick another.
             if slot.state.compare_exchange(WAITING, NOTIFIED, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
                 st.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -302,6 +316,33 @@ impl<L: SharedLock> Condition<L> {
             }
         }
     }
+}
+
+/// Whether the process behind a waiter's token lives. This process's own
+/// waiters do; another's are asked about at most once per [`POLL`] from
+/// each notifying thread, so a notify costs a look at `/proc` (or a process
+/// handle) rarely, not every time.
+fn waiter_alive(token: u64) -> bool {
+    if token == process_token() {
+        return true;
+    }
+    thread_local! {
+        /// Processes seen alive lately, and when.
+        static SEEN: RefCell<Vec<(u64, Instant)>> = const { RefCell::new(Vec::new()) };
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        let now = Instant::now();
+        seen.retain(|&(_, at)| now.duration_since(at) < POLL);
+        if seen.iter().any(|&(t, _)| t == token) {
+            return true;
+        }
+        let alive = process_alive(token);
+        if alive && seen.len() < SLOTS {
+            seen.push((token, now));
+        }
+        alive
+    })
 }
 
 impl<L: SharedLock> fmt::Debug for Condition<L> {
