@@ -120,14 +120,7 @@ impl<S: State> Block<S> {
     /// Sleeps while `*word == expected`, until `deadline` and at most
     /// `cap`; it may return early, and the caller re-checks.
     pub(super) fn sleep(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>, cap: Duration) {
-        let left = deadline.map_or(cap, |d| d.saturating_duration_since(Instant::now()).min(cap));
-        if left.is_zero() {
-            return;
-        }
-        let h = self.header();
-        h.sleepers.fetch_add(1, Ordering::SeqCst);
-        self.parker.wait(word, expected, Some(left));
-        h.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.sleep_while(word, deadline, cap, || word.load(Ordering::SeqCst) == expected);
     }
 
     /// Counts itself among the sleepers, then, if `blocked()` still holds,
