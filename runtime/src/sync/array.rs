@@ -3,14 +3,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::condition::SharedLock;
+use super::holder::forever;
 use super::lock::RLock;
-use super::value::{Cells, Locked, Pod, forever, lock_cells, locked_impls, raw_impls};
-use super::{LockResult, TryLockResult};
+use super::value::{Cells, Locked, Pod, lock_cells, locked_impls, raw_impls};
+use super::{LockResult, TryLockResult, deadline_after};
 
 /// `len` elements of `T` in shared memory, without a lock (Python's
 /// `RawArray`), zero-filled when made.
@@ -249,7 +250,7 @@ impl<T: Pod, L: SharedLock> Array<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<Locked<'_, [T], L>> {
-        forever(lock_cells(&self.lock, &self.raw.cells, None))
+        forever(lock_cells(&self.lock, &self.raw.cells, None, |all| all))
     }
 
     /// As [`lock`](Array::lock), waiting at most `timeout`.
@@ -266,7 +267,7 @@ impl<T: Pod, L: SharedLock> Array<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<Locked<'_, [T], L>> {
-        lock_cells(&self.lock, &self.raw.cells, Instant::now().checked_add(timeout))
+        lock_cells(&self.lock, &self.raw.cells, deadline_after(timeout), |all| all)
     }
 
     /// The lock (Python's `get_lock()`).

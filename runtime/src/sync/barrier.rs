@@ -247,7 +247,7 @@ impl Barrier {
     /// ```
     pub fn wait(&self) -> Result<u32, BrokenBarrier> {
         let t = self.state().timeout.load(Ordering::Relaxed);
-        let deadline = if t == u64::MAX { None } else { Instant::now().checked_add(Duration::from_nanos(t)) };
+        let deadline = if t == u64::MAX { None } else { super::deadline_after(Duration::from_nanos(t)) };
         self.wait_until(deadline)
     }
 
@@ -262,7 +262,7 @@ impl Barrier {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BrokenBarrier> {
-        self.wait_until(Instant::now().checked_add(timeout))
+        self.wait_until(super::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, BrokenBarrier> {

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::block::{Block, State};
+use super::holder::{forever, outcome};
 use super::lock::{Lock, LockState, RLock, Taken};
-use super::{OwnerDied, POLL, TryAcquireError};
+use super::{OwnerDied, POLL, TryAcquireError, deadline_after};
 use crate::sys::imp::{process_alive, process_token};
 
 /// How many processes' and threads' waits one condition tracks at once;
@@ -208,10 +209,7 @@ impl<L: SharedLock> Condition<L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<ConditionGuard<'_, L>, OwnerDied<ConditionGuard<'_, L>>> {
-        match self.lock.take(None) {
-            Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, self.guard())),
-            _ => Ok(self.guard()),
-        }
+        forever(outcome(self.lock.take(None), || self.guard()))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -227,12 +225,7 @@ impl<L: SharedLock> Condition<L> {
         &self,
         timeout: Duration,
     ) -> Result<ConditionGuard<'_, L>, TryAcquireError<ConditionGuard<'_, L>>> {
-        let deadline = Instant::now().checked_add(timeout);
-        match self.lock.take(deadline) {
-            None => Err(TryAcquireError::WouldBlock),
-            Some(Taken::Clean) => Ok(self.guard()),
-            Some(Taken::FromDead(pid)) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, self.guard()))),
-        }
+        outcome(self.lock.take(deadline_after(timeout)), || self.guard())
     }
 
     fn state(&self) -> &CondState {
@@ -400,7 +393,7 @@ impl<L: SharedLock> ConditionGuard<'_, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool, OwnerDied> {
-        match self.cond.wait_until(Instant::now().checked_add(timeout)) {
+        match self.cond.wait_until(deadline_after(timeout)) {
             (_, Some(pid)) => Err(OwnerDied::new(pid, ())),
             (notified, None) => Ok(notified),
         }
@@ -434,7 +427,7 @@ impl<L: SharedLock> ConditionGuard<'_, L> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_for_timeout(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<bool, OwnerDied> {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = deadline_after(timeout);
         loop {
             if ready() {
                 return Ok(true);

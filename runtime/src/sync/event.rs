@@ -125,7 +125,7 @@ impl Event {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now().checked_add(timeout))
+        self.wait_until(super::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {

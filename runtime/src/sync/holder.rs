@@ -9,9 +9,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::POLL;
-use super::ReleaseError;
 use super::block::{Block, State, thread_number};
+use super::{LockResult, OwnerDied, POLL, ReleaseError, TryAcquireError, TryLockResult};
 use crate::sys::imp::{process_alive, process_token, token_pid};
 
 /// How many times a contended acquire re-checks before it sleeps.
@@ -37,6 +36,26 @@ pub(super) enum Taken {
     Clean,
     /// From this dead process.
     FromDead(u32),
+}
+
+/// What an acquire that may give up returns, from how it went (`None`: not
+/// taken by the deadline); the guard is made only if the lock was taken,
+/// as dropping one releases it.
+pub(super) fn outcome<G>(taken: Option<Taken>, guard: impl FnOnce() -> G) -> TryLockResult<G> {
+    match taken {
+        None => Err(TryAcquireError::WouldBlock),
+        Some(Taken::Clean) => Ok(guard()),
+        Some(Taken::FromDead(pid)) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, guard()))),
+    }
+}
+
+/// What an acquire without a deadline returns: it ends only with the lock.
+pub(super) fn forever<G>(r: TryLockResult<G>) -> LockResult<G> {
+    match r {
+        Ok(g) => Ok(g),
+        Err(TryAcquireError::OwnerDied(d)) => Err(d),
+        Err(TryAcquireError::WouldBlock) => unreachable!("a wait without a deadline returned without the lock"),
+    }
 }
 
 impl LockState {

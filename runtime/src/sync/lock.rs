@@ -9,23 +9,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::block::Block;
-use super::holder::Owner;
 pub(super) use super::holder::{LockState, RLockState, Taken};
-use super::{OwnerDied, ReleaseError, TryAcquireError};
-
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Some(Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40)))
-}
-
-macro_rules! acquire_result {
-    ($taken:expr, $guard:expr) => {
-        match $taken {
-            None => Err(TryAcquireError::WouldBlock),
-            Some(Taken::Clean) => Ok($guard),
-            Some(Taken::FromDead(pid)) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, $guard))),
-        }
-    };
-}
+use super::holder::{Owner, forever, outcome};
+use super::{OwnerDied, ReleaseError, TryAcquireError, deadline_after};
 
 /// A lock shared between processes (Python's `multiprocessing.Lock`).
 /// Not recursive: a second acquire waits, even by the holder. Any thread
@@ -87,10 +73,7 @@ impl Lock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_>, OwnerDied<LockGuard<'_>>> {
-        match self.state().acquire(&self.block, None) {
-            Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, self.guard())),
-            _ => Ok(self.guard()),
-        }
+        forever(outcome(self.state().acquire(&self.block, None), || self.guard()))
     }
 
     /// Takes the lock if it is free; never waits (Python's
@@ -106,7 +89,7 @@ impl Lock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Result<LockGuard<'_>, TryAcquireError<LockGuard<'_>>> {
-        acquire_result!(self.state().acquire(&self.block, Some(Instant::now())), self.guard())
+        outcome(self.state().acquire(&self.block, Some(Instant::now())), || self.guard())
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -120,7 +103,7 @@ impl Lock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, TryAcquireError<LockGuard<'_>>> {
-        acquire_result!(self.state().acquire(&self.block, deadline(timeout)), self.guard())
+        outcome(self.state().acquire(&self.block, deadline_after(timeout)), || self.guard())
     }
 
     fn guard(&self) -> LockGuard<'_> {
@@ -270,10 +253,7 @@ impl RLock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<RLockGuard<'_>, OwnerDied<RLockGuard<'_>>> {
-        match self.take_for(None) {
-            Some(Taken::FromDead(pid)) => Err(OwnerDied::new(pid, self.guard())),
-            _ => Ok(self.guard()),
-        }
+        forever(outcome(self.take_for(None), || self.guard()))
     }
 
     /// Takes the lock if it is free or already the calling thread's; never
@@ -287,7 +267,7 @@ impl RLock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Result<RLockGuard<'_>, TryAcquireError<RLockGuard<'_>>> {
-        acquire_result!(self.take_for(Some(Instant::now())), self.guard())
+        outcome(self.take_for(Some(Instant::now())), || self.guard())
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -300,7 +280,7 @@ impl RLock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>, TryAcquireError<RLockGuard<'_>>> {
-        acquire_result!(self.take_for(deadline(timeout)), self.guard())
+        outcome(self.take_for(deadline_after(timeout)), || self.guard())
     }
 
     fn guard(&self) -> RLockGuard<'_> {

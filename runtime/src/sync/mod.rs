@@ -29,7 +29,7 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod array;
 mod barrier;
@@ -54,6 +54,12 @@ pub use value::{Locked, Pod, RawValue, Value};
 /// waits on (a lock's holder, a barrier's parties) is still alive: a death
 /// is reported within about this long.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The deadline `timeout` from now; `None` (no deadline) for a timeout
+/// too long to have one.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
 
 /// A lock was acquired, but its previous holder, process `pid`, died
 /// holding it: whatever it protected may be half-updated. The lock is
@@ -96,11 +102,6 @@ impl<G> OwnerDied<G> {
     /// ```
     pub fn into_guard(self) -> G {
         self.guard
-    }
-
-    /// Swaps the guard for another value.
-    pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> OwnerDied<H> {
-        OwnerDied { pid: self.pid, guard: f(self.guard) }
     }
 }
 

@@ -150,7 +150,7 @@ macro_rules! semaphore {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-                let deadline = Instant::now().checked_add(timeout);
+                let deadline = super::deadline_after(timeout);
                 self.counter().take(deadline).then(|| self.guard())
             }
 

@@ -15,8 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::block::{ALIGN, Block, State};
 use super::condition::SharedLock;
-use super::lock::{RLock, Taken};
-use super::{LockResult, OwnerDied, TryAcquireError, TryLockResult};
+use super::holder::{forever, outcome};
+use super::lock::RLock;
+use super::{LockResult, OwnerDied, TryLockResult, deadline_after};
 
 #[repr(C)]
 #[derive(Default)]
@@ -252,39 +253,19 @@ impl<T: ?Sized + fmt::Debug, L: SharedLock> fmt::Debug for Locked<'_, T, L> {
 }
 
 /// Takes `lock` (waiting until `deadline`; `None`: forever) and lends
-/// `data` under it.
-pub(super) fn lock_cells<'a, T: Pod, L: SharedLock>(
+/// the part of `cells` that `part` picks under it.
+pub(super) fn lock_cells<'a, T: Pod, D: ?Sized, L: SharedLock>(
     lock: &'a L,
     cells: &'a Cells<T>,
     deadline: Option<Instant>,
-) -> TryLockResult<Locked<'a, [T], L>> {
-    let taken = lock.take(deadline).ok_or(TryAcquireError::WouldBlock)?;
-    // SAFETY: every access to a locked value's data by this API is under
-    // its lock, and the lock is held until the guard drops.
-    let data = unsafe { cells.slice_mut() };
-    let guard = Locked { lock, data };
-    match taken {
-        Taken::FromDead(pid) => Err(TryAcquireError::OwnerDied(OwnerDied::new(pid, guard))),
-        Taken::Clean => Ok(guard),
-    }
-}
-
-/// A wait without a deadline ends only with the lock.
-pub(super) fn forever<G>(r: Result<G, TryAcquireError<G>>) -> LockResult<G> {
-    match r {
-        Ok(g) => Ok(g),
-        Err(TryAcquireError::OwnerDied(d)) => Err(d),
-        Err(TryAcquireError::WouldBlock) => unreachable!("a wait without a deadline returned without the lock"),
-    }
-}
-
-/// One element's guard from the guard of a slice of one.
-fn single<'a, T, L: SharedLock>(g: Locked<'a, [T], L>) -> Locked<'a, T, L> {
-    let g = std::mem::ManuallyDrop::new(g);
-    // SAFETY: `g` is never dropped (its hold on the lock passes to the new
-    // guard), so each field is moved out exactly once.
-    let (lock, data) = unsafe { (std::ptr::read(&g.lock), std::ptr::read(&g.data)) };
-    Locked { lock, data: &mut data[0] }
+    part: impl FnOnce(&'a mut [T]) -> &'a mut D,
+) -> TryLockResult<Locked<'a, D, L>> {
+    outcome(lock.take(deadline), || {
+        // SAFETY: every access to a locked value's data by this API is
+        // under its lock, and the lock is held until the guard drops.
+        let data = part(unsafe { cells.slice_mut() });
+        Locked { lock, data }
+    })
 }
 
 impl<T: Pod, L: SharedLock> Value<T, L> {
@@ -360,7 +341,7 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<Locked<'_, T, L>> {
-        forever(self.lock_until(None))
+        forever(lock_cells(&self.lock, &self.raw.cells, None, |one| &mut one[0]))
     }
 
     /// As [`lock`](Value::lock), waiting at most `timeout`.
@@ -373,15 +354,7 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<Locked<'_, T, L>> {
-        self.lock_until(Instant::now().checked_add(timeout))
-    }
-
-    fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<Locked<'_, T, L>> {
-        match lock_cells(&self.lock, &self.raw.cells, deadline) {
-            Ok(g) => Ok(single(g)),
-            Err(TryAcquireError::OwnerDied(d)) => Err(TryAcquireError::OwnerDied(d.map(single))),
-            Err(TryAcquireError::WouldBlock) => Err(TryAcquireError::WouldBlock),
-        }
+        lock_cells(&self.lock, &self.raw.cells, deadline_after(timeout), |one| &mut one[0])
     }
 
     /// The lock (Python's `get_lock()`).
