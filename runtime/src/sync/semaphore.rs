@@ -29,68 +29,60 @@ unsafe impl State for SemState {
     const KIND: u32 = 3;
 }
 
-/// The shared part of both kinds.
-#[derive(Clone)]
-struct Counter {
-    block: Arc<Block<SemState>>,
+/// A new block holding `value`, bounded by `bound` if there is one.
+fn counter(value: u32, bound: Option<u32>) -> std::io::Result<Arc<Block<SemState>>> {
+    let block = Block::new(0, |s: &SemState| {
+        s.value.store(value, Ordering::Relaxed);
+        s.bounded.store(u32::from(bound.is_some()), Ordering::Relaxed);
+        s.bound.store(bound.unwrap_or(u32::MAX), Ordering::Relaxed);
+    })?;
+    Ok(Arc::new(block))
 }
 
-impl Counter {
-    fn new(value: u32, bound: Option<u32>) -> std::io::Result<Counter> {
-        let block = Block::new(0, |s: &SemState| {
-            s.value.store(value, Ordering::Relaxed);
-            s.bounded.store(u32::from(bound.is_some()), Ordering::Relaxed);
-            s.bound.store(bound.unwrap_or(u32::MAX), Ordering::Relaxed);
-        })?;
-        Ok(Counter { block: Arc::new(block) })
-    }
-
-    fn try_take(&self) -> bool {
-        let value = &self.block.state().value;
-        let mut v = value.load(Ordering::Relaxed);
-        while v > 0 {
-            match value.compare_exchange_weak(v, v - 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => v = now,
-            }
-        }
-        false
-    }
-
-    fn take(&self, deadline: Option<Instant>) -> bool {
-        let value = &self.block.state().value;
-        loop {
-            if self.try_take() {
-                return true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            // No owner to outlive: sleep as long as the deadline allows.
-            self.block.sleep(value, 0, deadline, Duration::from_secs(3600));
+/// Takes one if the value is above zero.
+fn try_take(block: &Block<SemState>) -> bool {
+    let value = &block.state().value;
+    let mut v = value.load(Ordering::Relaxed);
+    while v > 0 {
+        match value.compare_exchange_weak(v, v - 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => v = now,
         }
     }
+    false
+}
 
-    fn give(&self) -> Result<(), ReleaseError> {
-        let st = self.block.state();
-        let bound = if st.bounded.load(Ordering::Relaxed) != 0 { st.bound.load(Ordering::Relaxed) } else { u32::MAX };
-        let mut v = st.value.load(Ordering::Relaxed);
-        loop {
-            if v >= bound {
-                return Err(ReleaseError::TooManyReleases);
-            }
-            match st.value.compare_exchange_weak(v, v + 1, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => v = now,
-            }
+/// Takes one, waiting until `deadline` (`None`: forever).
+fn take(block: &Block<SemState>, deadline: Option<Instant>) -> bool {
+    let value = &block.state().value;
+    loop {
+        if try_take(block) {
+            return true;
         }
-        self.block.wake(&st.value, 1);
-        Ok(())
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        // No owner to outlive: sleep as long as the deadline allows.
+        block.sleep(value, 0, deadline, Duration::from_secs(3600));
     }
+}
 
-    fn value(&self) -> u32 {
-        self.block.state().value.load(Ordering::Relaxed)
+/// Gives one back, waking a waiter; an error past the bound.
+fn give(block: &Block<SemState>) -> Result<(), ReleaseError> {
+    let st = block.state();
+    let bound = if st.bounded.load(Ordering::Relaxed) != 0 { st.bound.load(Ordering::Relaxed) } else { u32::MAX };
+    let mut v = st.value.load(Ordering::Relaxed);
+    loop {
+        if v >= bound {
+            return Err(ReleaseError::TooManyReleases);
+        }
+        match st.value.compare_exchange_weak(v, v + 1, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => v = now,
+        }
     }
+    block.wake(&st.value, 1);
+    Ok(())
 }
 
 macro_rules! semaphore {
@@ -104,12 +96,8 @@ macro_rules! semaphore {
         impl $t {
             #[doc = $new_doc]
             pub fn new(value: u32) -> std::io::Result<$t> {
-                let make: fn(u32) -> std::io::Result<Counter> = $new;
-                Ok($t { block: make(value)?.block })
-            }
-
-            fn counter(&self) -> Counter {
-                Counter { block: Arc::clone(&self.block) }
+                let make: fn(u32) -> std::io::Result<Arc<Block<SemState>>> = $new;
+                Ok($t { block: make(value)? })
             }
 
             /// Waits until the value is above zero and takes one.
@@ -123,7 +111,7 @@ macro_rules! semaphore {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn acquire(&self) -> SemaphoreGuard<'_> {
-                self.counter().take(None);
+                take(&self.block, None);
                 self.guard()
             }
 
@@ -137,7 +125,7 @@ macro_rules! semaphore {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-                self.counter().try_take().then(|| self.guard())
+                try_take(&self.block).then(|| self.guard())
             }
 
             /// Takes one, waiting at most `timeout`.
@@ -151,11 +139,11 @@ macro_rules! semaphore {
             /// ```
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
                 let deadline = super::deadline_after(timeout);
-                self.counter().take(deadline).then(|| self.guard())
+                take(&self.block, deadline).then(|| self.guard())
             }
 
             fn guard(&self) -> SemaphoreGuard<'_> {
-                SemaphoreGuard { counter: self.counter(), _owner: std::marker::PhantomData }
+                SemaphoreGuard { block: &self.block }
             }
 
             /// The current value (Python's `get_value()`).
@@ -166,7 +154,7 @@ macro_rules! semaphore {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn value(&self) -> u32 {
-                self.counter().value()
+                self.block.state().value.load(Ordering::Relaxed)
             }
         }
 
@@ -203,7 +191,7 @@ semaphore!(
     /// ```
     Semaphore,
     "A semaphore with this value (Python's default is 1).\n\n```\nlet sem = multiproc::Semaphore::new(2)?;\nassert_eq!(sem.value(), 2);\n# Ok::<(), std::io::Error>(())\n```",
-    |value| Counter::new(value, None)
+    |value| counter(value, None)
 );
 
 semaphore!(
@@ -222,7 +210,7 @@ semaphore!(
     /// ```
     BoundedSemaphore,
     "A semaphore with this value, which is also its bound.\n\n```\nlet sem = multiproc::BoundedSemaphore::new(2)?;\nassert_eq!(sem.value(), 2);\n# Ok::<(), std::io::Error>(())\n```",
-    |value| Counter::new(value, Some(value))
+    |value| counter(value, Some(value))
 );
 
 impl Semaphore {
@@ -235,7 +223,7 @@ impl Semaphore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.counter().give()
+        give(&self.block)
     }
 }
 
@@ -250,7 +238,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.counter().give()
+        give(&self.block)
     }
 }
 
@@ -258,8 +246,7 @@ impl BoundedSemaphore {
 /// when dropped.
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
-    counter: Counter,
-    _owner: std::marker::PhantomData<&'a ()>,
+    block: &'a Block<SemState>,
 }
 
 impl SemaphoreGuard<'_> {
@@ -278,7 +265,7 @@ impl SemaphoreGuard<'_> {
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.counter.give();
+        let _ = give(self.block);
     }
 }
 
