@@ -5,8 +5,8 @@
 //! breaks the barrier, so the others are not left waiting for it forever.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -58,6 +58,8 @@ pub struct BrokenBarrier;
 struct Inner {
     block: Block<BarrierState>,
     slot: Option<usize>,
+    /// The action, found in the task table the first time it runs here.
+    action: OnceLock<Option<fn()>>,
 }
 
 impl Inner {
@@ -68,7 +70,12 @@ impl Inner {
             .holders
             .iter()
             .position(|h| h.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok());
-        Inner { block, slot }
+        Inner { block, slot, action: OnceLock::new() }
+    }
+
+    /// The action whose task id hashes to `id`, in this process.
+    fn action(&self, id: u64) -> Option<fn()> {
+        *self.action.get_or_init(|| find_action(id))
     }
 }
 
@@ -402,7 +409,7 @@ impl Held<'_> {
     fn release_pass(&mut self) -> Result<(), Pass> {
         let id = self.state().action.load(Ordering::Relaxed);
         if id != 0 {
-            let ran = match find_action(id) {
+            let ran = match self.barrier.inner.action(id) {
                 Some(action) => std::panic::catch_unwind(action),
                 None => {
                     Err(Box::new("the barrier's action is not a task of this program") as Box<dyn std::any::Any + Send>)
