@@ -5,7 +5,7 @@
 //! and telling whether the process that wrote its token is still alive.
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,7 +21,7 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_SYNCHRONIZE, ReleaseSemaphore, WaitForSingleObject,
 };
 
-use super::OsHandle;
+use super::{OsHandle, owned};
 
 /// Anonymous shared memory: zero-filled, freed with the last handle and
 /// view, in whichever process that is.
@@ -47,11 +47,7 @@ impl Region {
         let h = unsafe {
             CreateFileMappingW(INVALID_HANDLE_VALUE, null(), PAGE_READWRITE, (len >> 32) as u32, len as u32, null())
         };
-        if h.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `h` was just created and is owned by nothing else.
-        Self::map(unsafe { OwnedHandle::from_raw_handle(h) })
+        Self::map(owned(h)?)
     }
 
     /// Maps a region another process made and passed; refuses a handle
@@ -124,11 +120,7 @@ impl Parker {
     pub(crate) fn new() -> io::Result<Parker> {
         // SAFETY: an unnamed semaphore with default security; ours.
         let h = unsafe { CreateSemaphoreW(null(), 0, i32::MAX, null()) };
-        if h.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `h` was just created and is owned by nothing else.
-        Ok(Parker { sem: unsafe { OwnedHandle::from_raw_handle(h) } })
+        Ok(Parker { sem: owned(h)? })
     }
 
     /// The semaphore, for a child.
@@ -200,12 +192,8 @@ pub(crate) fn process_alive(token: u64) -> bool {
     let pid = token_pid(token);
     // SAFETY: opening a process by id; the handle returned is ours.
     let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE, 0, pid) };
-    if h.is_null() {
-        // No such process (or one we may not see, which is not ours).
-        return false;
-    }
-    // SAFETY: `h` was just opened and is owned by nothing else.
-    let h = unsafe { OwnedHandle::from_raw_handle(h) };
+    // No such process (or one we may not see, which is not ours).
+    let Ok(h) = owned(h) else { return false };
     if created(h.as_raw_handle()).is_some_and(|c| self::token(pid, c) != token) {
         return false;
     }
