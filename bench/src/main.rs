@@ -22,9 +22,9 @@
 //! - `pipe_bulk`: 1 GiB as 1,024 messages of 1 MiB (`send_bytes`) to a
 //!   running child, until it acknowledges; floor `raw_bulk`: the same bytes
 //!   written to a bare Unix socket, alternating with it.
-//! - `queue_small`: a running child puts the integers 0..99,999 on a
-//!   `Queue<u64>` and the parent `get`s them all, timed from the parent's go
-//!   command to the last `get` (Linux only).
+//! - `queue_small`, `queue_producers_P` (P = 1, 2, 4, 8) beside
+//!   `raw_queue_producers_P`: one or many running children put integers on
+//!   a `Queue<u64>` and the parent gets them all (Linux only; see `queue`).
 //! - `pool_map_tiny`, `pool_map_tiny_chunk1`, `pool_apply_async_latency`,
 //!   `pool_startup`: the pool, each with a hand-written floor (see `pool`),
 //!   and procspawn's pool on the same workloads as a peer (Linux only; rows
@@ -41,6 +41,8 @@ mod big;
 mod peer;
 #[cfg(unix)]
 mod pool;
+#[cfg(target_os = "linux")]
+mod queue;
 mod shared;
 
 use multiproc::process_task;
@@ -177,40 +179,6 @@ fn bulk(reps: u32) {
     let o = emit("pipe_bulk", "multiproc", "GB/s", ours);
     let f = emit("raw_bulk", "floor", "GB/s", floor);
     eprintln!("# pipe_bulk / raw_bulk = {:.2}", o / f);
-}
-
-/// Puts 0..n on the queue for every `Some(n)` command; returns on `None`.
-#[cfg(target_os = "linux")]
-#[process_task]
-fn queue_producer(q: multiproc::Queue<u64>, cmd: Connection<Option<u64>>) {
-    while let Ok(Some(n)) = cmd.recv() {
-        for i in 0..n {
-            q.put(i).unwrap();
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn queue_small(reps: usize) {
-    const N: u64 = 100_000;
-    let q = multiproc::Queue::<u64>::new().expect("queue");
-    let (cmd, theirs) = multiproc::pipe::<Option<u64>>().expect("pipe");
-    let child = multiproc::spawn(queue_producer, (q.clone(), theirs)).expect("start producer");
-    let one_run = |n: u64| {
-        let t = Instant::now();
-        cmd.send(&Some(n)).unwrap();
-        for i in 0..n {
-            let v = q.get().unwrap();
-            assert_eq!(v, i, "queue_small: got {v} at position {i}");
-        }
-        t.elapsed().as_secs_f64()
-    };
-    one_run(5_000); // warm-up
-    let samples = (0..reps).map(|_| N as f64 / one_run(N)).collect();
-    assert!(q.empty(), "queue_small: extra items left in the queue");
-    cmd.send(&None).unwrap();
-    child.join().expect("producer child");
-    emit("queue_small", "multiproc", "msg/s", samples);
 }
 
 struct Options {
@@ -364,7 +332,13 @@ fn main() {
     }
     #[cfg(target_os = "linux")]
     if o.wants("queue_small") {
-        queue_small(if o.quick { 1 } else { 5 });
+        queue::queue_small(if o.quick { 1 } else { 5 });
+    }
+    #[cfg(target_os = "linux")]
+    for p in [1, 2, 4, 8] {
+        if o.wants(&format!("queue_producers_{p}")) || o.wants(&format!("raw_queue_producers_{p}")) {
+            queue::producers(p, if o.quick { 2 } else { 5 });
+        }
     }
     #[cfg(unix)]
     if o.wants("big_result") {
