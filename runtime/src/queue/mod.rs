@@ -4,12 +4,14 @@
 //!
 //! The guarantees are documented on [`Queue`], which users see.
 
+mod error;
+mod joinable;
 mod ring;
+mod simple;
 
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,9 +19,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::DecodeError;
 use crate::wire::{self, handles};
 use ring::{Ring, RingError};
+
+pub use error::{GetError, PutError, TaskDoneError};
+pub use joinable::JoinableQueue;
+pub use simple::SimpleQueue;
 
 /// The ring size of [`Queue::new`] and [`Queue::with_maxsize`]: 1 MiB.
 ///
@@ -30,181 +35,6 @@ use ring::{Ring, RingError};
 /// ```
 #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub const DEFAULT_RING_SIZE: usize = 1 << 20;
-
-/// Why a [`put`](Queue::put) failed. Every variant hands the value back
-/// ([`into_inner`](PutError::into_inner)); nothing was put.
-///
-/// ```
-/// use multiproc::{PutError, Queue};
-///
-/// let q = Queue::with_maxsize(1)?;
-/// q.put(1)?;
-/// match q.put_nowait(2) {
-///     Err(PutError::Full(v)) => assert_eq!(v, 2),
-///     other => panic!("{other:?}"),
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[non_exhaustive]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub enum PutError<T> {
-    /// The queue stayed full for as long as the call could wait (Python's
-    /// `queue.Full`).
-    Full(T),
-    /// This handle was [`close`](Queue::close)d.
-    Closed(T),
-    /// The value could not be encoded (a value holding an OS handle, say);
-    /// it took no room in the queue.
-    Encode(T, String),
-    /// The queue's shared memory holds something no queue writes (another
-    /// program wrote to it); nothing was put.
-    Corrupt(T, String),
-    /// The operating system refused (making the memory for a spilled item, say).
-    Io(T, io::Error),
-}
-
-impl<T> PutError<T> {
-    /// The value that was not put.
-    ///
-    /// ```
-    /// let q = multiproc::Queue::with_maxsize(1)?;
-    /// q.put("a".to_string())?;
-    /// let err = q.put_nowait("b".to_string()).unwrap_err();
-    /// assert_eq!(err.into_inner(), "b");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(v)
-            | PutError::Closed(v)
-            | PutError::Encode(v, _)
-            | PutError::Corrupt(v, _)
-            | PutError::Io(v, _) => v,
-        }
-    }
-
-    /// Whether the queue was full.
-    ///
-    /// ```
-    /// let q = multiproc::Queue::with_maxsize(1)?;
-    /// q.put(1)?;
-    /// assert!(q.put_nowait(2).unwrap_err().is_full());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn is_full(&self) -> bool {
-        matches!(self, PutError::Full(_))
-    }
-
-    /// The value that was not put, and the error without it (what `?`
-    /// turns into [`Error::Put`](crate::Error::Put)).
-    ///
-    /// ```
-    /// use multiproc::PutError;
-    ///
-    /// let q = multiproc::Queue::with_maxsize(1)?;
-    /// q.put(1)?;
-    /// let (value, why) = q.put_nowait(2).unwrap_err().split();
-    /// assert_eq!(value, 2);
-    /// assert!(matches!(why, PutError::Full(())));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn split(self) -> (T, PutError<()>) {
-        match self {
-            PutError::Full(v) => (v, PutError::Full(())),
-            PutError::Closed(v) => (v, PutError::Closed(())),
-            PutError::Encode(v, e) => (v, PutError::Encode((), e)),
-            PutError::Corrupt(v, e) => (v, PutError::Corrupt((), e)),
-            PutError::Io(v, e) => (v, PutError::Io((), e)),
-        }
-    }
-}
-
-/// `?` on a `put` in a function returning [`Error`](crate::Error): the
-/// value is dropped. Match the [`PutError`] itself to get it back.
-impl<T> From<PutError<T>> for crate::Error {
-    fn from(e: PutError<T>) -> Self {
-        crate::Error::Put(e.split().1)
-    }
-}
-
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("the queue is full"),
-            PutError::Closed(_) => f.write_str("the queue is closed"),
-            PutError::Encode(_, e) => write!(f, "the value could not be encoded: {e}"),
-            PutError::Corrupt(_, e) => write!(f, "the queue's shared memory is corrupt: {e}"),
-            PutError::Io(_, e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("Full(..)"),
-            PutError::Closed(_) => f.write_str("Closed(..)"),
-            PutError::Encode(_, e) => f.debug_tuple("Encode").field(&"..").field(e).finish(),
-            PutError::Corrupt(_, e) => f.debug_tuple("Corrupt").field(&"..").field(e).finish(),
-            PutError::Io(_, e) => f.debug_tuple("Io").field(&"..").field(e).finish(),
-        }
-    }
-}
-
-impl<T> std::error::Error for PutError<T> {}
-
-/// Why a [`get`](Queue::get) failed.
-///
-/// ```
-/// use multiproc::{GetError, Queue};
-///
-/// let q = Queue::<u8>::new()?;
-/// assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub enum GetError {
-    /// The queue stayed empty for as long as the call could wait (Python's
-    /// `queue.Empty`).
-    #[error("the queue is empty")]
-    Empty,
-    /// This handle was [`close`](Queue::close)d.
-    #[error("the queue is closed")]
-    Closed,
-    /// An item arrived whole but does not decode as `T`; it was consumed.
-    #[error("the item does not decode as the expected type: {0}")]
-    Decode(#[source] DecodeError),
-    /// The shared memory holds something that is not a valid item (another
-    /// program wrote to it).
-    #[error("the queue's shared memory is corrupt: {0}")]
-    Corrupt(String),
-    /// The operating system refused (receiving a spilled item, say).
-    #[error("{0}")]
-    Io(#[from] io::Error),
-}
-
-/// Why [`task_done`](JoinableQueue::task_done) failed.
-///
-/// ```
-/// use multiproc::{JoinableQueue, TaskDoneError};
-///
-/// let q = JoinableQueue::<u8>::new()?;
-/// assert!(matches!(q.task_done(), Err(TaskDoneError::TooManyCalls)));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub enum TaskDoneError {
-    /// There was no unfinished task (Python's `ValueError`).
-    #[error("task_done() called too many times")]
-    TooManyCalls,
-    /// The operating system refused.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-}
 
 /// A typed FIFO queue shared between processes, for many producers and many
 /// consumers (Python's `multiprocessing.Queue`). Linux only for now.
@@ -242,13 +72,23 @@ pub enum TaskDoneError {
 ///
 /// Items too large for the ring (over half of it), and items that find the
 /// ring full while the queue is not full (below its `maxsize`, or
-/// unbounded), are *spilled*: written to a memfd of their own (anonymous
+/// unbounded) and nobody is getting, are *spilled*: written to a memfd of
+/// their own (anonymous
 /// memory with no name in any file system), which travels to the consumer
 /// over a socket pair that belongs to the queue, while only a 20-byte
 /// reference goes through the ring. Nothing spilled has a name: whatever
 /// is still queued when the last process holding the queue exits, however
 /// it exits (SIGKILL, Ctrl-C), is freed by the kernel with the queue's
 /// sockets, as the shared memory is. Nothing is ever left in `/dev/shm`.
+///
+/// A `put` that finds the ring full while consumers are getting waits for
+/// them to make room, rather than spill: spilling costs both sides about
+/// ten system calls an item, so producers that outpace the consumer would
+/// otherwise slow it down and keep the ring full. Once no `get` has come
+/// for a couple of milliseconds, the consumers count as idle and `put`
+/// spills at once, until the next `get`: an unbounded queue still takes
+/// every item with nobody reading, and a producer never waits on a
+/// consumer that is not consuming.
 ///
 /// Inline items leave an eighth of the ring free for references, and the
 /// socket holds a limited number of spilled items in flight (a few hundred
@@ -300,8 +140,8 @@ pub struct Queue<T> {
 
 impl<T> Queue<T> {
     /// An unbounded queue (Python's `Queue()`, `maxsize <= 0`): `put` does
-    /// not wait for room, except when the ring is full of references to
-    /// spilled items (see [`Queue`]).
+    /// not wait for room, except for consumers that are making it, or when
+    /// the ring is full of references to spilled items (see [`Queue`]).
     ///
     /// ```
     /// let q = multiproc::Queue::new()?;
@@ -450,6 +290,28 @@ impl<T> Queue<T> {
     #[doc(hidden)]
     pub fn lock_recoveries(&self) -> u64 {
         self.ring.recoveries()
+    }
+
+    /// How many spill sequence numbers were taken so far, by any process:
+    /// at least one per item spilled to a file of its own. For tests.
+    #[doc(hidden)]
+    pub fn spilled_items(&self) -> u64 {
+        self.ring.spills()
+    }
+
+    /// How many times a put found the ring full and waited a whole
+    /// patience for a get in vain, by any process. For tests.
+    #[doc(hidden)]
+    pub fn room_waits_given_up(&self) -> u64 {
+        self.ring.room_given_up()
+    }
+
+    /// Sets, for every process, how long a put that finds the ring full
+    /// waits for a get before it spills the item (at most a minute). For
+    /// tests.
+    #[doc(hidden)]
+    pub fn set_room_patience(&self, patience: Duration) {
+        self.ring.set_patience(patience)
     }
 
     /// The memfd holding the queue's shared memory. For tests.
@@ -693,271 +555,5 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         let claimed = |fd: Result<_, String>| fd.map_err(serde::de::Error::custom);
         let ring = Ring::attach(claimed(fd)?, claimed(tx)?, claimed(rx)?).map_err(serde::de::Error::custom)?;
         Ok(Queue::from_ring(ring))
-    }
-}
-
-/// A simpler queue: only `put`, `get`, `empty` and `close` (Python's
-/// `multiprocessing.SimpleQueue`). Unbounded, with the same shared ring and
-/// guarantees as [`Queue`].
-///
-/// ```
-/// use multiproc::{Builder, SimpleQueue, process_task};
-///
-/// #[process_task]
-/// fn squares(q: SimpleQueue<u64>) {
-///     for i in 0..5 {
-///         q.put(i * i).unwrap();
-///     }
-/// }
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let q = SimpleQueue::new()?;
-/// Builder::new(squares, (q.clone(),)).start()?.join()?;
-/// let got: Vec<u64> = (0..5).map(|_| q.get().unwrap()).collect();
-/// assert_eq!(got, [0, 1, 4, 9, 16]);
-/// assert!(q.empty());
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent, bound = "")]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub struct SimpleQueue<T> {
-    inner: Queue<T>,
-}
-
-impl<T> SimpleQueue<T> {
-    /// A new, empty queue.
-    ///
-    /// ```
-    /// let q = multiproc::SimpleQueue::<String>::new()?;
-    /// assert!(q.empty());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn new() -> io::Result<SimpleQueue<T>> {
-        Ok(SimpleQueue { inner: Queue::new()? })
-    }
-
-    /// Whether the queue is empty, approximately.
-    ///
-    /// ```
-    /// let q = multiproc::SimpleQueue::new()?;
-    /// q.put(1)?;
-    /// assert!(!q.empty());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn empty(&self) -> bool {
-        self.inner.empty()
-    }
-
-    /// Says this handle will put and get no more (see [`Queue::close`]).
-    ///
-    /// ```
-    /// let q = multiproc::SimpleQueue::<u8>::new()?;
-    /// q.close();
-    /// q.close();
-    /// assert!(q.get().is_err());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn close(&self) {
-        self.inner.close()
-    }
-}
-
-impl<T: Serialize> SimpleQueue<T> {
-    /// Puts `value` (see [`Queue::put`]).
-    ///
-    /// ```
-    /// let q = multiproc::SimpleQueue::new()?;
-    /// q.put([1, 2])?;
-    /// assert_eq!(q.get()?, [1, 2]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn put(&self, value: T) -> Result<(), PutError<T>> {
-        self.inner.put(value)
-    }
-}
-
-impl<T: DeserializeOwned> SimpleQueue<T> {
-    /// Removes and returns the next item, waiting as long as it takes.
-    ///
-    /// ```
-    /// let q = multiproc::SimpleQueue::new()?;
-    /// q.put('x')?;
-    /// assert_eq!(q.get()?, 'x');
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn get(&self) -> Result<T, GetError> {
-        self.inner.get()
-    }
-}
-
-impl<T> fmt::Debug for SimpleQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SimpleQueue").field(&self.inner).finish()
-    }
-}
-
-/// A [`Queue`] that also counts unfinished tasks (Python's
-/// `multiprocessing.JoinableQueue`): each `put` adds one, each
-/// [`task_done`](JoinableQueue::task_done) removes one, and
-/// [`join`](JoinableQueue::join) waits for the count to reach zero. All of
-/// [`Queue`]'s methods are available through `Deref`.
-///
-/// ```
-/// use multiproc::{Builder, JoinableQueue, process_task};
-///
-/// #[process_task]
-/// fn worker(q: JoinableQueue<u32>) {
-///     while let Ok(job) = q.get() {
-///         let _ = job * 2;
-///         q.task_done().unwrap();
-///     }
-/// }
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let q = JoinableQueue::new()?;
-/// let child = Builder::new(worker, (q.clone(),)).daemon(true).start()?;
-/// for job in 0..10 {
-///     q.put(job)?;
-/// }
-/// q.join()?; // every job was taken and marked done
-/// assert!(q.empty());
-/// child.kill()?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent, bound = "")]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub struct JoinableQueue<T> {
-    inner: Queue<T>,
-}
-
-impl<T> JoinableQueue<T> {
-    /// An unbounded joinable queue.
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::<u8>::new()?;
-    /// q.join()?; // nothing unfinished
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn new() -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue { inner: Queue::new()? })
-    }
-
-    /// A joinable queue of at most `maxsize` items (0: unbounded).
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::with_maxsize(1)?;
-    /// q.put(1)?;
-    /// assert!(q.full());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn with_maxsize(maxsize: usize) -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue { inner: Queue::with_maxsize(maxsize)? })
-    }
-
-    /// A joinable queue with a ring of `ring_bytes` (see
-    /// [`Queue::with_ring_size`]).
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::<u8>::with_ring_size(0, 8192)?;
-    /// assert_eq!(q.ring_size(), 8192);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> io::Result<JoinableQueue<T>> {
-        Ok(JoinableQueue { inner: Queue::with_ring_size(maxsize, ring_bytes)? })
-    }
-
-    /// Says that one item got earlier is fully processed. Calling it more
-    /// times than items were put is [`TaskDoneError::TooManyCalls`]. It
-    /// waits at most 5 seconds for the queue's lock (held that long only
-    /// by a stopped process); then it fails with [`TaskDoneError::Io`] of
-    /// kind [`TimedOut`](io::ErrorKind::TimedOut) and the task is *not*
-    /// marked done (call again).
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::new()?;
-    /// q.put(1)?;
-    /// q.get()?;
-    /// q.task_done()?;
-    /// assert!(q.task_done().is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        if self.inner.ring.task_done()? { Ok(()) } else { Err(TaskDoneError::TooManyCalls) }
-    }
-
-    /// Waits until every item put has been marked done by
-    /// [`task_done`](JoinableQueue::task_done), in any process.
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::new()?;
-    /// q.put("job".to_string())?;
-    /// assert_eq!(q.get()?, "job");
-    /// q.task_done()?;
-    /// q.join()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn join(&self) -> io::Result<()> {
-        self.inner.ring.join(None).map(drop)
-    }
-
-    /// Waits at most `timeout` for every item to be marked done; true if
-    /// they were.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let q = multiproc::JoinableQueue::new()?;
-    /// q.put(1)?;
-    /// assert!(!q.join_timeout(Duration::from_millis(50))?);
-    /// q.get()?;
-    /// q.task_done()?;
-    /// assert!(q.join_timeout(Duration::from_millis(50))?);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn join_timeout(&self, timeout: Duration) -> io::Result<bool> {
-        self.inner.ring.join(Some(timeout))
-    }
-
-    /// The number of unfinished tasks, approximately.
-    ///
-    /// ```
-    /// let q = multiproc::JoinableQueue::new()?;
-    /// q.put(1)?;
-    /// q.put(2)?;
-    /// q.get()?;
-    /// assert_eq!(q.unfinished_tasks(), 2);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn unfinished_tasks(&self) -> usize {
-        self.inner.unfinished() as usize
-    }
-}
-
-/// A joinable queue is a [`Queue`] with task counting.
-///
-/// ```
-/// let q = multiproc::JoinableQueue::new()?;
-/// q.put(1)?; // Queue::put
-/// assert_eq!(q.qsize(), 1);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-impl<T> Deref for JoinableQueue<T> {
-    type Target = Queue<T>;
-
-    fn deref(&self) -> &Queue<T> {
-        &self.inner
-    }
-}
-
-impl<T> fmt::Debug for JoinableQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableQueue")
-            .field("queue", &self.inner)
-            .field("unfinished", &self.inner.unfinished())
-            .finish()
     }
 }

@@ -36,8 +36,10 @@
 //! than the claim mark belonged to a consumer that died between claiming
 //! and committing: the item went with it, and the record is skipped.
 //!
-//! Sleeping uses futex words next to the state: consumers wait on
-//! `put_seq`, bounded putters on `get_seq`, `join` on `join_seq`. Each is
+//! Sleeping uses futex words next to the state (see `wait`): consumers
+//! wait on `put_seq`, bounded putters on `get_seq`, putters facing a full
+//! ring on `room_seq` (while consumers are getting, rather than spill),
+//! `join` on `join_seq`. Each is
 //! bumped under the lock by the operation that may unblock its waiters,
 //! which are woken only when a waiter count says someone sleeps, so the
 //! fast path makes no system call. Sleeps are sliced (at most
@@ -46,13 +48,20 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys::imp::shm::{self, Locked, Mapping};
+use spill::Spill;
+use wait::{wait_on, wake_needed};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"MPQUEUE2");
+mod hooks;
+mod setup;
+mod spill;
+mod wait;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"MPQUEUE3");
 const HEADER_LEN: usize = 4096;
 const ALIGN: usize = 4;
 const REC_HEADER: usize = 4;
@@ -67,10 +76,15 @@ const KIND_PAD: u32 = 2;
 /// stays on it this long is stopped (SIGSTOP, a debugger, a frozen cgroup).
 pub(crate) const LOCK_BOUND: Duration = Duration::from_secs(5);
 
-/// The longest a sleeper sleeps before it looks again on its own.
-const SLICE: Duration = Duration::from_millis(50);
-/// How long a waiter spins, watching its futex word, before sleeping.
-const SPIN: Duration = Duration::from_micros(30);
+/// How long a put that finds the ring full waits for a get before it takes
+/// the consumers for idle and spills (see [`Ring::wait_for_room`]).
+const ROOM_PATIENCE: Duration = Duration::from_millis(2);
+/// The longest patience a test may set.
+const MAX_PATIENCE: Duration = Duration::from_secs(60);
+/// Putters waiting for room are woken once this much of the ring is free
+/// beyond the reserve (or a quarter of a smaller ring): a batch of puts per
+/// wake, not a wake per get.
+const ROOM_BATCH: u64 = 64 << 10;
 
 /// Smallest and largest ring sizes accepted.
 pub(crate) const MIN_RING: usize = 4096;
@@ -130,6 +144,18 @@ struct Header {
     put_waiters: AtomicU32,
     join_seq: Line<AtomicU32>,
     join_waiters: AtomicU32,
+    /// Bumped by a get that frees a batch of room while putters wait for
+    /// it ([`ROOM_BATCH`]); `room_waiters` counts those putters.
+    room_seq: Line<AtomicU32>,
+    room_waiters: AtomicU32,
+    /// `get_seq` (in the low half, the high bit set) when a putter last
+    /// waited a whole patience for a get in vain: until the next get the
+    /// consumers are idle, and puts facing a full ring spill at once.
+    idle_mark: AtomicU64,
+    /// How many times a putter waited for room in vain (for tests).
+    room_given_up: AtomicU64,
+    /// The patience in microseconds, 0 for [`ROOM_PATIENCE`] (for tests).
+    patience_us: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Header>() <= HEADER_LEN);
@@ -217,58 +243,6 @@ fn lock_timed_out() -> io::Error {
 }
 
 impl Ring {
-    /// A new ring of `ring_bytes` (rounded up to a page) for at most
-    /// `maxsize` items (0: unbounded).
-    pub(crate) fn create(maxsize: u64, ring_bytes: usize) -> io::Result<Ring> {
-        let capacity = ring_bytes.clamp(MIN_RING, MAX_RING).next_multiple_of(4096);
-        let fd = shm::memfd("multiproc-queue", HEADER_LEN + capacity)?;
-        let map = Mapping::new(fd.as_fd(), HEADER_LEN + capacity)?;
-        // SAFETY: the mapping is fresh, zero-filled, page-aligned and at
-        // least a page long; nobody else has it yet.
-        let h = unsafe { &*map.ptr().cast::<Header>() };
-        h.capacity.store(capacity as u64, Ordering::Relaxed);
-        h.maxsize.store(maxsize, Ordering::Relaxed);
-        // SAFETY: the mutex's memory is ours alone until the magic is set.
-        unsafe { shm::mutex_init(h.mutex.0.get())? };
-        h.magic.store(MAGIC, Ordering::Release);
-        let (tx, rx) = shm::spill_socket()?;
-        Ok(Ring { map, fd, tx, rx, capacity: capacity as u64, maxsize })
-    }
-
-    /// Maps a ring some other process created, from its memfd and the two
-    /// ends of its spill socket pair.
-    pub(crate) fn attach(fd: OwnedFd, tx: OwnedFd, rx: OwnedFd) -> io::Result<Ring> {
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a multiproc queue: {what}"));
-        let len = shm::file_len(fd.as_fd())?;
-        if len < HEADER_LEN as u64 + MIN_RING as u64 || len > (HEADER_LEN + MAX_RING) as u64 {
-            return Err(bad("wrong size"));
-        }
-        let map = Mapping::new(fd.as_fd(), len as usize)?;
-        // SAFETY: the mapping is at least a page long and page-aligned.
-        let h = unsafe { &*map.ptr().cast::<Header>() };
-        if h.magic.load(Ordering::Acquire) != MAGIC {
-            return Err(bad("bad magic"));
-        }
-        let capacity = h.capacity.load(Ordering::Relaxed);
-        if len.checked_sub(HEADER_LEN as u64) != Some(capacity) || capacity % 4096 != 0 {
-            return Err(bad("inconsistent capacity"));
-        }
-        if !shm::is_sealed(fd.as_fd())? {
-            return Err(bad("its size is not sealed"));
-        }
-        if !shm::is_datagram_socket(tx.as_fd())? || !shm::is_datagram_socket(rx.as_fd())? {
-            return Err(bad("its spill sockets are not datagram sockets"));
-        }
-        let maxsize = h.maxsize.load(Ordering::Relaxed);
-        Ok(Ring { map, fd, tx, rx, capacity, maxsize })
-    }
-
-    /// The descriptors a child needs to attach: the memfd and the spill
-    /// socket pair's two ends, in [`attach`](Ring::attach)'s order.
-    pub(crate) fn fds(&self) -> [std::os::fd::BorrowedFd<'_>; 3] {
-        [self.fd.as_fd(), self.tx.as_fd(), self.rx.as_fd()]
-    }
-
     fn header(&self) -> &Header {
         // SAFETY: the mapping starts with an initialised header (checked at
         // attach) and lives as long as `self`.
@@ -312,7 +286,7 @@ impl Ring {
             // (A spilled item the dead owner sent but did not commit is
             // dropped by the consumer that next receives past it.)
             // The dead owner may have committed without waking anyone.
-            for seq in [&h.put_seq.0, &h.get_seq.0, &h.join_seq.0] {
+            for seq in [&h.put_seq.0, &h.get_seq.0, &h.join_seq.0, &h.room_seq.0] {
                 seq.fetch_add(1, Ordering::Release);
                 shm::futex_wake_all(seq);
             }
@@ -446,9 +420,18 @@ impl Ring {
                         return Ok(());
                     }
                 } else if spill.is_none() {
-                    // The ring is full but the queue is not: the item
-                    // spills (written without holding the lock).
+                    // The ring is full but the queue is not. While the
+                    // consumers are getting, the room they make comes
+                    // sooner than a spill would be written and read back;
+                    // once they are idle, the item spills (written without
+                    // holding the lock).
+                    let seen = h.get_seq.0.load(Ordering::SeqCst);
                     drop(guard);
+                    if let Some(deadline) = deadline
+                        && self.wait_for_room(seen, inline_len, deadline)
+                    {
+                        continue;
+                    }
                     spill = Some(Spill::write(bytes)?);
                     continue;
                 }
@@ -471,7 +454,7 @@ impl Ring {
         let cap = self.capacity;
         let rec = record_len(payload.len());
         // Inline items leave the reserve free, for spill records.
-        let reserve = if kind == KIND_SPILL { 0 } else { cap / RESERVE_DIVISOR };
+        let reserve = if kind == KIND_SPILL { 0 } else { self.reserve() };
         if rec + reserve > cap {
             return None;
         }
@@ -538,6 +521,7 @@ impl Ring {
                 if wake_needed(&h.put_waiters) {
                     shm::futex_wake_all(&h.get_seq.0);
                 }
+                self.wake_for_room(new);
                 match taken {
                     Taken::Inline(bytes) => return Ok(bytes),
                     Taken::File(file, len) => return Ok(shm::spill_read(file, len)?),
@@ -607,131 +591,6 @@ impl Ring {
             return Ok((taken, new));
         }
     }
-
-    /// Receives spilled item `seq`'s memfd (under the lock, for a spill
-    /// record about to be removed); `None` if a consumer that died had
-    /// claimed it (the item went with that consumer).
-    fn receive(&self, seq: u64) -> Result<Option<std::fs::File>, RingError> {
-        let h = self.header();
-        if seq < h.spill_claimed.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        // Claimed before it is received: if this process dies in between,
-        // the next consumer skips the record, and drops the datagram as
-        // stale when it receives past it.
-        h.spill_claimed.store(seq.saturating_add(1), Ordering::Relaxed);
-        loop {
-            match shm::spill_recv(self.rx.as_fd())? {
-                // Sent by a producer that died before committing, or
-                // claimed by a consumer that died before receiving it.
-                Some((n, _)) if n < seq => continue,
-                Some((n, Some(file))) if n == seq => return Ok(Some(file)),
-                Some((n, _)) => {
-                    return Err(RingError::Corrupt(format!("spilled item {seq} is missing (found item {n})")));
-                }
-                None => return Err(RingError::Corrupt(format!("spilled item {seq} is missing"))),
-            }
-        }
-    }
-
-    /// Drops every datagram in the spill socket. Only under the lock, with
-    /// no item in the queue: nothing in the socket is then referenced.
-    fn drop_stale_spills(&self, _guard: &Guard<'_>) {
-        while let Ok(Some(_)) = shm::spill_recv(self.rx.as_fd()) {}
-    }
-
-    /// Marks one task done; false if none was unfinished.
-    pub(crate) fn task_done(&self) -> io::Result<bool> {
-        let h = self.header();
-        let guard = self.lock_until(Some(Instant::now() + LOCK_BOUND))?.ok_or_else(lock_timed_out)?;
-        let mut st = self.checked_state(&guard).map_err(|e| match e {
-            RingError::Io(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
-        })?;
-        if st.unfinished == 0 {
-            return Ok(false);
-        }
-        st.unfinished -= 1;
-        self.commit(&guard, st);
-        if st.unfinished == 0 {
-            h.join_seq.0.fetch_add(1, Ordering::SeqCst);
-            drop(guard);
-            if wake_needed(&h.join_waiters) {
-                shm::futex_wake_all(&h.join_seq.0);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Waits until no task is unfinished; false on timeout.
-    pub(crate) fn join(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let deadline = deadline(true, timeout).flatten();
-        let h = self.header();
-        loop {
-            let Some(guard) = self.lock_until(deadline)? else {
-                return Ok(false);
-            };
-            if self.state().unfinished == 0 {
-                return Ok(true);
-            }
-            let seq = h.join_seq.0.load(Ordering::SeqCst);
-            drop(guard);
-            if !wait_on(&h.join_seq.0, seq, &h.join_waiters, deadline) {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Test hook: takes the lock, writes `bytes` as an item beyond the tail
-    /// without committing it, runs `signal`, and hangs (to be killed).
-    /// An item over half the ring is stalled after its memfd was sent.
-    pub(crate) fn stall_mid_put(&self, bytes: &[u8], signal: impl FnOnce()) -> ! {
-        let mut spill =
-            (record_len(bytes.len()) > self.capacity / 2).then(|| Spill::write(bytes).expect("a spilled item"));
-        let guard = self.lock().expect("the queue's lock");
-        match &mut spill {
-            Some(s) => {
-                s.number(self.header().spill_seq.fetch_add(1, Ordering::Relaxed));
-                self.place(&guard, self.state(), KIND_SPILL, &s.record).expect("room for a reference");
-                assert!(s.send(self, &guard, self.state().count).expect("the spill socket"), "room in the socket");
-            }
-            None => drop(self.place(&guard, self.state(), KIND_ITEM, bytes)),
-        }
-        signal();
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-
-    /// Test hook: takes the lock, copies the next (inline) item out
-    /// without committing its removal, runs `signal`, and hangs.
-    pub(crate) fn stall_mid_get(&self, signal: impl FnOnce()) -> ! {
-        let guard = self.lock().expect("the queue's lock");
-        let st = self.state();
-        if st.count > 0 {
-            let _ = self.take(&guard, st);
-        }
-        signal();
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-
-    /// Test hook: the memfd behind the ring.
-    pub(crate) fn memfd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// Test hook: overwrites both state slots (head, tail, count,
-    /// unfinished) with `words`, as a buggy or hostile peer could.
-    pub(crate) fn scribble_state(&self, words: [u64; 4]) {
-        for s in &self.header().states {
-            s.head.store(words[0], Ordering::Relaxed);
-            s.tail.store(words[1], Ordering::Relaxed);
-            s.count.store(words[2], Ordering::Relaxed);
-            s.unfinished.store(words[3], Ordering::Relaxed);
-        }
-    }
 }
 
 enum Taken {
@@ -740,245 +599,5 @@ enum Taken {
     Lost,
 }
 
-/// An item written to a memfd, not yet referenced by the ring.
-struct Spill {
-    file: std::fs::File,
-    seq: u64,
-    /// The spill record's payload: the item's length, then `seq`.
-    record: Vec<u8>,
-}
-
-impl Spill {
-    /// Writes `bytes` to a new memfd.
-    fn write(bytes: &[u8]) -> io::Result<Spill> {
-        let file = shm::spill_memfd(bytes)?;
-        let mut record = Vec::with_capacity(SPILL_RECORD);
-        record.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        record.extend_from_slice(&0u64.to_le_bytes());
-        Ok(Spill { file, seq: 0, record })
-    }
-
-    /// Gives the item the sequence number `seq` (taken under the lock).
-    fn number(&mut self, seq: u64) {
-        self.seq = seq;
-        self.record[8..].copy_from_slice(&seq.to_le_bytes());
-    }
-
-    /// Sends the memfd through the queue's spill socket, under the lock,
-    /// just before the commit. False if there is no room for it now (the
-    /// socket is full, or this user has too many descriptors in flight);
-    /// with `count == 0` items queued, whatever is in the socket is stale
-    /// and is dropped first.
-    fn send(&self, ring: &Ring, guard: &Guard<'_>, count: u64) -> io::Result<bool> {
-        let no_room =
-            |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ETOOMANYREFS);
-        match shm::spill_send(ring.tx.as_fd(), self.seq, &self.file) {
-            Ok(()) => Ok(true),
-            Err(e) if no_room(&e) && count == 0 => {
-                ring.drop_stale_spills(guard);
-                match shm::spill_send(ring.tx.as_fd(), self.seq, &self.file) {
-                    Ok(()) => Ok(true),
-                    Err(e) if no_room(&e) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) if no_room(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The item's length and sequence number, from a spill record.
-    fn parse(payload: &[u8]) -> Result<(usize, u64), RingError> {
-        let corrupt = || RingError::Corrupt("a malformed spill record".into());
-        let (len, seq) = payload.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let seq: [u8; 8] = seq.try_into().map_err(|_| corrupt())?;
-        let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| corrupt())?;
-        Ok((len, u64::from_le_bytes(seq)))
-    }
-}
-
-/// Waits for `word` to move from `seq`: spins briefly, then sleeps (counted
-/// in `waiters`, so the other side knows to wake it; see [`wake_needed`])
-/// for at most a slice. Returns
-/// true when it is worth looking again, false once `deadline` (if any) has
-/// passed.
-///
-/// No wake is lost: the waker bumps `word` and then reads `waiters`; this
-/// side bumps `waiters` and then the kernel compares `word` with `seq`, all
-/// sequentially consistent, so one of the two sees the other.
-fn wait_on(word: &AtomicU32, seq: u32, waiters: &AtomicU32, deadline: Option<Instant>) -> bool {
-    let spin_until = Instant::now() + SPIN;
-    loop {
-        for _ in 0..64 {
-            if word.load(Ordering::SeqCst) != seq {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if Instant::now() >= spin_until {
-            break;
-        }
-    }
-    let now = Instant::now();
-    let slice = match deadline {
-        Some(d) if d <= now => return false,
-        Some(d) => (d - now).min(SLICE),
-        None => SLICE,
-    };
-    waiters.fetch_add(1, Ordering::SeqCst);
-    shm::futex_wait(word, seq, Some(slice));
-    true
-}
-
-/// Whether a waker must wake sleepers: it takes the whole waiter count
-/// (every sleeper is woken at once), so a burst of puts towards one
-/// sleeper that has yet to run costs one system call, not one each. A
-/// sleeper never decrements the count; one whose slice ran out with no
-/// wake only costs a spurious wake later.
-fn wake_needed(waiters: &AtomicU32) -> bool {
-    waiters.load(Ordering::SeqCst) > 0 && waiters.swap(0, Ordering::SeqCst) > 0
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(i: usize) -> Vec<u8> {
-        // Sizes from 0 to past half the ring, so that pads, wrap-around and
-        // spilled items all occur.
-        let len = (i * 37) % 2500;
-        (0..len).map(|j| (i + j) as u8).collect()
-    }
-
-    #[test]
-    fn items_of_every_size_come_out_whole_and_in_order_through_a_small_ring() {
-        let ring = Ring::create(0, MIN_RING).unwrap();
-        let mut next_out = 0;
-        for i in 0..3000 {
-            ring.put(&item(i), false, None).unwrap();
-            // Keep a few items in flight so the ring wraps with data in it.
-            if i - next_out >= 2 {
-                assert_eq!(ring.get(false, None).unwrap(), item(next_out));
-                next_out += 1;
-            }
-        }
-        while next_out < 3000 {
-            assert_eq!(ring.get(false, None).unwrap(), item(next_out));
-            next_out += 1;
-        }
-        assert!(matches!(ring.get(false, None), Err(RingError::WouldBlock)));
-        let st = ring.state();
-        assert_eq!((st.count, st.head), (0, st.tail));
-    }
-
-    #[test]
-    fn a_full_ring_on_an_unbounded_queue_spills_until_even_references_do_not_fit() {
-        let ring = Ring::create(0, MIN_RING).unwrap();
-        let item = |i: usize| vec![i as u8; 1000];
-        let mut n = 0;
-        while ring.put(&item(n), false, None).is_ok() {
-            n += 1;
-            assert!(n < 1000);
-        }
-        // 3 inline (the reserve stays free), then references to spilled items.
-        assert!(n > 30, "{n}");
-        assert_eq!(ring.len(), n as u64);
-        for i in 0..n {
-            assert_eq!(ring.get(false, None).unwrap(), item(i));
-        }
-    }
-
-    #[test]
-    fn spilled_items_are_bounded_and_all_come_back_in_order() {
-        // Every item spills; the ring's references (or the socket's room)
-        // run out first.
-        let ring = Ring::create(0, MIN_RING).unwrap();
-        let item = |i: usize| vec![i as u8; MIN_RING / 2 + 1];
-        let mut n = 0;
-        while ring.put(&item(n), false, None).is_ok() {
-            n += 1;
-            assert!(n < 1000);
-        }
-        assert!(n >= 32, "{n}");
-        for i in 0..n {
-            assert_eq!(ring.get(false, None).unwrap(), item(i));
-        }
-        assert!(matches!(ring.get(false, None), Err(RingError::WouldBlock)));
-        // The socket has room again.
-        ring.put(&item(1), false, None).unwrap();
-        assert_eq!(ring.get(false, None).unwrap(), item(1));
-    }
-
-    #[test]
-    fn a_bounded_ring_refuses_past_maxsize() {
-        let ring = Ring::create(3, MIN_RING).unwrap();
-        for i in 0..3u8 {
-            ring.put(&[i], false, None).unwrap();
-        }
-        assert!(ring.is_full());
-        assert!(matches!(ring.put(&[9], false, None), Err(RingError::WouldBlock)));
-        let t = Instant::now();
-        assert!(matches!(ring.put(&[9], true, Some(Duration::from_millis(50))), Err(RingError::WouldBlock)));
-        assert!(t.elapsed() >= Duration::from_millis(50));
-        assert_eq!(ring.get(false, None).unwrap(), [0]);
-        ring.put(&[3], false, None).unwrap();
-    }
-
-    #[test]
-    fn threads_share_a_ring_losing_and_duplicating_nothing() {
-        let ring = std::sync::Arc::new(Ring::create(16, 8192).unwrap());
-        let producers: Vec<_> = (0..4u32)
-            .map(|p| {
-                let ring = ring.clone();
-                std::thread::spawn(move || {
-                    for s in 0..2000u32 {
-                        let mut b = p.to_le_bytes().to_vec();
-                        b.extend_from_slice(&s.to_le_bytes());
-                        ring.put(&b, true, None).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let consumers: Vec<_> = (0..4)
-            .map(|_| {
-                let ring = ring.clone();
-                std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    while let Ok(b) = ring.get(true, Some(Duration::from_millis(500))) {
-                        let p = u32::from_le_bytes(b[..4].try_into().unwrap());
-                        let s = u32::from_le_bytes(b[4..].try_into().unwrap());
-                        got.push((p, s));
-                    }
-                    got
-                })
-            })
-            .collect();
-        for p in producers {
-            p.join().unwrap();
-        }
-        let mut all = std::collections::HashSet::new();
-        for c in consumers {
-            let got = c.join().unwrap();
-            let mut last = std::collections::HashMap::new();
-            for (p, s) in got {
-                if let Some(prev) = last.insert(p, s) {
-                    assert!(prev < s);
-                }
-                assert!(all.insert((p, s)));
-            }
-        }
-        assert_eq!(all.len(), 8000);
-    }
-
-    #[test]
-    fn attaching_checks_what_it_maps() {
-        let fd = shm::memfd("not-a-queue", HEADER_LEN + MIN_RING).unwrap();
-        let (tx, rx) = shm::spill_socket().unwrap();
-        assert!(Ring::attach(fd, tx, rx).is_err());
-        let ring = Ring::create(0, MIN_RING).unwrap();
-        let [fd, tx, rx] = ring.fds().map(|fd| fd.try_clone_to_owned().unwrap());
-        let other = Ring::attach(fd, tx, rx).unwrap();
-        ring.put(b"x", false, None).unwrap();
-        assert_eq!(other.get(false, None).unwrap(), b"x");
-    }
-}
+mod tests;
