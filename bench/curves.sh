@@ -5,15 +5,17 @@
 # method.
 #
 #   bench/curves.sh [-r ROUNDS] [--pin] [--quick] [--only NAME[,NAME...]]
+#                   [--py-args "ARGS"]
 #
 #   -r ROUNDS   alternations (default 3)
 #   --pin       both on CPU 0 (taskset -c 0)
 #   --quick     fewer and smaller samples: a smoke test, not a comparison
 #   --only      workloads or curves (pipe_bulk, queue_producers, spawn_many)
+#   --py-args   more arguments for python_curves.py (--methods fork, say)
 #   OUT_DIR=DIR where the JSON lines are kept (default: a new temporary folder)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-rounds=3 pin=() quick=() only=pipe_bulk,queue_producers,spawn_many
+rounds=3 pin=() quick=() py_args=() only=pipe_bulk,queue_producers,spawn_many
 declare -A curve=(
   [pipe_bulk]=pipe_bulk_64,pipe_bulk_4096,pipe_bulk_65536,pipe_bulk_1048576,pipe_bulk_16777216
   [queue_producers]=queue_producers_1,queue_producers_2,queue_producers_4,queue_producers_8
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
     --pin) pin=(taskset -c 0); shift ;;
     --quick) quick=(--quick); shift ;;
     --only) only=$2; shift 2 ;;
-    *) echo "usage: $0 [-r ROUNDS] [--pin] [--quick] [--only NAME[,NAME...]]" >&2; exit 2 ;;
+    --py-args) read -ra py_args <<<"$2"; shift 2 ;;
+    *) echo "usage: $0 [-r ROUNDS] [--pin] [--quick] [--only NAME[,NAME...]] [--py-args ARGS]" >&2; exit 2 ;;
   esac
 done
 # A curve's name stands for its workloads.
@@ -40,7 +43,7 @@ mkdir -p "$out"
 : >"$out/python.jsonl"; : >"$out/other.jsonl"
 for ((i = 1; i <= rounds; i++)); do
   echo "# round $i/$rounds: python" >&2
-  "${pin[@]}" python3 "$here/python_curves.py" "${quick[@]}" --only "$only" >>"$out/python.jsonl"
+  "${pin[@]}" python3 "$here/python_curves.py" "${quick[@]}" "${py_args[@]}" --only "$only" >>"$out/python.jsonl"
   echo "# round $i/$rounds: multiproc" >&2
   "${pin[@]}" "$bench" "${quick[@]}" --only "$only" >>"$out/other.jsonl"
 done
