@@ -9,6 +9,8 @@
 //!
 //! Workloads:
 //! - `spawn_join`: start a child running an empty task, join it.
+//! - `spawn_many_N` (N = 1, 8, 32, 128) beside `raw_spawn_many_N`: N
+//!   children started at once, then joined; µs per child (see `spawn`).
 //! - `spawn_join_result`: start a child computing `x * x`, join it for the
 //!   typed result (CPython's version sends it back over a `Pipe`).
 //! - `raw_reexec` (floor): the same binary re-executed with
@@ -44,6 +46,7 @@ mod pool;
 #[cfg(target_os = "linux")]
 mod queue;
 mod shared;
+mod spawn;
 
 use multiproc::process_task;
 #[cfg(unix)]
@@ -314,6 +317,11 @@ fn main() {
             spawn_join();
         }
         interleaved(n, "us", ("spawn_join", &mut || micros(spawn_join)), ("raw_reexec", &mut || micros(raw_reexec)));
+    }
+    for n in spawn::COUNTS {
+        if o.wants(&format!("spawn_many_{n}")) || o.wants(&format!("raw_spawn_many_{n}")) {
+            spawn::point(n, o.quick);
+        }
     }
     if o.wants("spawn_join_result") {
         for x in 0..warmup {
