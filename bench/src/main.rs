@@ -24,6 +24,8 @@
 //! - `pipe_bulk`: 1 GiB as 1,024 messages of 1 MiB (`send_bytes`) to a
 //!   running child, until it acknowledges; floor `raw_bulk`: the same bytes
 //!   written to a bare Unix socket, alternating with it.
+//! - `pipe_bulk_N` (N = 64 B … 16 MiB) beside `raw_bulk_N`: the same at
+//!   every message size, a fresh buffer per message (see `bulk`).
 //! - `queue_small`, `queue_producers_P` (P = 1, 2, 4, 8) beside
 //!   `raw_queue_producers_P`: one or many running children put integers on
 //!   a `Queue<u64>` and the parent gets them all (Linux only; see `queue`).
@@ -39,6 +41,8 @@ use std::time::Instant;
 
 #[cfg(unix)]
 mod big;
+#[cfg(unix)]
+mod bulk;
 #[cfg(target_os = "linux")]
 mod peer;
 #[cfg(unix)]
@@ -337,6 +341,12 @@ fn main() {
     #[cfg(unix)]
     if o.wants("pipe_bulk") || o.wants("raw_bulk") {
         bulk(if o.quick { 2 } else { 5 });
+    }
+    #[cfg(unix)]
+    for size in bulk::SIZES {
+        if o.wants(&format!("pipe_bulk_{size}")) || o.wants(&format!("raw_bulk_{size}")) {
+            bulk::point(size, o.quick);
+        }
     }
     #[cfg(target_os = "linux")]
     if o.wants("queue_small") {

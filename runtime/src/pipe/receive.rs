@@ -1,7 +1,6 @@
-//! Receiving: a message's header is looked at (a peek where the channel
-//! allows) so that a short message is taken in one read, the body of a
-//! long one goes straight into its buffer, and a receive may busy-wait a
-//! moment first where that pays.
+//! Receiving: a message's header is read, then exactly its body (a short
+//! one into a buffer on the stack, a long one straight into its own), and
+//! a receive may busy-wait a moment first where that pays.
 
 use std::time::Duration;
 
@@ -163,98 +162,65 @@ impl<T, M: Readable> Connection<T, M> {
 
     /// Reads and checks the next frame's header and returns the body
     /// length, and whether the body was read too, into `frame` behind the
-    /// header. It is when a look at the socket (while waiting for data)
-    /// finds the whole frame queued, its body no longer than
-    /// [`SHORT_BODY`] or `inline_max`; then one read takes exactly that
-    /// frame. Otherwise only the header is read. Either way nothing of the
-    /// next message is taken off the socket.
+    /// header: it is when it is no longer than [`SHORT_BODY`] and
+    /// `inline_max`. Nothing of the next message is taken off the channel
+    /// (another process may read it): a header is read, then exactly its
+    /// body, two reads a message however many are queued.
     fn read_header(&self, frame: &mut ShortFrame, inline_max: u64) -> Result<(u64, bool), ConnectionError> {
         if self.broken.get() {
             return Err(ConnectionError::Broken);
         }
-        if let Some(len) = self.look_for_frame(frame)
-            && len <= inline_max
-        {
-            let want = HEADER_LEN + len as usize;
-            return self.guard(|| match self.read_full(&mut frame[..want])? {
-                n if n < want => Err(ConnectionError::Truncated { got: n as u64, want: want as u64 }),
-                _ => Ok((len, true)),
-            });
-        }
         self.guard(|| {
-            let (h, _) = frame.split_first_chunk_mut::<HEADER_LEN>().expect("a frame holds a header");
-            match self.read_full(h)? {
-                0 => Err(ConnectionError::Eof),
-                n if n < HEADER_LEN => Err(ConnectionError::Truncated { got: n as u64, want: HEADER_LEN as u64 }),
-                _ => parse_header(h).map(|len| (len, false)),
+            let (h, body) = frame.split_first_chunk_mut::<HEADER_LEN>().expect("a frame holds a header");
+            let spun = if self.spin.get() && spinning_pays() { self.spin_read(h) } else { 0 };
+            let n = spun + self.read_full(&mut h[spun..])?;
+            match n {
+                0 => return Err(ConnectionError::Eof),
+                n if n < HEADER_LEN => {
+                    return Err(ConnectionError::Truncated { got: n as u64, want: HEADER_LEN as u64 });
+                }
+                _ => {}
+            }
+            let len = parse_header(h)?;
+            if len > (SHORT_BODY as u64).min(inline_max) {
+                return Ok((len, false));
+            }
+            let want = len as usize;
+            match self.read_full(&mut body[..want])? {
+                got if got < want => Err(ConnectionError::Truncated { got: got as u64, want: len }),
+                _ => Ok((len, true)),
             }
         })
     }
 
-    /// Waits for data and looks at it without consuming it: copies what is
-    /// queued into `frame` and returns the body length when that is a whole
-    /// message frame short enough for `frame`. Anything else (part of a
-    /// frame, a long or bad one, EOF, an error, or on Windows no data yet)
-    /// is left for the ordinary reads to handle.
-    fn look_for_frame(&self, frame: &mut ShortFrame) -> Option<u64> {
+    /// Busy-waits up to [`SPIN_BUDGET`] for the first bytes of `h` and
+    /// returns how many were read into it (0 if none came, or at EOF: the
+    /// blocking read that follows sees it). An OS pipe's end is polled
+    /// instead, and nothing is read.
+    fn spin_read(&self, h: &mut [u8]) -> usize {
         if self.os_pipe {
-            // A pipe cannot be looked at without a read: the header is
-            // read as it comes.
-            return None;
+            self.spin_ready();
+            return 0;
         }
-        let spun = if self.spin.get() && spinning_pays() { self.spin_peek(frame) } else { None };
-        let n = match spun {
-            Some(n) => n,
-            None => self.peek_wait(frame)?,
-        };
-        let (h, _) = frame.split_first_chunk::<HEADER_LEN>().expect("a frame holds a header");
-        if n < HEADER_LEN {
-            return None;
+        let start = std::time::Instant::now();
+        loop {
+            match sys::recv_nowait(self.fd.as_fd(), h) {
+                Ok(Some(n)) => return n,
+                Ok(None) if start.elapsed() < SPIN_BUDGET => std::hint::spin_loop(),
+                _ => return 0,
+            }
         }
-        parse_header(h).ok().filter(|&len| HEADER_LEN as u64 + len <= n as u64)
     }
 
-    /// Busy-waits up to [`SPIN_BUDGET`] for data to be queued (a pipe's
-    /// end cannot be peeked at: it is polled).
+    /// Busy-waits up to [`SPIN_BUDGET`] for data to be queued (or EOF),
+    /// polling without reading.
     pub(super) fn spin_ready(&self) {
-        if !self.os_pipe {
-            self.spin_peek(&mut [0u8; 1]);
-            return;
-        }
         let start = std::time::Instant::now();
         while !sys::wait_readable(self.fd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
             && start.elapsed() < SPIN_BUDGET
         {
             std::hint::spin_loop();
         }
-    }
-
-    /// Busy-waits up to [`SPIN_BUDGET`] for data, peeking at it; returns
-    /// how many bytes the peek copied into `frame` (0 at EOF), or `None`
-    /// if nothing came.
-    pub(super) fn spin_peek(&self, frame: &mut [u8]) -> Option<usize> {
-        let start = std::time::Instant::now();
-        loop {
-            match sys::peek(self.fd.as_fd(), frame) {
-                Ok(Some(n)) => return Some(n),
-                Ok(None) if start.elapsed() < SPIN_BUDGET => std::hint::spin_loop(),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Blocks until data (or EOF) is queued and peeks at it; returns how
-    /// many bytes the peek copied into `frame`.
-    #[cfg(unix)]
-    fn peek_wait(&self, frame: &mut ShortFrame) -> Option<usize> {
-        sys::peek_wait(self.fd.as_fd(), frame).ok()
-    }
-
-    /// A pipe cannot be waited on without a read in flight, so nothing is
-    /// peeked at: the header is read as it comes.
-    #[cfg(windows)]
-    fn peek_wait(&self, _frame: &mut ShortFrame) -> Option<usize> {
-        None
     }
 
     /// Appends a body of `len` bytes to `out`, read straight into it and

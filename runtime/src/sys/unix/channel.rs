@@ -369,25 +369,16 @@ fn recv_spare(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize, flags: libc::c_
     }
 }
 
-/// Copies up to `buf.len()` queued bytes into `buf` without consuming
-/// them, blocking until some are queued, retrying on `EINTR`; 0 means EOF
-/// (or `ECONNRESET`, as [`recv`]).
-pub(crate) fn peek_wait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads up to `buf.len()` queued bytes from the socket `fd` without
+/// blocking, retrying on `EINTR`: `None` when nothing is queued, `Some(0)`
+/// at EOF (or after `ECONNRESET`, as [`recv`]).
+///
+/// (Not a `MSG_PEEK`: on Linux a peek at a stream socket walks every
+/// message queued on it, so with thousands of small messages queued one
+/// look costs as much as hundreds of reads.)
+pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
     loop {
-        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_PEEK) {
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECONNRESET) => Ok(0),
-            r => Ok(r?),
-        };
-    }
-}
-
-/// Copies up to `buf.len()` queued bytes into `buf` without consuming
-/// them and without blocking, retrying on `EINTR`: `None` when nothing is
-/// queued, `Some(0)` at EOF (or after `ECONNRESET`, as [`recv`]).
-pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        return match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) => Ok(Some(n)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => Ok(None),
@@ -434,17 +425,18 @@ mod tests {
     }
 
     #[test]
-    fn peek_consumes_nothing_and_never_blocks() {
+    fn recv_nowait_takes_what_is_queued_and_never_blocks() {
         let (a, b) = socketpair().unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), None);
+        assert_eq!(recv_nowait(b.as_fd(), &mut buf).unwrap(), None);
         send_vectored(a.as_fd(), &[b"abc"]).unwrap();
-        assert_eq!(peek(b.as_fd(), &mut buf[..2]).unwrap(), Some(2));
-        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), Some(3));
-        assert_eq!(recv(b.as_fd(), &mut buf).unwrap(), 3);
-        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(recv_nowait(b.as_fd(), &mut buf[..2]).unwrap(), Some(2));
+        assert_eq!(&buf[..2], b"ab");
+        assert_eq!(recv_nowait(b.as_fd(), &mut buf).unwrap(), Some(1));
+        assert_eq!(buf[0], b'c');
+        assert_eq!(recv_nowait(b.as_fd(), &mut buf).unwrap(), None);
         drop(a);
-        assert_eq!(peek(b.as_fd(), &mut buf).unwrap(), Some(0));
+        assert_eq!(recv_nowait(b.as_fd(), &mut buf).unwrap(), Some(0));
     }
 
     #[test]

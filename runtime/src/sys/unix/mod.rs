@@ -22,7 +22,7 @@ mod word;
 pub(crate) use word::SharedWord;
 
 pub(crate) use channel::{
-    Channel, ChildEnd, is_pipe, one_way, peek, peek_wait, recv, recv_into_spare, send_vectored, sigpipe_ignored,
+    Channel, ChildEnd, is_pipe, one_way, recv, recv_into_spare, recv_nowait, send_vectored, sigpipe_ignored,
     socketpair, wait_any, wait_readable, wait_taken, write_vectored,
 };
 pub(crate) use child::RawChild;

@@ -39,8 +39,8 @@ pub(crate) use channel::{Channel, ChildEnd};
 pub use handles::OsHandle;
 pub(crate) use handles::{adopt, transfer};
 pub(crate) use pipe::{
-    is_pipe, one_way, peek, recv, recv_into_spare, send_vectored, sigpipe_ignored, socketpair, wait_any, wait_readable,
-    wait_taken, write_vectored,
+    is_pipe, one_way, recv, recv_into_spare, recv_nowait, send_vectored, sigpipe_ignored, socketpair, wait_any,
+    wait_readable, wait_taken, write_vectored,
 };
 pub(crate) use shared::{Parker, Region, process_alive, process_token, token_pid};
 pub(crate) use spawn::spawn_self;

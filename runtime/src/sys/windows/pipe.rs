@@ -200,20 +200,20 @@ unsafe fn read_raw(h: HANDLE, ptr: *mut u8, len: usize) -> io::Result<usize> {
     }
 }
 
-/// Copies up to `buf.len()` queued bytes into `buf` without consuming
-/// them and without blocking: `None` when nothing is queued, `Some(0)` when
-/// the other end is gone.
-pub(crate) fn peek(h: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    let h = h.as_raw_handle();
-    let len = buf.len().min(1 << 30) as u32;
-    let mut n = 0u32;
-    // SAFETY: `buf` is valid for `len` bytes; PeekNamedPipe copies at most
-    // that many and returns at once.
-    if unsafe { PeekNamedPipe(h, buf.as_mut_ptr().cast(), len, &mut n, null_mut(), null_mut()) } == 0 {
+/// Reads up to `buf.len()` queued bytes into `buf` without blocking:
+/// `None` when nothing is queued, `Some(0)` when the other end is gone.
+pub(crate) fn recv_nowait(h: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut avail = 0u32;
+    // SAFETY: only the count is asked for; null buffers are allowed.
+    if unsafe { PeekNamedPipe(h.as_raw_handle(), null_mut(), 0, null_mut(), &mut avail, null_mut()) } == 0 {
         let e = io::Error::last_os_error();
         return if is_gone(&e) { Ok(Some(0)) } else { Err(e) };
     }
-    Ok((n > 0).then_some(n as usize))
+    match avail as usize {
+        0 => Ok(None),
+        // No more than is queued: the read returns at once.
+        n => recv(h, &mut buf[..n.min(buf.len())]).map(Some),
+    }
 }
 
 /// Whether a read would not block now: data is queued, or the other end
