@@ -212,7 +212,10 @@ pub(crate) fn recv_nowait(h: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Optio
     match avail as usize {
         0 => Ok(None),
         // No more than is queued: the read returns at once.
-        n => recv(h, &mut buf[..n.min(buf.len())]).map(Some),
+        n => {
+            let take = n.min(buf.len());
+            recv(h, &mut buf[..take]).map(Some)
+        }
     }
 }
 
