@@ -7,6 +7,10 @@ use std::os::fd::RawFd;
 
 mod channel;
 mod child;
+// (glibc's posix_spawn closes the descriptors itself: only the tests use
+// this there.)
+#[cfg_attr(all(target_os = "linux", target_env = "gnu"), allow(dead_code))]
+mod cloexec;
 /// Named shared memory (`shm_open`), for `crate::shared_memory`.
 pub(crate) mod named_shm;
 mod secure;

@@ -100,7 +100,7 @@ impl Drop for Mapping {
 /// so wakes from other processes mapping the same memory reach it.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_sec: t.as_secs().min(i64::MAX as u64) as _,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
@@ -224,7 +224,7 @@ fn realtime_after(after: Duration) -> libc::timespec {
     let nanos = now.1 as u64 + u64::from(after.subsec_nanos());
     let secs = (now.0 as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
     libc::timespec {
-        tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
+        tv_sec: secs.min(i64::MAX as u64) as _,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
     }
 }

@@ -12,8 +12,6 @@ use std::sync::OnceLock;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::stat::stat;
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-use nix::unistd::{SysconfVar, sysconf};
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 use nix::{
     errno::Errno,
@@ -24,6 +22,8 @@ use nix::{
 };
 
 use super::channel::{ChildEnd, dup_at_least};
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use super::cloexec::Cloexec;
 use super::{CHILD_FD, HANDLE_FD, RawChild};
 
 /// Takes ownership of the `count` descriptors a parent passed as task
@@ -196,33 +196,6 @@ pub(crate) fn spawn_self(
     Ok(RawChild::new(pid.as_raw()))
 }
 
-/// Marks every descriptor from `from` up close-on-exec. Called between
-/// `fork` and `exec`: async-signal-safe calls only, no allocation. `max` is
-/// the bound of the fallback loop, computed before the fork.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn cloexec_from(from: RawFd, max: RawFd) {
-    #[cfg(all(target_os = "linux", target_env = "musl"))]
-    {
-        // libc, not nix: nix 0.32 has no close_range, and musl no wrapper.
-        // SAFETY: close_range takes two descriptor numbers and flags, no
-        // pointers; with CLOSE_RANGE_CLOEXEC it only sets flags, closes nothing.
-        let r = unsafe {
-            libc::syscall(libc::SYS_close_range, from as libc::c_uint, !0 as libc::c_uint, libc::CLOSE_RANGE_CLOEXEC)
-        };
-        if r == 0 {
-            return;
-        }
-        // Older kernels (before 5.11) or a seccomp filter: mark one by one.
-    }
-    for fd in from..max {
-        // SAFETY: between fork and exec this process has a single thread and
-        // nothing else claims descriptor numbers; if `fd` is not open, fcntl
-        // fails with EBADF and the borrow ends with the call.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-    }
-}
-
 /// Re-executes this binary (portable `fork`/`exec` path for Unixes without
 /// `posix_spawn_file_actions_addclosefrom_np`).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -240,9 +213,10 @@ pub(crate) fn spawn_self(
     let (sources, _moved, first_free) = spawn_sources(end, handles)?;
     let stdio = stdio_sources(stdio, first_free)?;
     let stdio_raw: Vec<RawFd> = stdio.iter().map(AsRawFd::as_raw_fd).collect();
-    let max = sysconf(SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(-1).clamp(256, 65536) as RawFd;
+    let mut cloexec = Cloexec::prepare();
     // SAFETY: the closure only calls async-signal-safe functions (dup2,
-    // close_range, fcntl) between fork and exec, and does not allocate.
+    // close_range, open, getdents64, fcntl, close) between fork and exec,
+    // and does not allocate.
     // `stdio` stays open until the spawn returns.
     unsafe {
         cmd.pre_exec(move || {
@@ -261,7 +235,7 @@ pub(crate) fn spawn_self(
             // Mark, rather than close, everything above the channel and the
             // handles: std's own exec-error pipe lives up there and must
             // survive until exec.
-            cloexec_from(first_free, max);
+            cloexec.mark_from(first_free);
             Ok(())
         });
     }
