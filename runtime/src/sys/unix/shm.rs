@@ -223,10 +223,7 @@ fn realtime_after(after: Duration) -> libc::timespec {
     let now = clock_gettime(ClockId::CLOCK_REALTIME).map_or((0, 0), |t| (t.tv_sec(), t.tv_nsec()));
     let nanos = now.1 as u64 + u64::from(after.subsec_nanos());
     let secs = (now.0 as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
-    libc::timespec {
-        tv_sec: secs.min(i64::MAX as u64) as _,
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    }
+    libc::timespec { tv_sec: secs.min(i64::MAX as u64) as _, tv_nsec: (nanos % 1_000_000_000) as libc::c_long }
 }
 
 /// Unlocks the mutex at `m`.
